@@ -1,0 +1,111 @@
+"""Opening the catalog, migrating it, and writing a partition's rows atomically."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .tables import Base, Loss
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # WAL lets the UI read while a run writes
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    # pool_pre_ping: a Postgres restart between two stages costs a reconnect, not a failed run
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Run the Alembic migrations up to `revision`."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+class Catalog:
+    """The catalog database: tables in `tables.py`, one instance per process and URL."""
+
+    def __init__(self, url: str, *, migrate: bool = True):
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if migrate:
+            with _migrate_lock:
+                if url not in _migrated:
+                    upgrade(url)
+                    _migrated.add(url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose work commits on success and rolls back on any error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def replace_partition_rows(
+        self,
+        *,
+        asset_key: str,
+        partition: str,
+        rows: Sequence[Base],
+        tables: Iterable[type[Base]],
+    ) -> None:
+        """Delete what `asset_key` wrote for `partition` in `tables`, insert `rows`, one transaction.
+
+        Re-materializing a partition therefore never duplicates rows and never leaves
+        a half-written state: readers see the old rows or the new ones.
+        """
+        with self.session() as session:
+            for table in tables:
+                session.execute(
+                    delete(table).where(table.asset_key == asset_key, table.partition == partition)
+                )
+            session.add_all(rows)
+
+    def count(self, table: type[Base], **filters) -> int:
+        with self.session() as session:
+            stmt = select(func.count()).select_from(table)
+            for column, value in filters.items():
+                stmt = stmt.where(getattr(table, column) == value)
+            return int(session.execute(stmt).scalar_one())
+
+    def losses(self, partition: str | None = None, stage: str | None = None) -> list[Loss]:
+        with self.session() as session:
+            stmt = select(Loss).order_by(Loss.id)
+            if partition is not None:
+                stmt = stmt.where(Loss.partition == partition)
+            if stage is not None:
+                stmt = stmt.where(Loss.stage == stage)
+            return list(session.scalars(stmt))
+
+    def dispose(self) -> None:
+        self.engine.dispose()

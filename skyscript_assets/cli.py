@@ -1,0 +1,186 @@
+"""`skyscript`: the command line of the SkyScript factory.
+
+    skyscript demo            render a sample drama, run every asset on it, print a summary
+    skyscript ingest PATH     register a drama folder (copied into the landing zone)
+    skyscript db upgrade      migrate the catalog database
+    skyscript ui              open the Dagster UI on the same instance
+
+Errors a user can fix are one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from . import settings
+
+
+class UserError(Exception):
+    """A problem with what the user asked for; printed as one line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "home", None):
+        os.environ["SKYSCRIPT_HOME"] = str(Path(args.home).expanduser().resolve())
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"skyscript: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("skyscript: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skyscript",
+        description="SkyScript factory: short-drama videos in, shooting scripts and scripts out. "
+        "State lives under SKYSCRIPT_HOME (default ~/.skyscript): catalog.db, landing/, artifacts/, dagster/.",
+    )
+    parser.add_argument("--home", help="use this SKYSCRIPT_HOME instead of the environment's")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="render a sample drama and materialize every asset on it")
+    demo.add_argument("--drama-id", default=None, help="partition key of the sample drama (default sample-drama)")
+    demo.set_defaults(func=cmd_demo)
+
+    ingest = sub.add_parser("ingest", help="register a drama folder: copy it into the landing zone and add its partition")
+    ingest.add_argument("path", help="folder holding the episode videos (and an optional drama.json)")
+    ingest.add_argument("--drama-id", help="partition key (default: the folder name; must be a lowercase slug)")
+    ingest.add_argument("--run", action="store_true", help="materialize every asset of the drama now, in-process")
+    ingest.set_defaults(func=cmd_ingest)
+
+    db = sub.add_parser("db", help="catalog database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    upgrade = db_sub.add_parser("upgrade", help="apply the Alembic migrations (SKYSCRIPT_DATABASE_URL or the SQLite default)")
+    upgrade.add_argument("--revision", default="head")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
+    ui = sub.add_parser("ui", help="run `dagster dev` on this SKYSCRIPT_HOME's instance")
+    ui.add_argument("--port", default="3000")
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def cmd_db_upgrade(args) -> int:
+    from .catalog import upgrade
+
+    url = settings.database_url()
+    upgrade(url, args.revision)
+    print(f"catalog at {_redact(url)} upgraded to {args.revision}")
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from .ids import UnsafeIdError, validate_drama_id
+    from .stages.landing import open_fs
+
+    source = Path(args.path).expanduser()
+    if not source.is_dir():
+        raise UserError(f"{args.path}: not a folder")
+    drama_id = args.drama_id or source.resolve().name
+    try:
+        validate_drama_id(drama_id)
+    except UnsafeIdError as exc:
+        raise UserError(f"{exc}; rename the folder or pass --drama-id") from None
+
+    fs, landing_root = open_fs(settings.landing_url())
+    target = f"{landing_root}/{drama_id}"
+    if fs.protocol in ("file", ("file", "local")):
+        if Path(target).resolve() != source.resolve():
+            shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
+    else:
+        fs.put(str(source), target, recursive=True)
+    instance = _instance()
+    from .defs.runner import register_drama
+
+    added = register_drama(instance, drama_id)
+    print(f"drama {drama_id!r} {'registered' if added else 'already registered'}; landing folder {target}")
+    if args.run:
+        return _run_drama(drama_id, instance)
+    print(f"materialize it with: skyscript ingest {args.path} --run   (or from the Dagster UI: skyscript ui)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .stages.demo_drama import DEMO_DRAMA_ID, write_demo_drama
+
+    drama_id = args.drama_id or DEMO_DRAMA_ID
+    home = settings.skyscript_home()
+    landing = Path(settings.landing_url())
+    print(f"SKYSCRIPT_HOME={home}")
+    print(f"rendering the demo drama {drama_id!r} into {landing / drama_id} ...")
+    write_demo_drama(landing, home / "demo_groundtruth", drama_id=drama_id)
+    instance = _instance()
+    from .defs.runner import register_drama
+
+    register_drama(instance, drama_id)
+    return _run_drama(drama_id, instance, demo=True)
+
+
+def cmd_ui(args) -> int:
+    home = settings.ensure_dagster_home()
+    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "skyscript_assets.definitions", "-p", str(args.port)]
+    print(f"DAGSTER_HOME={home}; starting: {' '.join(cmd)}")
+    os.execv(sys.executable, cmd)
+
+
+def _instance():
+    import dagster as dg
+
+    settings.ensure_dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def _run_drama(drama_id: str, instance, demo: bool = False) -> int:
+    from .definitions import DRAMA_ASSETS
+    from .defs.runner import materialize_drama
+
+    outcomes = materialize_drama(drama_id, DRAMA_ASSETS, instance=instance)
+    _print_summary(drama_id, outcomes)
+    home = settings.dagster_home()
+    print("\nOpen the Dagster UI on these runs:")
+    print(f"  DAGSTER_HOME={home} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)")
+    if demo:
+        print(f"Ground truth of the demo drama: {settings.skyscript_home() / 'demo_groundtruth' / (drama_id + '.json')}")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _print_summary(drama_id: str, outcomes) -> None:
+    from .defs.resources import CatalogResource
+
+    catalog = CatalogResource().get()
+    print(f"\nSummary for drama {drama_id!r}")
+    rows = [("asset", "status", "seconds", "key figures")]
+    for o in outcomes:
+        figures = ", ".join(f"{k}={v}" for k, v in o.metadata.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool))
+        rows.append((o.asset, "ok" if o.ok else "FAILED", f"{o.seconds:.1f}", figures))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
+    for r in rows:
+        print(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+    losses = catalog.losses(partition=drama_id)
+    print(f"  losses recorded: {len(losses)}")
+    for loss in losses[:20]:
+        print(f"    [{loss.stage}/{loss.reason}] {loss.detail}")
+
+
+def _redact(url: str) -> str:
+    """Never print a database password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""drama_manifest: the episodes of one drama, probed, deduplicated and ordered."""
+
+
+import dagster as dg
+
+from ..catalog import Drama, Episode, Loss
+from ..stages.landing import find_drama
+from ..stages.manifest import STAGE as MANIFEST_STAGE, build_manifest
+from .partitions import dramas_partitions
+from .provenance import loss_rows, provenance, reasons_table
+from .resources import ArtifactStore, CatalogResource, LandingZone
+
+MANIFEST_STAGE_VERSION = "1"
+# Above this share of unusable files the drama is worth a look (a scrape gone wrong).
+MANIFEST_LOSS_WARN_RATE = 0.10
+
+
+@dg.asset(
+    partitions_def=dramas_partitions,
+    group_name="ingest",
+    kinds={"python", "video"},
+    description="Episodes of one drama: probed with PyAV (duration, fps, VFR, geometry, audio, "
+    "subtitle streams), hashed, deduplicated and ordered by episode number.",
+    check_specs=[
+        dg.AssetCheckSpec("has_episodes", asset="drama_manifest", blocking=True,
+                          description="At least one readable episode; otherwise nothing downstream can run."),
+        dg.AssetCheckSpec("file_loss_rate", asset="drama_manifest",
+                          description=f"Share of files that are not usable episodes (warns above {MANIFEST_LOSS_WARN_RATE:.0%})."),
+    ],
+)
+def drama_manifest(
+    context: dg.AssetExecutionContext,
+    landing: LandingZone,
+    catalog: CatalogResource,
+    artifacts: ArtifactStore,
+) -> dg.MaterializeResult:
+    drama_id = context.partition_key
+    try:
+        folder = find_drama(landing.resolved_url(), drama_id)
+    except (FileNotFoundError, ValueError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+    manifest = build_manifest(folder.uri, drama_id)
+    prov = provenance(context, MANIFEST_STAGE_VERSION)
+    drama_row = Drama(drama_id=drama_id, title=manifest.info.title or drama_id, language=manifest.info.language,
+                      source=manifest.info.source, landing_uri=folder.uri, landing_fingerprint=folder.fingerprint,
+                      episode_count=len(manifest.episodes), **prov)
+    episode_rows = [
+        Episode(drama_id=drama_id, episode_id=e.episode_id, episode_number=e.episode_number, position=e.position,
+                file_name=e.file_name.encode("utf-8", "backslashreplace").decode(), uri=e.uri,
+                size_bytes=e.size_bytes, sha256=e.sha256, **e.probe.as_dict(), **prov)
+        for e in manifest.episodes
+    ]
+    catalog.get().replace_partition_rows(
+        asset_key=prov["asset_key"], partition=drama_id,
+        rows=[drama_row, *episode_rows, *loss_rows(manifest.losses, drama_id, prov)],
+        tables=[Drama, Episode, Loss],
+    )
+    manifest_uri = artifacts.write_json(
+        {"drama_id": drama_id, "info": manifest.info.model_dump(), "landing_uri": folder.uri,
+         "episodes": [{"episode_id": e.episode_id, "file_name": e.file_name, "uri": e.uri, "sha256": e.sha256,
+                       "episode_number": e.episode_number, **e.probe.as_dict()} for e in manifest.episodes],
+         "losses": [loss.model_dump() for loss in manifest.losses]},
+        drama_id, "drama_manifest", "manifest.json",
+    )
+
+    for loss in manifest.losses:
+        context.log.warning(f"loss [{loss.reason}] {loss.detail}")
+    files = len(manifest.episodes) + sum(1 for loss in manifest.losses if loss.stage == MANIFEST_STAGE)
+    file_losses = files - len(manifest.episodes)
+    loss_rate = file_losses / files if files else 1.0
+    total_s = sum(e.probe.duration_s for e in manifest.episodes)
+    context.log.info(f"{drama_id}: {len(manifest.episodes)} episodes, {total_s:.1f} s, {len(manifest.losses)} losses")
+    return dg.MaterializeResult(
+        metadata={
+            "episodes": len(manifest.episodes),
+            "duration_s": round(total_s, 3),
+            "losses": len(manifest.losses),
+            "file_loss_rate": round(loss_rate, 4),
+            "vfr_episodes": sum(e.probe.is_vfr for e in manifest.episodes),
+            "episode_table": _episode_table(manifest.episodes),
+            "loss_reasons": reasons_table(manifest.losses),
+            "manifest": dg.MetadataValue.path(manifest_uri),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="has_episodes", passed=bool(manifest.episodes),
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=None if manifest.episodes else f"{drama_id} has no readable episode",
+                metadata={"episodes": len(manifest.episodes)},
+            ),
+            dg.AssetCheckResult(
+                check_name="file_loss_rate", passed=loss_rate <= MANIFEST_LOSS_WARN_RATE,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"loss_rate": round(loss_rate, 4), "lost_files": file_losses, "files": files},
+            ),
+        ],
+    )
+
+
+def _episode_table(episodes) -> dg.MetadataValue:
+    lines = ["| # | episode | duration s | fps | VFR | display | codec | audio |", "|---|---|---|---|---|---|---|---|"]
+    for e in episodes[:100]:
+        p = e.probe
+        lines.append(f"| {e.position + 1} | {e.episode_id} | {p.duration_s:.2f} | {p.avg_fps:.2f} | {'yes' if p.is_vfr else 'no'} "
+                     f"| {p.display_width}x{p.display_height} | {p.codec} | {p.audio_codec or '-'} |")
+    return dg.MetadataValue.md("\n".join(lines))

@@ -1,0 +1,72 @@
+"""Materialize one drama in-process, asset by asset, reporting progress (used by the CLI).
+
+Each asset is its own run against the given instance, so the runs, materializations and
+check results show up in the Dagster UI exactly as if launched from there.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from .partitions import dramas_partitions
+from .resources import local_resources
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class AssetOutcome:
+    asset: str
+    ok: bool
+    seconds: float
+    metadata: dict = field(default_factory=dict)
+    failed_checks: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def register_drama(instance: dg.DagsterInstance, drama_id: str) -> bool:
+    """Add the partition if new; True when it was added."""
+    if instance.has_dynamic_partition(dramas_partitions.name, drama_id):
+        return False
+    instance.add_dynamic_partitions(dramas_partitions.name, [drama_id])
+    return True
+
+
+def materialize_drama(
+    drama_id: str,
+    assets: Sequence[dg.AssetsDefinition],
+    *,
+    instance: dg.DagsterInstance,
+    resources: dict | None = None,
+    on_progress: Callable[[str], None] = print,
+) -> list[AssetOutcome]:
+    outcomes: list[AssetOutcome] = []
+    resources = resources or local_resources()
+    for number, asset in enumerate(assets, start=1):
+        name = asset.key.to_user_string()
+        on_progress(f"[{number}/{len(assets)}] {name} ...")
+        started = time.perf_counter()
+        result = dg.materialize(
+            assets, selection=[asset.key], partition_key=drama_id, instance=instance,
+            resources=resources, raise_on_error=False, run_config=QUIET_LOGS,
+            tags={"skyscript/trigger": "cli"},
+        )
+        outcome = AssetOutcome(asset=name, ok=result.success, seconds=time.perf_counter() - started)
+        for event in result.get_asset_materialization_events():
+            outcome.metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+        for event in result.get_asset_check_evaluations():
+            if not event.passed:
+                outcome.failed_checks.append(f"{event.check_name} ({event.severity.value.lower()})")
+        if not result.success:
+            failures = [e for e in result.all_events if e.is_step_failure]
+            outcome.error = failures[0].step_failure_data.error.message.strip().splitlines()[0] if failures and failures[0].step_failure_data.error else "run failed"
+        outcomes.append(outcome)
+        summary = ", ".join(f"{k}={v}" for k, v in outcome.metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        checks = f"; failed checks: {', '.join(outcome.failed_checks)}" if outcome.failed_checks else ""
+        status = "done" if outcome.ok else f"FAILED: {outcome.error}"
+        on_progress(f"[{number}/{len(assets)}] {name} {status} in {outcome.seconds:.1f}s  {summary}{checks}")
+        if not outcome.ok:
+            break  # downstream assets would only fail on missing inputs
+    return outcomes

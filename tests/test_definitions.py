@@ -1,0 +1,55 @@
+"""The code location loads, and its asset specs match the reviewed snapshot.
+
+A change to an asset's key, group, kinds, partitioning, dependencies or checks shows up
+here as a diff; accept it with UPDATE_SNAPSHOTS=1 after reviewing it."""
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from skyscript_assets.definitions import DRAMA_ASSETS, defs
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
+
+
+def _spec_snapshot() -> dict:
+    repo = defs.get_repository_def()
+    specs = {}
+    for node in sorted(repo.asset_graph.asset_nodes, key=lambda n: n.key.to_user_string()):
+        specs[node.key.to_user_string()] = {
+            "group": node.group_name,
+            "kinds": sorted(node.kinds),
+            "partitions": getattr(node.partitions_def, "name", None),
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "checks": sorted(c.name for c in node.check_keys),
+            "pool": node.pools and sorted(node.pools) or None,
+        }
+    return specs
+
+
+def test_definitions_load_and_validate():
+    dg.Definitions.validate_loadable(defs)
+    repo = defs.get_repository_def()
+    assert repo.has_job("drama_pipeline")
+    assert repo.has_sensor_def("new_dramas")
+    assert repo.has_schedule_def("landing_zone_rescan")
+
+
+def test_asset_specs_match_snapshot():
+    current = _spec_snapshot()
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_drama_asset_is_partitioned_by_dramas_and_in_graph_order():
+    keys = [a.key for a in DRAMA_ASSETS]
+    repo = defs.get_repository_def()
+    seen = set()
+    for asset in DRAMA_ASSETS:
+        assert asset.partitions_def is not None and asset.partitions_def.name == "dramas"
+        node = repo.asset_graph.get(asset.key)
+        assert {p for p in node.parent_keys if p in keys} <= seen, f"{asset.key} listed before its parents"
+        seen.add(asset.key)
