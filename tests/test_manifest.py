@@ -42,7 +42,7 @@ def test_manifest_orders_dedupes_and_records_losses(tmp_path, make_video):
     assert manifest.info.title == "My Drama" and manifest.info.language == "zh"
     reasons = {loss.item: loss.reason for loss in manifest.losses}
     assert reasons == {"ep1-copy.mp4": "duplicate", "notes.docx": "not_a_video", "ep99.mp4": "unreadable",
-                       "loop.mp4": "unreadable"}
+                       "loop.mp4": "not_a_file"}
     assert all("\n" not in loss.detail and loss.detail.startswith("my-drama: ") for loss in manifest.losses)
 
 
@@ -58,13 +58,15 @@ def test_broken_drama_json_is_a_loss_and_defaults_apply(tmp_path, make_video, co
     assert [loss.reason for loss in manifest.losses] == ["invalid_drama_json"]
 
 
-def test_non_utf8_and_unicode_file_names(tmp_path, make_video):
+def test_non_utf8_names_are_a_loss_and_unicode_names_are_episodes(tmp_path, make_video):
     drama = tmp_path / "d2"
     drama.mkdir()
     make_video(drama / "第1集.mp4")
     path, _ = make_video(tmp_path / "x.mp4", [((1, 2, 250), 0.4, "start")])
     os.rename(path, os.path.join(os.fsencode(drama), b"ep2-\xff.mp4"))
     manifest = build_manifest(str(drama), "d2")
-    assert len(manifest.episodes) == 2, manifest.losses
-    for episode in manifest.episodes:
-        episode.episode_id.encode("ascii")  # ids are plain ASCII path segments
+    assert [e.file_name for e in manifest.episodes] == ["第1集.mp4"]
+    manifest.episodes[0].episode_id.encode("ascii")  # ids are plain ASCII path segments
+    [loss] = manifest.losses
+    assert loss.reason == "non_utf8_name" and "rename" in loss.detail
+    loss.detail.encode("utf-8")  # storable as text

@@ -90,6 +90,13 @@ def build_manifest(folder_uri: str, drama_id: str) -> Manifest:
         extension = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
         if entry.get("type") == "directory":
             manifest.losses.append(_loss(drama_id, name, "not_a_file", "sub-folders are not read; episodes must sit in the drama folder"))
+        elif entry.get("type") not in ("file", None):
+            # FIFOs, sockets and devices: opening one can block forever
+            kind = "a broken symlink or symlink loop" if entry.get("islink") else "not a regular file (FIFO, socket or device)"
+            manifest.losses.append(_loss(drama_id, name, "not_a_file", f"{_printable(name)}: {kind}"))
+        elif extension in VIDEO_EXTENSIONS and not _is_utf8(name):
+            # Such a path cannot be stored as text in the catalog nor passed on as a URI.
+            manifest.losses.append(_loss(drama_id, name, "non_utf8_name", f"{_printable(name)}: file name is not valid UTF-8; rename it"))
         elif extension in VIDEO_EXTENSIONS:
             candidates.append((episode_number(name), name, entry))
         elif extension not in SIDECAR_EXTENSIONS:
@@ -117,6 +124,10 @@ def build_manifest(folder_uri: str, drama_id: str) -> Manifest:
         except OSError as exc:  # permission denied, symlink loop, vanished file, ...
             manifest.losses.append(_loss(drama_id, name, "unreadable", f"{shown}: {exc.strerror or exc}"))
             continue
+        except Exception as exc:  # noqa: BLE001 - a file FFmpeg chokes on in a new way is one loss, not a failed drama
+            text = " ".join(str(exc).split())[:200] or type(exc).__name__
+            manifest.losses.append(_loss(drama_id, name, "probe_failed", f"{shown}: probing failed ({type(exc).__name__}: {text})"))
+            continue
         seen_hashes[digest] = shown
         accepted.append((number, name, full_uri(fs, path), size, digest, probe))
 
@@ -129,6 +140,14 @@ def build_manifest(folder_uri: str, drama_id: str) -> Manifest:
 
 def _loss(drama_id: str, item: str, reason: str, detail: str) -> LossRecord:
     return LossRecord(stage=STAGE, item=_printable(item), reason=reason, detail=f"{drama_id}: {detail}")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates
+        return False
+    return True
 
 
 def _printable(name: str) -> str:

@@ -88,6 +88,8 @@ def probe_video(source: str | BinaryIO, *, name: str | None = None) -> VideoProb
             raise ProbeError("no_video_stream", f"{label}: no video stream (streams: {', '.join(kinds)})")
         video = container.streams.video[0]
         codec_context = video.codec_context
+        if codec_context is None:  # FFmpeg knows no decoder for this stream's codec id
+            raise ProbeError("unsupported_codec", f"{label}: video codec is not supported by this FFmpeg build")
         coded_width, coded_height = int(codec_context.width or 0), int(codec_context.height or 0)
         if coded_width <= 0 or coded_height <= 0:
             raise ProbeError("no_video_stream", f"{label}: video stream has no frame size")
