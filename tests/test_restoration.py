@@ -1,0 +1,109 @@
+"""Restoration and release stages: Fountain rendering checked by an independent parser,
+filters, near-duplicate removal, Parquet shards that `datasets` loads."""
+
+import json
+
+import fsspec
+import pytest
+
+from skyscript_assets.schema import CharacterInShot, EmotionVAD, ShootingScript, ShotMusic, ShotScript
+from skyscript_assets.stages.fountain import read_fountain, render_fountain
+from skyscript_assets.stages.release import PAIR_SCHEMA, dataset_card, write_shards
+from skyscript_assets.stages.restore import filter_restorations, near_duplicate_indices, style_variants
+
+
+def _script() -> ShootingScript:
+    emma = CharacterInShot(character_id="char-1", name="Emma", emotion="Sad", vad=EmotionVAD(valence=3, arousal=4, dominance=5),
+                           posture="standing", line="You came back. I kept your cup.", location_cm=(0, 165, 300))
+    stranger = CharacterInShot(character_id="char-2", name="Character 2", action="walks in")
+    return ShootingScript(
+        drama_id="sample-drama", episode_id="ep02", scene_number=3, interior=True, location="Coffee shop",
+        time_of_day="day", description="A quiet café; rain on the window.",
+        shots=[
+            ShotScript(shot_number=1, start_s=0.0, end_s=2.0, shot_size="wide", camera_movement="pan", characters=[stranger],
+                       music=ShotMusic(present=True, mood="melancholic", genre="piano")),
+            ShotScript(shot_number=2, start_s=2.0, end_s=4.5, shot_size="close_up", camera_angle="eye_level", focus="Emma",
+                       characters=[emma]),
+        ],
+    )
+
+
+def test_rendered_screenplay_parses_as_fountain_with_heading_cue_and_line():
+    script = _script()
+    text = render_fountain(script)
+    document = read_fountain(text)
+    assert document.headings == ["INT. COFFEE SHOP - DAY"]
+    assert document.speakers == ["EMMA"]
+    assert document.dialogue == ["You came back. I kept your cup."]
+    assert any("WIDE SHOT" in line and "PAN" in line for line in document.action)
+    # The forced-action camera lines must not be mistaken for character cues.
+    assert "CLOSE UP, EYE LEVEL ON EMMA" not in document.speakers
+    assert render_fountain(script) == text  # deterministic
+
+
+def test_filters_drop_broken_off_topic_and_near_duplicate_restorations():
+    script = _script()
+    reference = render_fountain(script)
+    variant = reference.replace("A quiet café; rain on the window.", "Rain streaks the glass of a near-empty café; a kettle hisses.")
+    texts = [
+        reference,                                          # kept
+        reference + "\n",                                   # near-copy of 0
+        variant,                                            # different enough: kept
+        "Just some prose with no heading at all, about Emma in a café, long enough to pass the length gate easily.",
+        reference.replace("Emma", "Zoe").replace("EMMA", "ZOE"),  # loses the named character
+        "",
+        reference * 10,                                     # far too long
+    ]
+    kept, losses = filter_restorations(script, texts, reference)
+    assert kept == [0, 2]
+    reasons = sorted(loss.reason for loss in losses)
+    assert reasons == ["characters_missing", "empty", "length_out_of_bounds", "near_duplicate", "not_fountain"]
+
+
+def test_near_duplicates_are_found_and_distinct_texts_kept():
+    base = " ".join(f"word{i}" for i in range(200))
+    texts = [base, base.replace("word5 ", "wordX "), " ".join(f"other{i}" for i in range(200))]
+    assert near_duplicate_indices(texts) == {1}
+
+
+def test_style_variants_are_diverse_and_seeded():
+    styles = style_variants(100, seed=7)
+    assert len(set(styles)) == 100
+    assert style_variants(100, seed=7) == styles
+    assert style_variants(100, seed=8) != styles
+
+
+def test_parquet_shards_load_with_datasets(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+    script = _script()
+    rows = [{
+        "pair_id": f"{script.script_id}/r{i}", "drama_id": script.drama_id, "episode_id": script.episode_id,
+        "scene_number": script.scene_number, "shot_numbers": [1, 2], "restoration_index": i, "style": "warm drama",
+        "script": render_fountain(script), "shooting_script_json": script.model_dump_json(),
+        "shooting_script_text": "SCENE 3 INT. COFFEE SHOP - DAY", "highlight_score": 0.5 + i / 100,
+        "calibration_status": "passed", "model_id": "fountain-renderer/1",
+    } for i in range(25)]
+    fs = fsspec.filesystem("file")
+    shards = write_shards(rows, fs, str(tmp_path / "release"), rows_per_shard=10)
+    assert [s.rows for s in shards] == [10, 10, 5]
+    assert not list((tmp_path / "release").glob("*.tmp"))
+
+    from datasets import load_dataset
+
+    dataset = load_dataset("parquet", data_files=str(tmp_path / "release" / "*.parquet"), split="train")
+    assert dataset.num_rows == 25
+    assert set(dataset.column_names) == set(PAIR_SCHEMA.names)
+    restored = ShootingScript.model_validate(json.loads(dataset[3]["shooting_script_json"]))
+    assert restored == script
+
+    card = dataset_card(name="SkyScript sample", pairs=25, dramas=1, shooting_scripts=1, shard_glob="data/*.parquet",
+                        loss_rates={"keyframes": 0.04}, licences=["CC BY 3.0"])
+    assert card.startswith("---\nconfigs:") and "| pairs | 25 |" in card and "4.00%" in card
+
+
+@pytest.mark.parametrize("bad", ["INT. \n\n", "\x00\x01 garbage"])
+def test_garbage_is_a_loss_not_an_exception(bad):
+    script = _script()
+    kept, losses = filter_restorations(script, [bad], render_fountain(script))
+    assert kept == [] and len(losses) == 1
