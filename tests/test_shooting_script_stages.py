@@ -103,3 +103,125 @@ def test_occlusion_conflicts_flag_an_impossible_depth_order():
     assert occlusion_conflicts([near, far]) == []
     wrong = near.__class__("a", (near.location_cm[0], near.location_cm[1], far.location_cm[2] + 100), near.box)
     assert occlusion_conflicts([wrong, far]) == [("a", "b")]
+
+
+# --- audio ------------------------------------------------------------------------------
+
+from skyscript_assets.stages.audio import SAMPLE_RATE, analyse, analyse_range, decode_mono  # noqa: E402
+
+
+def _click_track(bpm: float, seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) * 0.15  # a sustained A major chord
+    clicks = np.zeros_like(t)
+    period = int(SAMPLE_RATE * 60 / bpm)
+    for start in range(0, len(t), period):
+        clicks[start:start + 400] += np.hanning(800)[:400] * 0.8 * np.sin(2 * np.pi * 2000 * t[start:start + 400])
+    return (chord * (1 + 0.5 * (clicks != 0)) + clicks).astype(np.float32)
+
+
+def test_music_with_a_beat_is_detected_with_its_tempo():
+    signals = analyse(_click_track(120, 8))
+    assert signals.music
+    assert signals.tempo_bpm == pytest.approx(120, rel=0.05)
+    assert -30 < signals.loudness_db < 0
+
+
+def test_noise_and_silence_are_not_music():
+    rng = np.random.default_rng(0)
+    assert not analyse((rng.standard_normal(SAMPLE_RATE * 4) * 0.1).astype(np.float32)).music
+    silent = analyse(np.zeros(SAMPLE_RATE * 2, np.float32))
+    assert not silent.music and silent.loudness_db <= -50 and silent.tempo_bpm is None
+
+
+def test_audio_decoded_from_a_real_clip(shared_videos):
+    samples = decode_mono(str(shared_videos / "chaplin.mp4"))
+    assert samples is not None and len(samples) == pytest.approx(9.6 * SAMPLE_RATE, rel=0.05)
+    assert analyse_range(samples, 0, 5).loudness_db > -50
+    assert decode_mono(str(shared_videos / "popeye_sinbad_part3.mkv")) is None  # no audio stream
+
+
+# --- scenes -----------------------------------------------------------------------------
+
+from skyscript_assets.stages.scenes import ShotForScene, group_scenes  # noqa: E402
+
+
+def test_shots_group_into_scenes_with_headings():
+    coffee, rocket = skimage.data.coffee(), skimage.data.rocket()
+    shots = [
+        ShotForScene(0, 2, coffee, "Cozy cafe", "Indoors, a cafe at night with warm lamps"),
+        ShotForScene(2, 4, coffee[::-1].copy(), "Cozy Cafe", None),  # same place name, flipped look
+        ShotForScene(4, 6, coffee, None, None),  # no name, same look
+        ShotForScene(6, 9, rocket, "Launch pad", "Outdoors under a clear sky, sunny morning"),
+    ]
+    scenes = group_scenes(shots)
+    assert [s.shot_indices for s in scenes] == [[0, 1, 2], [3]]
+    assert (scenes[0].interior, scenes[0].location, scenes[0].time_of_day) == (True, "COZY CAFE", "NIGHT")
+    assert (scenes[1].interior, scenes[1].location, scenes[1].time_of_day) == (False, "LAUNCH PAD", "DAY")
+
+
+def test_a_long_gap_starts_a_new_scene():
+    coffee = skimage.data.coffee()
+    scenes = group_scenes([ShotForScene(0, 2, coffee, "cafe"), ShotForScene(30, 32, coffee, "cafe")])
+    assert len(scenes) == 2
+
+
+# --- identities -------------------------------------------------------------------------
+
+from skyscript_assets.stages.identities import (  # noqa: E402
+    FaceObservation, cluster_identities, face_descriptor, introductions,
+)
+
+
+def test_faces_cluster_into_stable_named_characters():
+    astronaut = skimage.data.astronaut()[30:230, 150:330]
+    other = skimage.data.chelsea()[20:220, 100:280]
+    rng = np.random.default_rng(1)
+
+    def jitter(face):
+        noisy = face.astype(int) + rng.integers(-12, 13, face.shape)
+        return np.clip(noisy, 0, 255).astype(np.uint8)
+
+    observations = [
+        FaceObservation("k1-f0", face_descriptor(jitter(astronaut)), (0, 1.0), lines=("Hello. I'm Eileen, your pilot.",)),
+        FaceObservation("k2-f0", face_descriptor(jitter(other)), (0, 3.0)),
+        FaceObservation("k3-f0", face_descriptor(jitter(astronaut[5:, 5:])), (1, 0.5)),
+        FaceObservation("k4-f0", face_descriptor(jitter(other)), (1, 2.0), caption=None),
+    ]
+    characters = cluster_identities(observations, embedding_kind="hog")
+    assert [(c.character_id, c.name, c.observation_ids, c.named_from) for c in characters] == [
+        ("char-1", "Eileen", ["k1-f0", "k3-f0"], "dialogue"),
+        ("char-2", "Character 2", ["k2-f0", "k4-f0"], "default"),
+    ]
+
+
+@pytest.mark.parametrize("line, names", [("I'm Emma. I never left.", ["Emma"]), ("My name is Li Wei", ["Li Wei"]),
+                                         ("I'm sorry, Emma", []), ("I'm Fine", [])])
+def test_introductions(line, names):
+    assert introductions(line) == names
+
+
+# --- calibration ------------------------------------------------------------------------
+
+from skyscript_assets.stages.calibration import grade_packet, load_reviews, make_packets  # noqa: E402
+
+
+def test_packets_are_seeded_sized_and_cover_every_record():
+    ids = [f"r{i}" for i in range(1234)]
+    packets = make_packets(ids, drama_id="d", seed=1)
+    assert all(200 <= len(p.record_ids) <= 500 for p in packets)
+    assert sorted(r for p in packets for r in p.record_ids) == sorted(ids)
+    assert make_packets(ids, drama_id="d", seed=1) == packets
+    assert make_packets(ids, drama_id="d", seed=2) != packets
+    assert len(make_packets(ids[:50], drama_id="d")) == 1
+
+
+def test_accuracy_gate():
+    [packet] = make_packets([f"r{i}" for i in range(200)], drama_id="d")
+    good = {r: i % 20 != 0 for i, r in enumerate(packet.record_ids)}  # 95 % correct
+    bad = {r: i % 5 != 0 for i, r in enumerate(packet.record_ids)}  # 80 % correct
+    assert grade_packet(packet, good).status == "passed"
+    assert grade_packet(packet, bad).status == "needs_repair"
+    partial = dict(list(good.items())[:10])
+    assert grade_packet(packet, partial).status == "pending"
+    assert load_reviews('[{"record_id": "a", "correct": true}]') == {"a": True}
