@@ -107,3 +107,48 @@ def test_garbage_is_a_loss_not_an_exception(bad):
     script = _script()
     kept, losses = filter_restorations(script, [bad], render_fountain(script))
     assert kept == [] and len(losses) == 1
+
+
+# --- Table 1 text and relationships ---------------------------------------------------------
+
+from skyscript_assets.stages.relationships import compatibility, edges_by_pair, relationship_graph  # noqa: E402
+from skyscript_assets.stages.table1 import shooting_script_text  # noqa: E402
+
+
+def test_table1_text_has_the_papers_layout():
+    text = shooting_script_text(_script())
+    lines = text.splitlines()
+    assert lines[0] == "SCENE 3 INT. COFFEE SHOP - DAY"
+    assert "SHOT 1: WIDE SHOT" in lines and "SHOT 2: CLOSE UP" in lines
+    assert "3D location of Emma: (0,165,300)" in lines
+    assert 'Emma says: "You came back. I kept your cup."' in text
+    assert "Camera Detail — Time: 2.5s, Shot Size: Close Up, Camera Angle: Eye Level" in lines
+
+
+def _with(characters_by_shot, scene=1):
+    shots = [ShotScript(shot_number=i + 1, start_s=i, end_s=i + 1, characters=chars)
+             for i, chars in enumerate(characters_by_shot)]
+    return ShootingScript(drama_id="d", episode_id="ep1", scene_number=scene, location="x", shots=shots)
+
+
+def test_relationship_graph_over_time():
+    a = lambda **k: CharacterInShot(character_id="char-1", name="Ann", **k)  # noqa: E731
+    b = lambda **k: CharacterInShot(character_id="char-2", name="Bo", **k)  # noqa: E731
+    scene1 = _with([[a(line="Hi.", location_cm=(0, 165, 100), vad=EmotionVAD(valence=8, arousal=5, dominance=5)),
+                     b(location_cm=(0, 165, 200), vad=EmotionVAD(valence=6, arousal=5, dominance=5))],
+                    [b(line="Hello.")], [a(line="Bye.")]], scene=1)
+    scene2 = _with([[a(vad=EmotionVAD(valence=2, arousal=8, dominance=5)), b(vad=EmotionVAD(valence=2, arousal=8, dominance=5))]], scene=2)
+    edges = relationship_graph([scene2, scene1])
+    assert [(e.scene_number, e.shots_together) for e in edges] == [(1, 1), (2, 1)]
+    first, second = edges
+    assert first.mean_distance_cm == 100.0 and first.mean_valence_together == 7.0
+    assert (first.replies_a_to_b, first.replies_b_to_a) == (1, 1)  # Bo answers Ann, Ann answers Bo
+    assert second.mean_valence_together == 2.0  # the relationship sours in scene 2
+    assert list(edges_by_pair(edges)) == [("char-1", "char-2")]
+
+
+def test_compatibility_score():
+    warm_match = compatibility("friendly and relaxed", 4, "gentle, kind", 4)
+    cold_mismatch = compatibility("cold and arrogant", 5, "stern", 1)
+    assert 0 <= cold_mismatch < warm_match <= 1
+    assert compatibility("friendly", None, "kind", 3) is None
