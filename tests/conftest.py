@@ -63,7 +63,7 @@ def postgres_url():
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"skyscript_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .tables import Base, Loss
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# A database restart or fail-over drops connections for a few seconds: writes wait it out.
+RETRY_DELAYS_S = (0.5, 1, 2, 4, 8, 15)
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
@@ -71,6 +80,18 @@ class Catalog:
         with self._sessions() as session, session.begin():
             yield session
 
+    def retrying(self, work: Callable[[], T]) -> T:
+        """Run `work` (one whole transaction), again after a dropped connection, with backoff."""
+        for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+            try:
+                return work()
+            except (OperationalError, DBAPIError) as exc:
+                if delay is None or not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+                    raise
+                log.warning("catalog connection lost (%s); retry %d in %.1fs", type(exc.orig).__name__, attempt + 1, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
     def replace_partition_rows(
         self,
         *,
@@ -82,14 +103,20 @@ class Catalog:
         """Delete what `asset_key` wrote for `partition` in `tables`, insert `rows`, one transaction.
 
         Re-materializing a partition therefore never duplicates rows and never leaves
-        a half-written state: readers see the old rows or the new ones.
+        a half-written state: readers see the old rows or the new ones. A dropped
+        connection retries the whole transaction.
         """
-        with self.session() as session:
-            for table in tables:
-                session.execute(
-                    delete(table).where(table.asset_key == asset_key, table.partition == partition)
-                )
-            session.add_all(rows)
+        tables = list(tables)
+        values = _insert_values(rows)
+
+        def write() -> None:
+            with self.session() as session:
+                for table in tables:
+                    session.execute(delete(table).where(table.asset_key == asset_key, table.partition == partition))
+                for table, batch in values.items():
+                    session.execute(insert(table), batch)
+
+        self.retrying(write)
 
     def count(self, table: type[Base], **filters) -> int:
         with self.session() as session:
@@ -109,3 +136,25 @@ class Catalog:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _insert_values(rows: Sequence[Base]) -> dict[type[Base], list[dict]]:
+    """ORM rows as plain column values per table (executemany inserts, safe to replay).
+
+    Unset columns are left out so their defaults (created_at, autoincrement ids) apply."""
+    by_table: dict[type[Base], list[dict]] = defaultdict(list)
+    for row in rows:
+        columns = row.__table__.columns
+        by_table[type(row)].append({c.key: getattr(row, c.key) for c in columns if getattr(row, c.key) is not None})
+    # executemany needs the same keys in every row of a batch: fill a gap with the column's
+    # Python-side default, or NULL.
+    for table, batch in by_table.items():
+        keys = set().union(*batch)
+        for entry in batch:
+            for key in keys - entry.keys():
+                default = table.__table__.columns[key].default
+                if default is None:
+                    entry[key] = None
+                else:
+                    entry[key] = default.arg(None) if default.is_callable else default.arg
+    return by_table
