@@ -1,0 +1,255 @@
+"""Shot boundaries from one streaming decode: hard cuts, fades and dissolves.
+
+Features per frame are read straight from the decoded YUV planes (a strided sample, block
+averaged; no colour conversion or scaling of the full frame), so detection costs little
+beyond decoding itself:
+
+    thumb   a 64x36 grey thumbnail          -> pixel change between frames
+    hist    a 8x4x4 Y/U/V colour histogram   -> content change robust to motion
+    luma    mean and spread of brightness    -> black frames of a fade
+
+Decisions are taken `LOOKAHEAD` frames late, from a bounded window of features, so memory
+does not grow with the episode:
+
+* a hard cut is a frame whose change from the previous one is large in absolute terms and
+  large against the recent motion, and that does not come back: if a frame a few frames
+  later looks like the one before the spike, it was a flash or something passing in front
+  of the camera (an occlusion), not a cut;
+* a fade is a run of near-black frames between two shots;
+* a dissolve is a run of moderate changes whose ends differ like a cut and whose middle is
+  the blend of its ends (a pan's middle is not).
+
+Boundaries are presentation timestamps (VFR-safe); frame numbers count frames in decode
+order from 0.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+THUMB_W, THUMB_H = 64, 36
+LOOKAHEAD = 12  # frames a decision waits for; also the longest flash/occlusion rejected
+BASELINE_WINDOW = 24  # recent frame changes that set the local motion level
+CUT_MIN = 0.32  # absolute change a cut must reach (0..1 scale)
+CUT_OVER_MOTION = 1.3  # ... and its ratio to the recent motion level
+RETURN_RATIO = 0.45  # a later frame this close to the pre-spike frame means "transient"
+BRIGHTNESS_ONLY = 0.1  # structure change under which a big change is only exposure
+SETTLE_RATIO = 1.5  # a cut stands out this much from the changes right after it
+BLACK_LUMA = 24.0  # mean luma (0..255) under which a frame counts as black
+BLACK_SPREAD = 12.0
+GRADUAL_STEP = 0.035  # per-frame change that may be part of a dissolve
+GRADUAL_MIN_FRAMES, GRADUAL_MAX_FRAMES = 5, 72
+BLEND_TOLERANCE = 0.2  # the middle frame's distance to the ends' blend, relative to the ends' distance
+MIN_SHOT_FRAMES = 6  # a boundary closer than this to the previous one is merged into it
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    index: int
+    time_s: float
+    thumb: np.ndarray  # float32 (THUMB_H, THUMB_W), 0..255
+    hist: np.ndarray  # float32 (128,), sums to 1
+    luma: float
+    spread: float
+
+    @property
+    def is_black(self) -> bool:
+        return self.luma < BLACK_LUMA and self.spread < BLACK_SPREAD
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """The first frame of a new shot and how it began; `gradual_*` span a fade or dissolve."""
+
+    frame: int
+    time_s: float
+    kind: str  # cut, fade, dissolve
+    gradual_start_s: float | None = None
+    gradual_end_s: float | None = None
+
+
+def features_from_frame(frame, index: int, time_s: float) -> FrameFeatures:
+    """Features of a PyAV VideoFrame, from its planes when it is 8-bit planar YUV."""
+    if frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"):
+        y = _plane_sample(frame.planes[0], THUMB_W * 2, THUMB_H * 2)
+        u = _plane_sample(frame.planes[1], THUMB_W // 2, THUMB_H // 2)
+        v = _plane_sample(frame.planes[2], THUMB_W // 2, THUMB_H // 2)
+    else:  # 10-bit, RGB, NV12, ...: let swscale do it (slower, rare)
+        yuv = frame.to_ndarray(width=THUMB_W * 2, height=THUMB_H * 2, format="yuv444p")
+        y = yuv[0].astype(np.float32)
+        u = yuv[1, ::4, ::4].astype(np.float32)
+        v = yuv[2, ::4, ::4].astype(np.float32)
+    thumb = y.reshape(THUMB_H, 2, THUMB_W, 2).mean(axis=(1, 3))
+    hist = _yuv_histogram(y[::2, ::2], u, v)
+    return FrameFeatures(index, time_s, thumb, hist, float(thumb.mean()), float(thumb.std()))
+
+
+def _plane_sample(plane, width: int, height: int) -> np.ndarray:
+    data = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    ys = np.linspace(0, plane.height - 1, height).astype(np.intp)
+    xs = np.linspace(0, plane.width - 1, width).astype(np.intp)
+    return data[np.ix_(ys, xs)].astype(np.float32)
+
+
+def _yuv_histogram(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    yi = np.clip(y.reshape(-1) // 32, 0, 7).astype(np.intp)
+    n = min(len(yi), u.size)
+    ui = np.clip(np.resize(u.reshape(-1), n) // 64, 0, 3).astype(np.intp)
+    vi = np.clip(np.resize(v.reshape(-1), n) // 64, 0, 3).astype(np.intp)
+    hist = np.bincount(yi[:n] * 16 + ui * 4 + vi, minlength=128).astype(np.float32)
+    return hist / max(1.0, hist.sum())
+
+
+def content_distance(a: FrameFeatures, b: FrameFeatures) -> float:
+    """0..1: half colour-histogram change, half pixel change (mean absolute, scaled)."""
+    hist = 0.5 * float(np.abs(a.hist - b.hist).sum())
+    pixels = min(1.0, float(np.abs(a.thumb - b.thumb).mean()) / 64.0)
+    return 0.5 * hist + 0.5 * pixels
+
+
+def structure_distance(a: FrameFeatures, b: FrameFeatures) -> float:
+    """Pixel change after normalising brightness: near 0 when only the exposure changed
+    (a fade step, a light switched on), large when the picture itself changed."""
+    return float(np.abs(a.thumb / max(a.luma, 1.0) - b.thumb / max(b.luma, 1.0)).mean())
+
+
+def _blend_distance(start: FrameFeatures, middle: FrameFeatures, end: FrameFeatures, alpha: float) -> float:
+    blend = (1 - alpha) * start.thumb + alpha * end.thumb
+    return float(np.abs(middle.thumb - blend).mean()) / 64.0
+
+
+@dataclass
+class ShotBoundaryDetector:
+    """Feed frames in decode order with `push`; collect `boundaries` (and call `finish`)."""
+
+    fps: float = 25.0
+    boundaries: list[Boundary] = field(default_factory=list)
+    _window: deque = field(default_factory=lambda: deque(maxlen=LOOKAHEAD + BASELINE_WINDOW + 2))
+    _distances: deque = field(default_factory=lambda: deque(maxlen=LOOKAHEAD + BASELINE_WINDOW + 2))
+    _run: list = field(default_factory=list)  # candidate dissolve: features of its frames
+    _black_run: list = field(default_factory=list)
+    _run_floor: float = GRADUAL_STEP
+    _fade_start_s: float | None = None
+    _fade_in_until: int = -1
+    _opened_black: bool | None = None
+    _last_boundary_frame: int = -(10**9)
+    _seen: int = 0
+
+    def push(self, features: FrameFeatures) -> None:
+        previous = self._window[-1] if self._window else None
+        if self._opened_black is None:
+            self._opened_black = features.is_black
+        self._window.append(features)
+        self._distances.append(content_distance(previous, features) if previous is not None else 0.0)
+        self._seen += 1
+        if len(self._window) > LOOKAHEAD:
+            self._decide(len(self._window) - 1 - LOOKAHEAD)
+
+    def finish(self) -> list[Boundary]:
+        for position in range(max(1, len(self._window) - LOOKAHEAD), len(self._window)):
+            self._decide(position)
+        self._close_black_run(None)
+        self._close_run()
+        return self.boundaries
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def _decide(self, position: int) -> None:
+        if position <= 0:
+            return
+        frame = self._window[position]
+        distance = self._distances[position]
+        motion = self._motion(position)
+        if frame.is_black:
+            if self._run and not self._black_run:
+                self._fade_start_s = self._run[0].time_s  # the fade-out leading into the black
+            self._run = []
+            self._black_run.append(frame)
+            return
+        if self._black_run:
+            self._close_black_run(frame)
+        if self._is_cut(position, distance, motion):
+            self._close_run()
+            self._add(Boundary(frame.index, frame.time_s, "cut"))
+            return
+        if self._run:
+            if distance >= self._run_floor:
+                self._run.append(frame)
+                if len(self._run) > GRADUAL_MAX_FRAMES:
+                    self._run = []  # too slow for an editorial transition: camera motion
+            else:
+                self._close_run()
+        elif distance >= max(GRADUAL_STEP, 1.5 * motion):
+            # A dissolve stands out from the motion before it; it lasts while the change stays up.
+            self._run = [self._window[position - 1], frame]
+            self._run_floor = max(GRADUAL_STEP, 1.2 * motion)
+
+    def _motion(self, position: int) -> float:
+        past = [self._distances[i] for i in range(max(1, position - BASELINE_WINDOW), position)]
+        return float(np.median(past)) if past else 0.0
+
+    def _is_cut(self, position: int, distance: float, motion: float) -> bool:
+        if distance < CUT_MIN or distance < 0.97 * self._distances[position - 1]:
+            return False  # too small, or the second frame of a bigger change
+        if distance < CUT_OVER_MOTION * max(motion, 0.03):
+            return False  # ordinary for this stretch of fast motion
+        if structure_distance(self._window[position - 1], self._window[position]) < BRIGHTNESS_ONLY:
+            return False  # a fade step or a change of light, not a new picture
+        if self._comes_back(position, distance):
+            return False  # a flash or something passing in front of the lens
+        after = [self._distances[i] for i in range(position + 1, min(len(self._distances), position + 5))]
+        # After a cut the new shot settles; changes that keep going are camera motion, unless
+        # the next change is itself a flash that comes back.
+        if after and SETTLE_RATIO * float(np.median(after)) > distance and not self._comes_back(position + 1, after[0]):
+            return False
+        return True
+
+    def _comes_back(self, position: int, distance: float) -> bool:
+        """True when a frame soon after `position` looks like the one before it again."""
+        before = self._window[position - 1]
+        later = range(position + 1, min(len(self._window), position + 1 + LOOKAHEAD))
+        return any(content_distance(before, self._window[i]) < RETURN_RATIO * distance for i in later)
+
+    def _close_black_run(self, next_frame: FrameFeatures | None) -> None:
+        run, self._black_run = self._black_run, []
+        fade_start_s, self._fade_start_s = self._fade_start_s, None
+        if not run or next_frame is None:
+            return
+        if run[0].index <= 1 or self._last_boundary_frame >= run[0].index - 1:
+            return  # fade-in at the very start, or black right after a cut: not a new shot
+        middle = run[len(run) // 2]  # the darkest stretch is where one shot hands over to the next
+        self._add(Boundary(middle.index, middle.time_s, "fade", fade_start_s or run[0].time_s, next_frame.time_s))
+        self._fade_in_until = next_frame.index + GRADUAL_MAX_FRAMES
+
+    def _close_run(self) -> None:
+        run, self._run = self._run, []
+        if len(run) < GRADUAL_MIN_FRAMES + 1:
+            return
+        start, end = run[0], run[-1]
+        total = content_distance(start, end)
+        if total < CUT_MIN:
+            return
+        opening_fade = self._opened_black and not self.boundaries and start.index < 3 * self.fps
+        if start.index < self._fade_in_until or opening_fade:
+            return  # the fade-in out of black (after a fade, or opening the video) belongs to its shot
+        middle = run[len(run) // 2]
+        alpha = (len(run) // 2) / (len(run) - 1)
+        if _blend_distance(start, middle, end, alpha) > BLEND_TOLERANCE * float(np.abs(start.thumb - end.thumb).mean()) / 64.0:
+            return  # the middle is not a mix of the ends: camera motion, not a dissolve
+        quarters = [run[len(run) * q // 4] for q in (1, 2, 3)]
+        away = [content_distance(start, f) for f in quarters]
+        toward = [content_distance(f, end) for f in quarters]
+        if not (away[0] < away[1] < away[2] and toward[0] > toward[1] > toward[2]):
+            return  # a dissolve moves steadily from one picture to the other; an explosion does not
+        kind = "fade" if start.is_black or end.is_black else "dissolve"
+        boundary_frame = run[len(run) // 2]
+        self._add(Boundary(boundary_frame.index, boundary_frame.time_s, kind, start.time_s, end.time_s))
+
+    def _add(self, boundary: Boundary) -> None:
+        if boundary.frame - self._last_boundary_frame < MIN_SHOT_FRAMES:
+            return
+        self.boundaries.append(boundary)
+        self._last_boundary_frame = boundary.frame
