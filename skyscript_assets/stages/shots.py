@@ -5,7 +5,7 @@ averaged; no colour conversion or scaling of the full frame), so detection costs
 beyond decoding itself:
 
     thumb   a 64x36 grey thumbnail          -> pixel change between frames
-    hist    a 8x4x4 Y/U/V colour histogram   -> content change robust to motion
+    hist    Y, U and V histograms          -> content change robust to motion
     luma    mean and spread of brightness    -> black frames of a fade
 
 Decisions are taken `LOOKAHEAD` frames late, from a bounded window of features, so memory
@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 THUMB_W, THUMB_H = 64, 36
@@ -37,7 +38,7 @@ CUT_MIN = 0.32  # absolute change a cut must reach (0..1 scale)
 CUT_OVER_MOTION = 1.3  # ... and its ratio to the recent motion level
 RETURN_RATIO = 0.45  # a later frame this close to the pre-spike frame means "transient"
 BRIGHTNESS_ONLY = 0.1  # structure change under which a big change is only exposure
-SETTLE_RATIO = 1.5  # a cut stands out this much from the changes right after it
+SETTLE_RATIO = 1.4  # a cut stands out this much from the changes right after it
 BLACK_LUMA = 24.0  # mean luma (0..255) under which a frame counts as black
 BLACK_SPREAD = 12.0
 GRADUAL_STEP = 0.035  # per-frame change that may be part of a dissolve
@@ -51,7 +52,7 @@ class FrameFeatures:
     index: int
     time_s: float
     thumb: np.ndarray  # float32 (THUMB_H, THUMB_W), 0..255
-    hist: np.ndarray  # float32 (128,), sums to 1
+    hist: np.ndarray  # float32: Y (64 bins), U (32), V (32) histograms, each summing to 1
     luma: float
     spread: float
 
@@ -73,39 +74,37 @@ class Boundary:
 
 def features_from_frame(frame, index: int, time_s: float) -> FrameFeatures:
     """Features of a PyAV VideoFrame, from its planes when it is 8-bit planar YUV."""
-    if frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"):
-        y = _plane_sample(frame.planes[0], THUMB_W * 2, THUMB_H * 2)
-        u = _plane_sample(frame.planes[1], THUMB_W // 2, THUMB_H // 2)
-        v = _plane_sample(frame.planes[2], THUMB_W // 2, THUMB_H // 2)
+    if frame.format.name in _PLANAR_YUV:
+        y, u, v = (_plane(p) for p in frame.planes[:3])
     else:  # 10-bit, RGB, NV12, ...: let swscale do it (slower, rare)
-        yuv = frame.to_ndarray(width=THUMB_W * 2, height=THUMB_H * 2, format="yuv444p")
-        y = yuv[0].astype(np.float32)
-        u = yuv[1, ::4, ::4].astype(np.float32)
-        v = yuv[2, ::4, ::4].astype(np.float32)
-    thumb = y.reshape(THUMB_H, 2, THUMB_W, 2).mean(axis=(1, 3))
-    hist = _yuv_histogram(y[::2, ::2], u, v)
-    return FrameFeatures(index, time_s, thumb, hist, float(thumb.mean()), float(thumb.std()))
+        y, u, v = frame.to_ndarray(width=THUMB_W * 2, height=THUMB_H * 2, format="yuv444p")
+    # Decimate first (nearest: cheap on a full frame), then average down to the thumbnail.
+    thumb8 = cv2.resize(cv2.resize(y, (THUMB_W * 2, THUMB_H * 2), interpolation=cv2.INTER_NEAREST),
+                        (THUMB_W, THUMB_H), interpolation=cv2.INTER_AREA)
+    half = (THUMB_W // 2, THUMB_H // 2)
+    u_small = cv2.resize(u, half, interpolation=cv2.INTER_NEAREST)
+    v_small = cv2.resize(v, half, interpolation=cv2.INTER_NEAREST)
+    # Marginal histograms (luma finer than chroma): a cut changes them; motion mostly does not.
+    hist = np.concatenate([_normalised_hist(thumb8, 64), _normalised_hist(u_small, 32), _normalised_hist(v_small, 32)])
+    mean, std = cv2.meanStdDev(thumb8)
+    return FrameFeatures(index, time_s, thumb8.astype(np.float32), hist, float(mean[0, 0]), float(std[0, 0]))
 
 
-def _plane_sample(plane, width: int, height: int) -> np.ndarray:
-    data = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-    ys = np.linspace(0, plane.height - 1, height).astype(np.intp)
-    xs = np.linspace(0, plane.width - 1, width).astype(np.intp)
-    return data[np.ix_(ys, xs)].astype(np.float32)
+def _normalised_hist(channel: np.ndarray, bins: int) -> np.ndarray:
+    hist = cv2.calcHist([channel], [0], None, [bins], [0, 256]).reshape(-1)
+    return hist / max(1.0, float(hist.sum()))
 
 
-def _yuv_histogram(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    yi = np.clip(y.reshape(-1) // 32, 0, 7).astype(np.intp)
-    n = min(len(yi), u.size)
-    ui = np.clip(np.resize(u.reshape(-1), n) // 64, 0, 3).astype(np.intp)
-    vi = np.clip(np.resize(v.reshape(-1), n) // 64, 0, 3).astype(np.intp)
-    hist = np.bincount(yi[:n] * 16 + ui * 4 + vi, minlength=128).astype(np.float32)
-    return hist / max(1.0, hist.sum())
+_PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
+
+
+def _plane(plane) -> np.ndarray:
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
 
 
 def content_distance(a: FrameFeatures, b: FrameFeatures) -> float:
     """0..1: half colour-histogram change, half pixel change (mean absolute, scaled)."""
-    hist = 0.5 * float(np.abs(a.hist - b.hist).sum())
+    hist = float(np.abs(a.hist - b.hist).sum()) / 6.0  # three histograms, each L1 in 0..2
     pixels = min(1.0, float(np.abs(a.thumb - b.thumb).mean()) / 64.0)
     return 0.5 * hist + 0.5 * pixels
 
