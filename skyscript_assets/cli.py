@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--revision", default="head")
     upgrade.set_defaults(func=cmd_db_upgrade)
 
+    shots = sub.add_parser("shots", help="shots and keyframes of one video (no catalog, no Dagster)")
+    shots.add_argument("video", help="a video file")
+    shots.add_argument("--out", help="folder for the keyframe JPEGs (default $SKYSCRIPT_HOME/shots/<video name>)")
+    shots.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    shots.add_argument("--seconds-per-keyframe", type=float, default=4.0)
+    shots.set_defaults(func=cmd_shots)
+
     ui = sub.add_parser("ui", help="run `dagster dev` on this SKYSCRIPT_HOME's instance")
     ui.add_argument("--port", default="3000")
     ui.set_defaults(func=cmd_ui)
@@ -125,6 +132,40 @@ def cmd_demo(args) -> int:
     return _run_drama(drama_id, instance, demo=True)
 
 
+def cmd_shots(args) -> int:
+    import json
+
+    from .stages.keyframes import EpisodeJob, KeyframeSettings, process_episode
+
+    video = Path(args.video).expanduser()
+    if not video.is_file():
+        raise UserError(f"{args.video}: no such file")
+    out = Path(args.out).expanduser() if args.out else settings.skyscript_home() / "shots" / video.stem
+    job = EpisodeJob(video.stem, str(video), str(out), KeyframeSettings(seconds_per_keyframe=args.seconds_per_keyframe))
+    outcome = process_episode(job)
+    if outcome.result is None:
+        raise UserError(f"{args.video}: {outcome.loss_reason}: {outcome.loss_detail}")
+    r = outcome.result
+    report = {
+        "video": str(video), "duration_s": r.duration_s, "fps": r.fps, "width": r.width, "height": r.height,
+        "shots": [{"index": s.index, "start_s": s.start_s, "end_s": s.end_s, "start_frame": s.start_frame,
+                   "end_frame": s.end_frame, "transition_in": s.transition_in} for s in r.shots],
+        "keyframes": [{"shot_index": k.shot_index, "time_s": k.time_s, "frame": k.frame, "valid": k.valid,
+                       "invalid_reason": k.invalid_reason, "path": k.path, "width": k.width, "height": k.height}
+                      for k in r.keyframes],
+    }
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(f"{video}: {r.duration_s:.2f} s, {r.fps:g} fps, {r.width}x{r.height}, {len(r.shots)} shots, "
+          f"{len(r.keyframes)} keyframes ({sum(not k.valid for k in r.keyframes)} invalid), "
+          f"{r.duration_s / max(r.seconds, 1e-9):.1f}x realtime")
+    for shot in r.shots:
+        print(f"  shot {shot.index:3d}  {shot.start_s:8.3f} - {shot.end_s:8.3f} s  frames {shot.start_frame}-{shot.end_frame}  {shot.transition_in}")
+    print(f"keyframes in {out}")
+    return 0
+
+
 def cmd_ui(args) -> int:
     home = settings.ensure_dagster_home()
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "skyscript_assets.definitions", "-p", str(args.port)]
@@ -149,7 +190,9 @@ def _run_drama(drama_id: str, instance, demo: bool = False) -> int:
     print("\nOpen the Dagster UI on these runs:")
     print(f"  DAGSTER_HOME={home} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)")
     if demo:
-        print(f"Ground truth of the demo drama: {settings.skyscript_home() / 'demo_groundtruth' / (drama_id + '.json')}")
+        truth_path = settings.skyscript_home() / "demo_groundtruth" / f"{drama_id}.json"
+        print(_demo_accuracy(drama_id, truth_path))
+        print(f"Ground truth of the demo drama: {truth_path}")
     return 0 if all(o.ok for o in outcomes) else 1
 
 
@@ -170,6 +213,29 @@ def _print_summary(drama_id: str, outcomes) -> None:
     print(f"  losses recorded: {len(losses)}")
     for loss in losses[:20]:
         print(f"    [{loss.stage}/{loss.reason}] {loss.detail}")
+
+
+def _demo_accuracy(drama_id: str, truth_path: Path) -> str:
+    """Shot boundaries found in the catalog against the demo's frame-exact ground truth."""
+    import json
+
+    from sqlalchemy import select
+
+    from .catalog import Shot
+    from .defs.resources import CatalogResource
+    from .stages.manifest import episode_id_for
+
+    truth = json.loads(truth_path.read_text())
+    with CatalogResource().get().session() as session:
+        found = session.execute(select(Shot.episode_id, Shot.start_frame, Shot.transition_in)
+                                .where(Shot.drama_id == drama_id)).all()
+    if not found:
+        return "Shot accuracy: no shots in the catalog yet"
+    expected = {(episode_id_for(name), shot["start_frame"] if shot["transition_in"] == "cut" else None, shot["transition_in"])
+                for name, t in truth.items() for shot in t["shots"] if shot["transition_in"] != "start"}
+    got = {(e, f, kind) for e, f, kind in found if kind != "start"}
+    exact = sum(1 for e, f, kind in expected if any(g[0] == e and g[2] == kind and (f is None or abs(g[1] - f) <= 1) for g in got))
+    return f"Shot accuracy on the demo drama: {exact}/{len(expected)} boundaries found (cuts to 1 frame, fades and dissolves by kind), {len(got)} detected"
 
 
 def _redact(url: str) -> str:

@@ -6,9 +6,10 @@ from .defs.ingest import drama_manifest
 from .defs.jobs import drama_pipeline
 from .defs.landing_sensors import landing_zone_rescan, new_dramas
 from .defs.resources import local_resources
+from .defs.video import keyframes
 
 # Per-drama assets in graph order; the CLI's demo materializes them in this order.
-DRAMA_ASSETS = [drama_manifest]
+DRAMA_ASSETS = [drama_manifest, keyframes]
 
 defs = dg.Definitions(
     assets=DRAMA_ASSETS,

@@ -1,6 +1,7 @@
 """The catalog: what the pipeline knows about every drama, episode, loss (and, later, shot)."""
 
 from .store import Catalog, make_engine, upgrade
-from .tables import Base, Drama, Episode, Loss, Provenance
+from .tables import Base, Drama, Episode, EpisodeProgress, Keyframe, Loss, Provenance, Shot
 
-__all__ = ["Base", "Catalog", "Drama", "Episode", "Loss", "Provenance", "make_engine", "upgrade"]
+__all__ = ["Base", "Catalog", "Drama", "Episode", "EpisodeProgress", "Keyframe", "Loss", "Provenance", "Shot",
+           "make_engine", "upgrade"]

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, delete, event, func, insert, selec
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .tables import Base, Loss
+from .tables import Base, EpisodeProgress, Loss
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # A database restart or fail-over drops connections for a few seconds: writes wait it out.
@@ -117,6 +117,55 @@ class Catalog:
                     session.execute(insert(table), batch)
 
         self.retrying(write)
+
+    def done_episodes(self, *, asset_key: str, partition: str, stage_version: str) -> dict[str, EpisodeProgress]:
+        """Episodes `asset_key` finished for `partition` at `stage_version`, by episode id."""
+        with self.session() as session:
+            rows = session.scalars(select(EpisodeProgress).where(
+                EpisodeProgress.asset_key == asset_key, EpisodeProgress.partition == partition,
+                EpisodeProgress.stage_version == stage_version))
+            return {row.episode_id: row for row in rows}
+
+    def replace_episode_rows(
+        self,
+        *,
+        asset_key: str,
+        partition: str,
+        episode_id: str,
+        rows: Sequence[Base],
+        tables: Iterable[type[Base]],
+        progress: EpisodeProgress,
+    ) -> None:
+        """Replace one episode's rows in `tables` and mark it done, in one transaction: after a
+        crash an episode is either wholly written and marked, or not at all."""
+        tables = list(tables)
+        values = _insert_values([*rows, progress])
+
+        def write() -> None:
+            with self.session() as session:
+                for table in [*tables, EpisodeProgress]:
+                    session.execute(delete(table).where(table.asset_key == asset_key, table.partition == partition,
+                                                        table.episode_id == episode_id))
+                for table, batch in values.items():
+                    session.execute(insert(table), batch)
+
+        self.retrying(write)
+
+    def forget_episodes_except(self, *, asset_key: str, partition: str, keep: set[str], tables: Iterable[type[Base]]) -> int:
+        """Drop rows of episodes no longer in the drama (a file removed from the landing zone)."""
+        tables = [*tables, EpisodeProgress]
+
+        def write() -> int:
+            removed = 0
+            with self.session() as session:
+                for table in tables:
+                    stmt = delete(table).where(table.asset_key == asset_key, table.partition == partition)
+                    if keep:
+                        stmt = stmt.where(table.episode_id.not_in(sorted(keep)))
+                    removed += session.execute(stmt).rowcount or 0
+            return removed
+
+        return self.retrying(write)
 
     def count(self, table: type[Base], **filters) -> int:
         with self.session() as session:

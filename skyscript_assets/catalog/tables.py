@@ -83,7 +83,56 @@ class Loss(Provenance, Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     drama_id: Mapped[str] = mapped_column(String(64), index=True)
+    episode_id: Mapped[str | None] = mapped_column(String(200), nullable=True)  # set by per-episode stages
     stage: Mapped[str] = mapped_column(String(64), index=True)
     item: Mapped[str] = mapped_column(Text)  # what was lost: a file name, a keyframe id, ...
     reason: Mapped[str] = mapped_column(String(64))  # short machine-readable kind
     detail: Mapped[str] = mapped_column(Text, default="")  # the one-line human message
+
+
+class EpisodeProgress(Provenance, Base):
+    """One episode finished by one asset at one stage version, for one input: what lets a
+    re-run skip work already done (a crash at episode 73 never redoes the first 72)."""
+
+    __tablename__ = "episode_progress"
+    __table_args__ = (Index("ix_progress_lookup", "asset_key", "partition", "episode_id", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64))
+    episode_id: Mapped[str] = mapped_column(String(200))
+    input_hash: Mapped[str] = mapped_column(String(64))  # e.g. the episode file's sha256
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)  # counts for the asset's metadata
+
+
+class Shot(Provenance, Base):
+    __tablename__ = "shots"
+    __table_args__ = (Index("ix_shots_episode", "drama_id", "episode_id", "shot_index", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64))
+    episode_id: Mapped[str] = mapped_column(String(200))
+    shot_index: Mapped[int] = mapped_column(Integer)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    start_frame: Mapped[int] = mapped_column(Integer)
+    end_frame: Mapped[int] = mapped_column(Integer)
+    transition_in: Mapped[str] = mapped_column(String(16))
+
+
+class Keyframe(Provenance, Base):
+    __tablename__ = "keyframes"
+    __table_args__ = (Index("ix_keyframes_episode", "drama_id", "episode_id", "keyframe_index", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64))
+    episode_id: Mapped[str] = mapped_column(String(200))
+    shot_index: Mapped[int] = mapped_column(Integer)
+    keyframe_index: Mapped[int] = mapped_column(Integer)
+    time_s: Mapped[float] = mapped_column(Float)
+    frame: Mapped[int] = mapped_column(Integer)
+    valid: Mapped[bool] = mapped_column(Boolean, index=True)
+    invalid_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    uri: Mapped[str] = mapped_column(Text)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sharpness: Mapped[float] = mapped_column(Float)

@@ -323,3 +323,55 @@ def _entropy_bits(gray: np.ndarray) -> float:
     hist = np.bincount(gray.reshape(-1), minlength=256).astype(np.float64)
     p = hist[hist > 0] / hist.sum()
     return float(-(p * np.log2(p)).sum())
+
+
+# --- one episode, as a worker process runs it ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    episode_id: str
+    video_uri: str  # local path or fsspec URL
+    output_uri: str  # folder (local path or fsspec URL) for this episode's JPEGs
+    settings: KeyframeSettings = KeyframeSettings()
+
+
+@dataclass
+class EpisodeOutcome:
+    episode_id: str
+    result: EpisodeKeyframes | None = None
+    loss_reason: str | None = None
+    loss_detail: str | None = None
+
+
+def process_episode(job: EpisodeJob) -> EpisodeOutcome:
+    """Extract one episode's keyframes into `job.output_uri`; never raises for a bad video.
+
+    The folder is emptied first, so a re-run leaves no stale JPEG from an earlier attempt;
+    each JPEG is written under a temporary name and moved into place."""
+    import fsspec
+
+    fs, folder = fsspec.core.url_to_fs(job.output_uri)
+    folder = folder.rstrip("/")
+    if fs.exists(folder):
+        fs.rm(folder, recursive=True)
+    fs.makedirs(folder, exist_ok=True)
+    local = fs.protocol in ("file", ("file", "local"))
+
+    def write_jpeg(file_name: str, data: bytes) -> str:
+        path = f"{folder}/{file_name}"
+        with fs.open(path + ".tmp", "wb") as f:
+            f.write(data)
+        fs.mv(path + ".tmp", path)
+        return path if local else fs.unstrip_protocol(path)
+
+    try:
+        video_fs, video_path = fsspec.core.url_to_fs(job.video_uri)
+        with video_fs.open(video_path, "rb") as source:
+            result = extract_keyframes(source, write_jpeg, job.settings, name=job.episode_id)
+    except ProbeError as exc:
+        return EpisodeOutcome(job.episode_id, loss_reason=exc.reason, loss_detail=str(exc))
+    except (OSError, ValueError, MemoryError) as exc:
+        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        return EpisodeOutcome(job.episode_id, loss_reason="undecodable", loss_detail=f"{job.episode_id}: {text}")
+    return EpisodeOutcome(job.episode_id, result=result)

@@ -120,6 +120,33 @@ def _blend_distance(start: FrameFeatures, middle: FrameFeatures, end: FrameFeatu
     return float(np.abs(middle.thumb - blend).mean()) / 64.0
 
 
+def _dimming_start(run: list[FrameFeatures]) -> FrameFeatures:
+    """The frame where brightness began to fall steadily, at the end of `run`."""
+    index = len(run) - 1
+    while index > 0 and run[index - 1].luma > run[index].luma:
+        index -= 1
+    return run[index]
+
+
+def _gradual_kind(run: list[FrameFeatures]) -> str | None:
+    """"fade" or "dissolve" when `run` moves steadily from one picture to another by mixing
+    them (its middle is the blend of its ends), else None (camera motion, an explosion)."""
+    start, end = run[0], run[-1]
+    if content_distance(start, end) < CUT_MIN:
+        return None
+    middle_at = len(run) // 2
+    alpha = middle_at / (len(run) - 1)
+    ends_apart = float(np.abs(start.thumb - end.thumb).mean()) / 64.0
+    if _blend_distance(start, run[middle_at], end, alpha) > BLEND_TOLERANCE * ends_apart:
+        return None
+    quarters = [run[len(run) * q // 4] for q in (1, 2, 3)]
+    away = [content_distance(start, f) for f in quarters]
+    toward = [content_distance(f, end) for f in quarters]
+    if not (away[0] < away[1] < away[2] and toward[0] > toward[1] > toward[2]):
+        return None
+    return "fade" if start.is_black or end.is_black else "dissolve"
+
+
 @dataclass
 class ShotBoundaryDetector:
     """Feed frames in decode order with `push`; collect `boundaries` (and call `finish`)."""
@@ -164,7 +191,7 @@ class ShotBoundaryDetector:
         motion = self._motion(position)
         if frame.is_black:
             if self._run and not self._black_run:
-                self._fade_start_s = self._run[0].time_s  # the fade-out leading into the black
+                self._fade_start_s = _dimming_start(self._run).time_s  # the fade-out leading into the black
             self._run = []
             self._black_run.append(frame)
             return
@@ -175,10 +202,8 @@ class ShotBoundaryDetector:
             self._add(Boundary(frame.index, frame.time_s, "cut"))
             return
         if self._run:
-            if distance >= self._run_floor:
+            if distance >= self._run_floor and len(self._run) <= GRADUAL_MAX_FRAMES:
                 self._run.append(frame)
-                if len(self._run) > GRADUAL_MAX_FRAMES:
-                    self._run = []  # too slow for an editorial transition: camera motion
             else:
                 self._close_run()
         elif distance >= max(GRADUAL_STEP, 1.5 * motion):
@@ -197,14 +222,20 @@ class ShotBoundaryDetector:
             return False  # ordinary for this stretch of fast motion
         if structure_distance(self._window[position - 1], self._window[position]) < BRIGHTNESS_ONLY:
             return False  # a fade step or a change of light, not a new picture
-        if self._comes_back(position, distance):
-            return False  # a flash or something passing in front of the lens
+        if self._comes_back(position, distance) or self._returns_to_earlier(position, distance):
+            return False  # the start or the end of a flash, or of something passing in front of the lens
         after = [self._distances[i] for i in range(position + 1, min(len(self._distances), position + 5))]
         # After a cut the new shot settles; changes that keep going are camera motion, unless
         # the next change is itself a flash that comes back.
         if after and SETTLE_RATIO * float(np.median(after)) > distance and not self._comes_back(position + 1, after[0]):
             return False
         return True
+
+    def _returns_to_earlier(self, position: int, distance: float) -> bool:
+        """True when the new picture is one seen shortly before the frame preceding it."""
+        frame = self._window[position]
+        earlier = range(position - 2, max(-1, position - 2 - LOOKAHEAD), -1)
+        return any(content_distance(self._window[i], frame) < RETURN_RATIO * distance for i in earlier)
 
     def _comes_back(self, position: int, distance: float) -> bool:
         """True when a frame soon after `position` looks like the one before it again."""
@@ -221,31 +252,24 @@ class ShotBoundaryDetector:
             return  # fade-in at the very start, or black right after a cut: not a new shot
         middle = run[len(run) // 2]  # the darkest stretch is where one shot hands over to the next
         self._add(Boundary(middle.index, middle.time_s, "fade", fade_start_s or run[0].time_s, next_frame.time_s))
-        self._fade_in_until = next_frame.index + GRADUAL_MAX_FRAMES
+        self._fade_in_until = next_frame.index + 1  # a run starting here is the fade-in itself
 
     def _close_run(self) -> None:
         run, self._run = self._run, []
         if len(run) < GRADUAL_MIN_FRAMES + 1:
             return
-        start, end = run[0], run[-1]
-        total = content_distance(start, end)
-        if total < CUT_MIN:
-            return
+        start = run[0]
         opening_fade = self._opened_black and not self.boundaries and start.index < 3 * self.fps
-        if start.index < self._fade_in_until or opening_fade:
+        if start.index <= self._fade_in_until or opening_fade:
             return  # the fade-in out of black (after a fade, or opening the video) belongs to its shot
-        middle = run[len(run) // 2]
-        alpha = (len(run) // 2) / (len(run) - 1)
-        if _blend_distance(start, middle, end, alpha) > BLEND_TOLERANCE * float(np.abs(start.thumb - end.thumb).mean()) / 64.0:
-            return  # the middle is not a mix of the ends: camera motion, not a dissolve
-        quarters = [run[len(run) * q // 4] for q in (1, 2, 3)]
-        away = [content_distance(start, f) for f in quarters]
-        toward = [content_distance(f, end) for f in quarters]
-        if not (away[0] < away[1] < away[2] and toward[0] > toward[1] > toward[2]):
-            return  # a dissolve moves steadily from one picture to the other; an explosion does not
-        kind = "fade" if start.is_black or end.is_black else "dissolve"
-        boundary_frame = run[len(run) // 2]
-        self._add(Boundary(boundary_frame.index, boundary_frame.time_s, kind, start.time_s, end.time_s))
+        # The run may go on past the transition (into a pan or a zoom): take the longest
+        # stretch from its start that still looks like a blend of its two ends.
+        for length in range(min(len(run), GRADUAL_MAX_FRAMES), GRADUAL_MIN_FRAMES, -1):
+            kind = _gradual_kind(run[:length])
+            if kind:
+                middle = run[(length - 1) // 2 + 1]
+                self._add(Boundary(middle.index, middle.time_s, kind, start.time_s, run[length - 1].time_s))
+                return
 
     def _add(self, boundary: Boundary) -> None:
         if boundary.frame - self._last_boundary_frame < MIN_SHOT_FRAMES:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import skimage.data
 
 from skyscript_assets.stages.synthetic import ShotSpec, render_video
 
@@ -47,7 +48,8 @@ def build_bad_drama(folder: Path) -> dict[str, str | None]:
     expected["ep01.mp4"] = None
     render_video(folder / "ep02.mp4", _frames(1, seed=2), size=(96, 64))  # one frame
     expected["ep02.mp4"] = None
-    render_video(folder / "ep03-8k.mp4", _frames(1, size=(7680, 4320), seed=3), size=(7680, 4320))
+    # 8K from a photograph (noise would average to flat grey once downscaled, and be "uniform")
+    render_video(folder / "ep03-8k.mp4", [ShotSpec(skimage.data.astronaut(), 1 / 24)], size=(7680, 4320))
     expected["ep03-8k.mp4"] = None
 
     good = (folder / "ep01.mp4").read_bytes()

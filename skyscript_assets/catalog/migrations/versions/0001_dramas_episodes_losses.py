@@ -79,6 +79,7 @@ def upgrade() -> None:
     op.create_table('losses',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('drama_id', sa.String(length=64), nullable=False),
+    sa.Column('episode_id', sa.String(length=200), nullable=True),
     sa.Column('stage', sa.String(length=64), nullable=False),
     sa.Column('item', sa.Text(), nullable=False),
     sa.Column('reason', sa.String(length=64), nullable=False),
