@@ -54,6 +54,7 @@ class CleanedOutput:
     frames: list[FrameAnnotation | LossRecord]
     field_issues: Counter = field(default_factory=Counter)
     unparseable: bool = False  # not valid JSON as it came (before any repair)
+    single_frame: bool = False  # the reply was one frame object, not a list or mapping of frames
 
 
 @dataclass(frozen=True)
@@ -523,7 +524,7 @@ def clean_raw_output(
         issues["frames: extra_frames"] += len(frames) - len(names)
     if not any(isinstance(r, FrameAnnotation) for r in results):
         outcome = CleanOutcome.LOST
-    return CleanedOutput(outcome, results, issues, unparseable)
+    return CleanedOutput(outcome, results, issues, unparseable, single_frame=frame_depth == 1)
 
 
 def clean_annotation(

@@ -29,7 +29,7 @@ from . import MllmReply, MllmRequest, one_line
 MODEL_ID = "baseline-cv/1"
 SUBTITLE_ZONE = 0.65  # text whose box starts below this share of the height is a subtitle
 MIN_OCR_CONFIDENCE = 0.6
-MIN_BODY_SCORE = 0.5
+MIN_BODY_SCORE = 1.0  # the HOG detector fires around 0.5-0.9 on textured non-people (the astronaut's suit)
 
 # Share of the frame height taken by a face -> shot size; the last entry catches the rest.
 _FACE_SHOT_SIZES = ((0.5, "extreme_close_up"), (0.25, "close_up"), (0.12, "medium"), (0.05, "full"), (0.0, "wide"))
