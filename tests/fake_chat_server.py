@@ -94,3 +94,16 @@ class FakeChatServer:
                     pass
 
         return Handler
+
+
+if __name__ == "__main__":  # a server in its own process, for benchmarks: prints its base URL
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--seconds", type=float, default=120, help="stop by itself after this long")
+    options = parser.parse_args()
+    with FakeChatServer(latency_s=options.latency) as fake:
+        print(fake.base_url, flush=True)
+        sys.stdin.read() if options.seconds <= 0 else time.sleep(options.seconds)

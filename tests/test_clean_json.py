@@ -11,6 +11,7 @@ import pytest
 
 from skyscript_assets.schema import FrameAnnotation, LossRecord, ShotType, shot_type_from_text
 from skyscript_assets.stages.clean_json import (
+    CleaningStats,
     CleanOutcome,
     clean_annotation,
     clean_raw_output,
@@ -267,3 +268,14 @@ def test_a_failing_or_useless_llm_repair_is_a_loss_not_a_crash():
 def test_json_segments_report_open_depth():
     assert json_segments('x {"a": [1, {"b": "}"}]} y') == [('{"a": [1, {"b": "}"}]}', 0)]
     assert json_segments('{"a": [1, {"b"') == [('{"a": [1, {"b"', 3)]
+
+
+def test_cleaning_stats_separate_the_outcomes():
+    stats = CleaningStats()
+    frame = json.dumps(PROMPT_FORMAT_FRAME)
+    for text, items in [(frame, ["a"]), (frame + ",", ["b"]), ("nothing", ["c", "d"]),
+                        (json.dumps([PROMPT_FORMAT_FRAME]), ["e", "f"])]:
+        stats.add(clean_raw_output(text, items))
+    assert dict(stats.replies) == {"parsed_as_is": 2, "fixed_locally": 1, "lost": 1}
+    assert (stats.frames_kept, stats.frames_lost) == (3, 3)
+    assert stats.frame_loss_rate == 0.5 and stats.unparseable_rate == 0.5

@@ -10,6 +10,10 @@ keyframes of one shot batch, in request order):
     result.field_issues   Counter "field: kind" -> n (schema violations per field)
     result.unparseable    True when the text was not valid JSON as it came
 
+    stats = CleaningStats(); stats.add(result) for each reply, then stats.replies
+    (by outcome), stats.frame_loss_rate (blocking above 5 %), stats.unparseable_rate
+    (warn above 8 %) and stats.field_issues feed the asset checks.
+
 `clean_annotation(text)` is the one-frame shortcut. The ladder, cheapest first: strip code
 fences and surrounding prose, `json.loads`, Python literals, `json_repair`, full-width
 punctuation; then normalise into the schema (numeric strings to numbers, case-insensitive
@@ -525,6 +529,37 @@ def clean_raw_output(
     if not any(isinstance(r, FrameAnnotation) for r in results):
         outcome = CleanOutcome.LOST
     return CleanedOutput(outcome, results, issues, unparseable, single_frame=frame_depth == 1)
+
+
+@dataclass
+class CleaningStats:
+    """The accounting the `cleaned_json` checks read: replies by outcome, frames kept/lost."""
+
+    replies: Counter = field(default_factory=Counter)  # CleanOutcome value -> replies
+    frames_kept: int = 0
+    frames_lost: int = 0
+    unparseable_replies: int = 0
+    field_issues: Counter = field(default_factory=Counter)
+
+    def add(self, result: CleanedOutput) -> None:
+        self.replies[result.outcome.value] += 1
+        kept = sum(isinstance(f, FrameAnnotation) for f in result.frames)
+        self.frames_kept += kept
+        self.frames_lost += len(result.frames) - kept
+        self.unparseable_replies += result.unparseable
+        self.field_issues.update(result.field_issues)
+
+    @property
+    def frame_loss_rate(self) -> float:
+        """Share of frames lost after every repair (the paper: about 4 %)."""
+        total = self.frames_kept + self.frames_lost
+        return self.frames_lost / total if total else 0.0
+
+    @property
+    def unparseable_rate(self) -> float:
+        """Share of replies that were not valid JSON as they came."""
+        total = sum(self.replies.values())
+        return self.unparseable_replies / total if total else 0.0
 
 
 def clean_annotation(
