@@ -286,6 +286,10 @@ _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 
 
+def _none_if_empty(fields: dict[str, Any]) -> dict[str, Any] | None:
+    return fields if any(v is not None for v in fields.values()) else None
+
+
 def _canonical(name: Any, table: dict[str, str]) -> str | None:
     return table.get(_key(name))
 
@@ -401,7 +405,7 @@ class _Normaliser:
         raw = self.mapping(value, _SCENE_KEYS, "scene")
         number = self.number(raw.get("number"), "scene.number", low=0)
         scene = {"number": int(number) if number is not None else None, "name": self.text(raw.get("name"), "scene.name")}
-        return scene if any(v is not None for v in scene.values()) else None
+        return _none_if_empty(scene)
 
     def bgm(self, value: Any) -> dict | None:
         if value is None:
@@ -416,7 +420,7 @@ class _Normaliser:
         raw = self.mapping(value, _BGM_KEYS, "bgm")
         bgm = {"present": self.boolean(raw.get("present"), "bgm.present"),
                **{k: self.text(raw.get(k), f"bgm.{k}") for k in ("genre", "mood", "tempo")}}
-        return bgm if any(v is not None for v in bgm.values()) else None
+        return _none_if_empty(bgm)
 
     def vad(self, value: Any) -> dict | None:
         if value is None:
@@ -431,7 +435,7 @@ class _Normaliser:
             return None
         raw = self.mapping(value, _VAD_KEYS, "people.vad")
         vad = {k: self.number(raw.get(k), f"people.vad.{k}", 1, 9) for k in ("valence", "arousal", "dominance")}
-        return vad if any(v is not None for v in vad.values()) else None
+        return _none_if_empty(vad)
 
     def person(self, value: Any) -> dict | None:
         if not isinstance(value, dict):
@@ -443,7 +447,7 @@ class _Normaliser:
         person["vad"] = self.vad(raw.get("vad"))
         person["facial_attractiveness"] = self.number(raw.get("facial_attractiveness"), "people.facial_attractiveness", 1, 5)
         person["shot_type"] = self.shot_type(raw.get("shot_type"), "people.shot_type", person=True)
-        return person if any(v is not None for v in person.values()) else None
+        return _none_if_empty(person)
 
     def object(self, value: Any) -> dict | None:
         if isinstance(value, str):  # a bare name
@@ -455,7 +459,7 @@ class _Normaliser:
         obj = {"name": self.text(raw.get("name"), "objects.name"),
                "description": self.text(raw.get("description"), "objects.description"),
                "shot_type": self.shot_type(raw.get("shot_type"), "objects.shot_type", person=False)}
-        return obj if any(v is not None for v in obj.values()) else None
+        return _none_if_empty(obj)
 
     def timestamp(self, value: Any) -> float | None:
         if isinstance(value, str) and (clock := _CLOCK.match(value.strip())):

@@ -163,18 +163,13 @@ class OpenAIBackend:
         base_url: str,
         model: str,
         *,
-        api_key_env: str = "OPENAI_API_KEY",
         max_concurrency: int = 16,
         max_tokens: int = 2048,
         temperature: float = 0.0,
         json_schema: bool = True,
-        timeout_s: float = 120.0,
-        max_retries: int = 4,
-        backoff_s: float = 1.0,
-        max_backoff_s: float = 30.0,
+        **client_config,  # api_key_env, timeout_s, max_retries, backoff_s, max_backoff_s: see OpenAIChatClient
     ):
-        self.client = OpenAIChatClient(base_url, model, api_key_env=api_key_env, timeout_s=timeout_s,
-                                       max_retries=max_retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+        self.client = OpenAIChatClient(base_url, model, **client_config)
         self.model_id = f"openai:{model}"
         self.max_tokens = max_tokens
         self.temperature = temperature
