@@ -42,6 +42,7 @@ def build_tiny_internvl(folder: Path, *, hidden: int = 16, layers: int = 1, imag
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(folder)
-    GotOcr2ImageProcessorPil(size={"height": image_size, "width": image_size}, crop_to_patches=False).save_pretrained(folder)
+    image_processor = GotOcr2ImageProcessorPil(size={"height": image_size, "width": image_size}, crop_to_patches=False)
+    image_processor.save_pretrained(folder)
     model.save_pretrained(folder)
     return folder

@@ -34,7 +34,6 @@ from enum import StrEnum
 from typing import Any
 
 import json_repair
-from pydantic import ValidationError
 
 from ..schema import FrameAnnotation, LossRecord
 
@@ -404,7 +403,8 @@ class _Normaliser:
             return None
         raw = self.mapping(value, _SCENE_KEYS, "scene")
         number = self.number(raw.get("number"), "scene.number", low=0)
-        scene = {"number": int(number) if number is not None else None, "name": self.text(raw.get("name"), "scene.name")}
+        scene = {"number": int(number) if number is not None else None,
+                 "name": self.text(raw.get("name"), "scene.name")}
         return _none_if_empty(scene)
 
     def bgm(self, value: Any) -> dict | None:
@@ -445,7 +445,8 @@ class _Normaliser:
         person = {k: self.text(raw.get(k), f"people.{k}")
                   for k in ("type", "age", "gender", "looks", "emotion", "actions", "temperament", "line")}
         person["vad"] = self.vad(raw.get("vad"))
-        person["facial_attractiveness"] = self.number(raw.get("facial_attractiveness"), "people.facial_attractiveness", 1, 5)
+        person["facial_attractiveness"] = self.number(
+            raw.get("facial_attractiveness"), "people.facial_attractiveness", 1, 5)
         person["shot_type"] = self.shot_type(raw.get("shot_type"), "people.shot_type", person=True)
         return _none_if_empty(person)
 
@@ -517,7 +518,8 @@ def clean_raw_output(
     results: list[FrameAnnotation | LossRecord] = []
     for index, name in enumerate(names):
         if index >= len(frames):
-            results.append(_loss(name, "missing_frame", f"the reply holds {len(frames)} frames for {len(names)} images"))
+            detail = f"the reply holds {len(frames)} frames for {len(names)} images"
+            results.append(_loss(name, "missing_frame", detail))
         elif cut_last and index == len(frames) - 1:
             results.append(_loss(name, "truncated", "the reply was cut off inside this frame"))
         elif not _looks_like_frame(frames[index]):

@@ -96,5 +96,11 @@ def decode_rgb(data: bytes):
         raise ValueError(f"unreadable image: {exc}") from None
 
 
+def replies_in_order(count: int, texts: dict[int, str], errors: dict[int, str], seconds: float) -> list[MllmReply]:
+    """One reply per request index: its text, or else its error."""
+    return [MllmReply(texts[i], seconds=seconds) if i in texts else MllmReply(None, error=errors[i], seconds=seconds)
+            for i in range(count)]
+
+
 def one_line(text: object, limit: int = 300) -> str:
     return " ".join(str(text).split())[:limit]

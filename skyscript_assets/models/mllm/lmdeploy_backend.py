@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import BackendUnavailable, MllmReply, MllmRequest, decode_rgb, one_line
+from . import BackendUnavailable, MllmReply, MllmRequest, decode_rgb, one_line, replies_in_order
 
 
 class LmdeployBackend:
@@ -54,8 +54,7 @@ class LmdeployBackend:
             except RuntimeError as exc:
                 errors.update({index: one_line(f"lmdeploy failed: {exc}") for index, _ in prompts})
         seconds = (time.perf_counter() - started) / max(len(requests), 1)
-        return [MllmReply(texts[i], seconds=seconds) if i in texts else MllmReply(None, error=errors[i], seconds=seconds)
-                for i in range(len(requests))]
+        return replies_in_order(len(requests), texts, errors, seconds)
 
     def close(self) -> None:
         close = getattr(self.pipeline, "close", None)

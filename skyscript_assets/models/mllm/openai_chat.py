@@ -138,7 +138,8 @@ def _first_choice_text(raw: bytes) -> str:
         reply = json.loads(raw)
         content = reply["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
-        raise ChatError(f"malformed chat-completions reply: {one_line(raw[:200].decode('utf-8', 'replace'))!r}") from None
+        snippet = one_line(raw[:200].decode("utf-8", "replace"))
+        raise ChatError(f"malformed chat-completions reply: {snippet!r}") from None
     if isinstance(content, list):  # some servers return content parts
         content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
     if not isinstance(content, str):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import BackendUnavailable, MllmReply, MllmRequest, decode_rgb, one_line
+from . import BackendUnavailable, MllmReply, MllmRequest, decode_rgb, one_line, replies_in_order
 
 
 class TransformersBackend:
@@ -75,8 +75,7 @@ class TransformersBackend:
             except (RuntimeError, ValueError) as exc:  # e.g. out of memory: this batch fails, not the run
                 failed.update({index: one_line(f"generate failed: {exc}") for index, _, _ in usable})
         seconds = (time.perf_counter() - started) / max(len(requests), 1)
-        return [MllmReply(texts[i], seconds=seconds) if i in texts else MllmReply(None, error=failed[i], seconds=seconds)
-                for i in range(len(requests))]
+        return replies_in_order(len(requests), texts, failed, seconds)
 
     def close(self) -> None:
         del self.model
