@@ -279,3 +279,20 @@ def test_cleaning_stats_separate_the_outcomes():
     assert dict(stats.replies) == {"parsed_as_is": 2, "fixed_locally": 1, "lost": 1}
     assert (stats.frames_kept, stats.frames_lost) == (3, 3)
     assert stats.frame_loss_rate == 0.5 and stats.unparseable_rate == 0.5
+
+
+@pytest.mark.parametrize("text", [
+    "Image 1:\n```json\n{}\n```\nImage 2:\n```json\n{}\n```",
+    "Image 1: {} \n\nImage 2: {}",
+])
+def test_one_object_per_image_becomes_a_list_of_frames(text):
+    frame = json.dumps(PROMPT_FORMAT_FRAME)
+    result = clean_raw_output(text.replace("{}", frame), ["kf1", "kf2"])
+    assert result.outcome is CleanOutcome.FIXED_LOCALLY
+    assert result.frames == _expected(PROMPT_FORMAT_FRAME) * 2
+
+
+def test_a_reply_cut_before_its_first_frame_never_goes_to_the_llm():
+    calls = []
+    result = clean_raw_output('{"frames": [{"sce', ["kf"], repairer=lambda t, p: calls.append(t) or "{}")
+    assert calls == [] and result.frames[0].reason == "truncated"

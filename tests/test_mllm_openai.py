@@ -24,14 +24,14 @@ def jpeg(color=(200, 30, 30)) -> bytes:
 
 @pytest.fixture
 def server():
-    with FakeChatServer(slow_s=1.0) as fake:
+    with FakeChatServer(slow_s=2.0) as fake:
         yield fake
 
 
 def backend_for(server, monkeypatch, **config):
     monkeypatch.setenv("SKYSCRIPT_TEST_API_KEY", "sk-test-secret")
     config = {"base_url": server.base_url, "model": "internvl2-test", "api_key_env": "SKYSCRIPT_TEST_API_KEY",
-              "max_concurrency": 4, "backoff_s": 0.01, "max_retries": 3, "timeout_s": 0.3, **config}
+              "max_concurrency": 4, "backoff_s": 0.01, "max_retries": 3, "timeout_s": 0.5, **config}
     return load_backend("openai", **config)
 
 
@@ -68,7 +68,7 @@ def test_transient_failures_are_retried(server, monkeypatch, scenario, attempts)
 
 @pytest.mark.parametrize("scenario, attempts, message", [
     ("always_500", 4, "gave up after 4 attempts: HTTP 500"),
-    ("always_slow", 4, "no answer within 0.3 s"),
+    ("always_slow", 4, "no answer within 0.5 s"),
     ("malformed", 1, "malformed chat-completions reply"),
     ("empty_choices", 1, "malformed chat-completions reply"),
 ])
@@ -121,3 +121,16 @@ def test_llm_json_repairer_uses_the_same_client(server, monkeypatch):
 def test_unknown_backend_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown MLLM backend 'gpt5'; choose one of baseline, openai"):
         load_backend("gpt5")
+
+
+def test_a_server_that_is_not_there_is_retried_then_an_error(monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port on 127.0.0.1 that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    backend = load_backend("openai", base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env="",
+                           max_retries=2, backoff_s=0.01, timeout_s=2)
+    [reply] = backend.generate([request("good")])
+    backend.close()
+    assert reply.text is None and reply.error.startswith("gave up after 3 attempts: connection failed")

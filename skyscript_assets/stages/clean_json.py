@@ -76,14 +76,15 @@ class NotRecoverable(ValueError):
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)(?:```|$)", re.DOTALL)
 _FULL_WIDTH = str.maketrans({"｛": "{", "｝": "}", "［": "[", "］": "]", "：": ":", "，": ",",
                              "“": '"', "”": '"', "＂": '"', "‘": "'", "’": "'"})
-_MAX_CANDIDATES = 5
+_MAX_CANDIDATES = 16  # bracketed segments looked at: enough for one object per image of a batch
 # A bare key after "{" or ",": `Scene Description: "..."` -> `"Scene Description": "..."`.
 _BARE_KEY = re.compile(r"(?<=[{,])(\s*)([A-Za-z_\u4e00-\u9fff][^\"'{}\[\],:\n]*?)(\s*):")
 
 
 def strip_code_fences(text: str) -> str:
-    match = _FENCE.search(text)
-    return match.group(1).strip() if match else text.strip()
+    """The fenced blocks' contents (one per line when a model fenced each image), else the text."""
+    blocks = [block.strip() for block in _FENCE.findall(text)]
+    return "\n".join(block for block in blocks if block) if blocks else text.strip()
 
 
 def json_segments(text: str) -> list[tuple[str, int]]:
@@ -139,19 +140,33 @@ def parse_json_text(raw_text: str) -> ParsedText:
         pass
     for variant in (text, text.translate(_FULL_WIDTH)):
         segments = json_segments(variant)
-        for segment, depth in segments:
-            if depth:
-                continue
-            requoted = requote_single_quotes(segment)
-            for candidate in (segment, _quote_bare_keys(segment), requoted, _quote_bare_keys(requoted)):
-                if (value := _strict_or_literal(candidate)) is not None:
-                    return ParsedText(value, as_is=False, open_depth=0)
+        complete = [value for segment, depth in segments if not depth
+                    if (value := _strict_with_fixes(segment)) is not None]
+        frames = [value for value in complete if _looks_like_frame(value)]
+        if len(frames) > 1:  # "Image 1: {...} Image 2: {...}": one object per image
+            return ParsedText(frames, as_is=False, open_depth=0)
+        if complete:
+            return ParsedText(complete[0], as_is=False, open_depth=0)
         if segments:
             segment, depth = max(segments, key=lambda s: len(s[0]))
             value = json_repair.loads(segment)
             if isinstance(value, (dict, list)) and value:
                 return ParsedText(value, as_is=False, open_depth=depth)
     raise NotRecoverable("no_json")
+
+
+def is_truncated(raw_text: str) -> bool:
+    """The reply stops inside a bracket: the model ran out of tokens (or was cut off)."""
+    segments = json_segments(strip_code_fences(raw_text).translate(_FULL_WIDTH))
+    return bool(segments) and segments[-1][1] > 0
+
+
+def _strict_with_fixes(segment: str) -> Any:
+    requoted = requote_single_quotes(segment)
+    for candidate in (segment, _quote_bare_keys(segment), requoted, _quote_bare_keys(requoted)):
+        if (value := _strict_or_literal(candidate)) is not None:
+            return value
+    return None
 
 
 def _quote_bare_keys(text: str) -> str:
@@ -498,7 +513,9 @@ def clean_raw_output(
         outcome = CleanOutcome.PARSED_AS_IS if parsed.as_is else CleanOutcome.FIXED_LOCALLY
     except NotRecoverable as exc:
         reason = exc.args[0]
-        if repairer is None or reason == "empty_output":
+        if reason != "empty_output" and is_truncated(raw_text):
+            reason = "truncated"  # an LLM asked to repair it could only invent the missing part
+        if repairer is None or reason in ("empty_output", "truncated"):
             return _all_lost(raw_text, items, reason, unparseable, issues)
         try:
             parsed = parse_json_text(repairer(raw_text, _REASON_TEXT[reason]))
@@ -577,6 +594,7 @@ def clean_annotation(
 
 _REASON_TEXT = {
     "empty_output": "the reply is empty",
+    "truncated": "the reply stops before its first frame is complete",
     "no_json": "no JSON object or array could be read from the reply",
     "not_an_annotation": "the JSON holds no frame annotation (no scene, people, objects, ... keys)",
 }

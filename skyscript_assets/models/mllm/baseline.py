@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import MllmReply, MllmRequest, one_line
+from . import BackendUnavailable, MllmReply, MllmRequest, one_line
 
 MODEL_ID = "baseline-cv/1"
 SUBTITLE_ZONE = 0.65  # text whose box starts below this share of the height is a subtitle
@@ -64,13 +64,16 @@ class BaselineAnnotator:
         self.max_side = max_side
         self.faces = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
         if self.faces.empty():
-            raise RuntimeError("OpenCV's frontal-face Haar cascade is missing from this opencv wheel")
+            raise BackendUnavailable("OpenCV's frontal-face Haar cascade is missing (OpenCV >= 5 no longer ships it)")
         self.bodies = cv2.HOGDescriptor()
         self.bodies.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.ocr = None
         if ocr:
-            from rapidocr_onnxruntime import RapidOCR
-
+            try:
+                from rapidocr_onnxruntime import RapidOCR
+            except ImportError:
+                raise BackendUnavailable("the baseline's subtitle reader needs rapidocr-onnxruntime "
+                                         "(a dependency of skyscript-assets); or pass ocr=False") from None
             self.ocr = RapidOCR()
 
     def generate(self, requests: Sequence[MllmRequest]) -> list[MllmReply]:

@@ -14,6 +14,7 @@ sent only in the Authorization header: never logged, never in a model id or an e
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import random
@@ -108,7 +109,7 @@ class OpenAIChatClient:
             raise _Rejected(f"HTTP {exc.code} from {self.url}: {detail}") from None
         except (TimeoutError, socket.timeout) as exc:
             raise _Transient(f"no answer within {self.timeout_s:g} s") from exc
-        except (urllib.error.URLError, ConnectionError, OSError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:  # refused, reset, cut short
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, (TimeoutError, socket.timeout)):
                 raise _Transient(f"no answer within {self.timeout_s:g} s") from None
