@@ -296,3 +296,12 @@ def test_a_reply_cut_before_its_first_frame_never_goes_to_the_llm():
     calls = []
     result = clean_raw_output('{"frames": [{"sce', ["kf"], repairer=lambda t, p: calls.append(t) or "{}")
     assert calls == [] and result.frames[0].reason == "truncated"
+
+
+def test_a_frame_that_still_fails_validation_is_a_loss_not_a_crash(monkeypatch):
+    from skyscript_assets.stages import clean_json
+
+    monkeypatch.setattr(clean_json._Normaliser, "frame", lambda self, value: {"people": [{"vad": {"valence": 42}}]})
+    result = clean_raw_output(json.dumps([PROMPT_FORMAT_FRAME] * 2), ["kf1", "kf2"])
+    assert [(f.item, f.reason) for f in result.frames] == [("kf1", "schema_violation"), ("kf2", "schema_violation")]
+    assert "less than or equal to 9" in result.frames[0].detail

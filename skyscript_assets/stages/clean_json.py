@@ -15,8 +15,8 @@ keyframes of one shot batch, in request order):
     (warn above 8 %) and stats.field_issues feed the asset checks.
 
 `clean_annotation(text)` is the one-frame shortcut. The ladder, cheapest first: strip code
-fences and surrounding prose, `json.loads`, Python literals, `json_repair`, full-width
-punctuation; then normalise into the schema (numeric strings to numbers, case-insensitive
+fences and surrounding prose, `json.loads`, Python literals, single quotes and bare keys
+re-quoted, `json_repair`, full-width punctuation; then normalise into the schema (numeric strings to numbers, case-insensitive
 and synonymous keys, shot-type spellings, ranges clamped); only what is still unreadable
 goes to the optional LLM `repairer`. A frame the text was cut off in is a loss
 ("truncated"), never completed by guessing.
@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Any
 
 import json_repair
+from pydantic import ValidationError
 
 from ..schema import FrameAnnotation, LossRecord
 
@@ -542,7 +543,11 @@ def clean_raw_output(
         elif not _looks_like_frame(frames[index]):
             results.append(_loss(name, "not_an_annotation", f"frame {index + 1} is {_describe(frames[index])}"))
         else:
-            annotation = normalise_frame(frames[index], issues)
+            try:
+                annotation = normalise_frame(frames[index], issues)
+            except ValidationError as exc:  # normalisation should prevent this; never sink the batch
+                results.append(_loss(name, "schema_violation", _one_line(exc)[:300]))
+                continue
             time_s = timestamps[index] if timestamps is not None and index < len(timestamps) else None
             if time_s is not None:
                 annotation = annotation.model_copy(update={"timestamp_s": float(time_s)})
