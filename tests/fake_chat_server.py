@@ -2,7 +2,8 @@
 
 The scenario is named in the request's text (`scenario=NAME`) so one server can serve
 several behaviours at once: good, 429_once, 500_twice, always_500, slow_once, always_slow,
-malformed, no_schema (400 while a response_format is sent), empty_choices.
+malformed, no_schema (400 while a response_format is sent), bad_request (always 400),
+empty_choices.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class FakeChatServer:
                     return self._send(200, None, raw=b"<html>bad gateway</html>")
                 if scenario == "no_schema" and "response_format" in body:
                     return self._send(400, {"error": {"message": "response_format is not supported"}})
+                if scenario == "bad_request":
+                    return self._send(400, {"error": {"message": "prompt is too long"}})
                 if scenario == "empty_choices":
                     return self._send(200, {"choices": []})
                 content = json.dumps({"frames": [GOOD_FRAME] * max(images, 1)})

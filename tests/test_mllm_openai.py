@@ -92,6 +92,16 @@ def test_server_without_json_schema_support_is_asked_without_it(server, monkeypa
     assert server.attempts["no_schema"] == 3
 
 
+def test_a_request_refused_for_another_reason_keeps_the_schema_for_the_next(server, monkeypatch):
+    backend = backend_for(server, monkeypatch)
+    [refused] = backend.generate([request("bad_request")])
+    [good] = backend.generate([request("good")])
+    backend.close()
+    assert refused.text is None and "HTTP 400" in refused.error and "prompt is too long" in refused.error
+    assert server.attempts["bad_request"] == 2  # with the schema, then without: no retries of a 400
+    assert good.error is None and "response_format" in server.bodies[-1]
+
+
 def test_many_requests_in_flight_each_get_their_reply(server, monkeypatch):
     server.latency_s = 0.05
     backend = backend_for(server, monkeypatch, max_concurrency=8)

@@ -70,12 +70,13 @@ class OpenAIChatClient:
         except _Rejected as exc:
             if "response_format" not in body:
                 raise ChatError(str(exc)) from None
-            self._schema_refused.set()  # e.g. a server without guided decoding
             body.pop("response_format")
             try:
-                return self._post_with_retries(body)
-            except _Rejected as again:
+                text = self._post_with_retries(body)
+            except _Rejected as again:  # refused for another reason (too long, bad image): keep the schema
                 raise ChatError(str(again)) from None
+            self._schema_refused.set()  # e.g. a server without guided decoding: stop sending it
+            return text
 
     def _post_with_retries(self, body: dict) -> str:
         payload = json.dumps(body).encode()
