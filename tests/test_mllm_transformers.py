@@ -60,3 +60,16 @@ def test_batched_and_single_generation_agree(tiny_model):
 def test_a_model_path_that_is_not_a_folder_is_a_clear_error(tmp_path):
     with pytest.raises(BackendUnavailable, match="loads from a local folder"):
         load_backend("transformers", model_path=str(tmp_path / "missing"))
+
+
+@pytest.mark.gpu
+def test_tiny_internvl_on_cuda_in_bfloat16(tiny_model):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    backend = load_backend("transformers", model_path=str(tiny_model), device="cuda", max_new_tokens=8)
+    assert backend.needs_gpu is True and backend.model.dtype == torch.bfloat16
+    replies = backend.generate([MllmRequest((png(1), png(2)), "Describe."), MllmRequest((png(3),), "Describe.")])
+    backend.close()
+    assert all(isinstance(r.text, str) and r.error is None for r in replies)
