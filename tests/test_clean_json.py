@@ -305,3 +305,13 @@ def test_a_frame_that_still_fails_validation_is_a_loss_not_a_crash(monkeypatch):
     result = clean_raw_output(json.dumps([PROMPT_FORMAT_FRAME] * 2), ["kf1", "kf2"])
     assert [(f.item, f.reason) for f in result.frames] == [("kf1", "schema_violation"), ("kf2", "schema_violation")]
     assert "less than or equal to 9" in result.frames[0].detail
+
+
+def test_a_reply_that_copies_the_prompts_form_invents_nothing():
+    from skyscript_assets.prompts import OUTPUT_EXAMPLE
+
+    result = clean_raw_output(json.dumps(OUTPUT_EXAMPLE), ["kf"])
+    assert result.outcome is CleanOutcome.LOST
+    assert (result.frames[0].item, result.frames[0].reason) == ("kf", "empty_annotation")
+    assert result.field_issues["people.vad.valence: not_a_number"] == 1
+    assert result.field_issues["scene_description: template_echo"] == 1

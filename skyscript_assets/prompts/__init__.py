@@ -64,6 +64,19 @@ OUTPUT_EXAMPLE = {"frames": [{
 }]}
 
 
+def prompt_placeholders() -> frozenset[str]:
+    """The type placeholders of OUTPUT_EXAMPLE ("string", "1-9", ...), lowercased: a reply that
+    repeats one copied the form instead of answering."""
+    def leaves(value):
+        if isinstance(value, dict):
+            return [leaf for v in value.values() for leaf in leaves(v)]
+        if isinstance(value, list):
+            return [leaf for v in value for leaf in leaves(v)]
+        return [str(value).lower()]
+
+    return frozenset(leaves(OUTPUT_EXAMPLE))
+
+
 def output_json_schema() -> dict:
     """... and as a JSON schema, for servers that constrain decoding (`response_format`)."""
     from ..schema import FrameAnnotation

@@ -36,6 +36,7 @@ from typing import Any
 import json_repair
 from pydantic import ValidationError
 
+from ..prompts import prompt_placeholders
 from ..schema import FrameAnnotation, LossRecord
 
 STAGE = "cleaned_json"
@@ -298,6 +299,8 @@ _NULL_WORDS = frozenset({"", "none", "null", "n/a", "na", "nil", "unknown", "not
 _TRUE_WORDS = frozenset({"true", "yes", "y", "1", "present", "on", "有", "是"})
 _FALSE_WORDS = frozenset({"false", "no", "n", "0", "absent", "off", "none", "无", "否"})
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+_RANGE = re.compile(r"\d\s*(?:-|–|~|to)\s*\d")
+_PROMPT_PLACEHOLDERS = prompt_placeholders()
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
 
 
@@ -339,6 +342,9 @@ class _Normaliser:
             self.note(path, "wrong_type")
             return None
         value = value.strip()
+        if value.lower() in _PROMPT_PLACEHOLDERS:  # the model copied the prompt's form, not an answer
+            self.note(path, "template_echo")
+            return None
         return None if value.lower() in _NULL_WORDS else value
 
     def number(self, value: Any, path: str, low: float | None = None, high: float | None = None) -> float | None:
@@ -349,7 +355,7 @@ class _Normaliser:
             return None
         if isinstance(value, str):
             match = _NUMBER.search(value)
-            if not match:
+            if not match or _RANGE.search(value):  # "1-9" is the scale, not a value on it
                 self.note(path, "not_a_number")
                 return None
             self.note(path, "numeric_string")
@@ -547,6 +553,9 @@ def clean_raw_output(
                 annotation = normalise_frame(frames[index], issues)
             except ValidationError as exc:  # normalisation should prevent this; never sink the batch
                 results.append(_loss(name, "schema_violation", _one_line(exc)[:300]))
+                continue
+            if annotation == FrameAnnotation():  # nothing usable survived normalisation
+                results.append(_loss(name, "empty_annotation", "no field of this frame holds a usable value"))
                 continue
             time_s = timestamps[index] if timestamps is not None and index < len(timestamps) else None
             if time_s is not None:
