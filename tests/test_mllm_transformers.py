@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 from skyscript_assets.models.mllm import BackendUnavailable, MllmRequest, load_backend  # noqa: E402
 from skyscript_assets.schema import LossRecord  # noqa: E402
 from skyscript_assets.stages.clean_json import CleanOutcome, clean_raw_output  # noqa: E402
-from tiny_vlm import build_tiny_internvl  # noqa: E402
+from tiny_vlm import build_tiny_internvl, build_tiny_llava  # noqa: E402
 
 
 def png(seed: int) -> bytes:
@@ -55,6 +55,22 @@ def test_batched_and_single_generation_agree(tiny_model):
     backend.close()
     assert together[0].text != together[1].text  # the output depends on the input ...
     assert [r.text for r in together] == [r.text for r in alone]  # ... and not on its batch-mates
+
+
+def test_a_model_with_a_loadable_processor_goes_through_it(tmp_path):
+    """LLaVA's processor needs no torchvision: the generic AutoProcessor path, batched."""
+    from skyscript_assets.models.mllm.transformers_backend import ProcessorInputs
+
+    backend = load_backend("transformers", model_path=str(build_tiny_llava(tmp_path / "llava")),
+                           batch_size=2, max_new_tokens=8)
+    assert isinstance(backend.inputs, ProcessorInputs)
+    short, long = MllmRequest((png(1),), "describe"), MllmRequest((png(2), png(3)), "describe the image as JSON")
+    together = backend.generate([short, long])
+    alone = backend.generate([short]) + backend.generate([long])
+    backend.close()
+    assert together[0].text != together[1].text
+    assert [r.text for r in together] == [r.text for r in alone]
+    assert clean_raw_output(together[1].text, ["kf1", "kf2"]).outcome is CleanOutcome.LOST
 
 
 def test_a_model_path_that_is_not_a_folder_is_a_clear_error(tmp_path):
