@@ -16,10 +16,11 @@ keyframes of one shot batch, in request order):
 
 `clean_annotation(text)` is the one-frame shortcut. The ladder, cheapest first: strip code
 fences and surrounding prose, `json.loads`, Python literals, single quotes and bare keys
-re-quoted, `json_repair`, full-width punctuation; then normalise into the schema (numeric strings to numbers, case-insensitive
-and synonymous keys, shot-type spellings, ranges clamped); only what is still unreadable
-goes to the optional LLM `repairer`. A frame the text was cut off in is a loss
-("truncated"), never completed by guessing.
+re-quoted, `json_repair`, full-width punctuation; then normalise into the schema (numeric
+strings to numbers, case-insensitive and synonymous keys, shot-type spellings, ranges
+clamped, echoes of the prompt's form dropped); only what is still unreadable goes to the
+optional LLM `repairer`. A frame the text was cut off in is a loss ("truncated"), never
+completed by guessing.
 """
 
 from __future__ import annotations
