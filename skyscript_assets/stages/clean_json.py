@@ -176,6 +176,9 @@ def _quote_bare_keys(text: str) -> str:
     return _BARE_KEY.sub(r'\1"\2"\3:', text)
 
 
+_CLOSES_STRING = re.compile(r"\s*(?:[,:}\]]|$)")
+
+
 def requote_single_quotes(text: str) -> str:
     """{'line': 'it's late'} -> {"line": "it's late"}: a ' opens a string only where a value or
     key starts (after { [ , :) and closes it only before , : } ] or the end, so apostrophes
@@ -194,11 +197,10 @@ def requote_single_quotes(text: str) -> str:
             elif ch == '"':
                 quote, last = None, '"'
         elif quote == "'":
-            rest = text[i + 1:].lstrip()
             if ch == "\\" and text[i + 1:i + 2] == "'":
                 out.append("'")
                 i += 1
-            elif ch == "'" and (not rest or rest[0] in ",:}]"):
+            elif ch == "'" and _CLOSES_STRING.match(text, i + 1):
                 out.append('"')
                 quote, last = None, '"'
             else:
