@@ -4,6 +4,8 @@
     skyscript ingest PATH     register a drama folder (copied into the landing zone)
     skyscript db upgrade      migrate the catalog database
     skyscript ui              open the Dagster UI on the same instance
+    skyscript annotate IMG..  run an MLLM backend on images, print its raw output
+    skyscript clean-json FILE clean one raw MLLM output into validated annotations
 
 Errors a user can fix are one line on stderr and a non-zero exit, never a traceback.
 """
@@ -73,7 +75,85 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="run `dagster dev` on this SKYSCRIPT_HOME's instance")
     ui.add_argument("--port", default="3000")
     ui.set_defaults(func=cmd_ui)
+
+    annotate = sub.add_parser("annotate", help="send images (one shot, in order) to an MLLM backend; print the raw output")
+    annotate.add_argument("images", nargs="+", help="image files (JPEG, PNG or WebP)")
+    annotate.add_argument("--backend", default="baseline", help="baseline (default), openai, transformers or lmdeploy")
+    annotate.add_argument("--server", help="openai: base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:23333/v1")
+    annotate.add_argument("--model", help="openai: the served model's name")
+    annotate.add_argument("--model-path", help="transformers / lmdeploy: local model folder")
+    annotate.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the API key")
+    annotate.set_defaults(func=cmd_annotate)
+
+    clean = sub.add_parser("clean-json", help="clean one raw MLLM output (a frame, a list of frames or a Case_N mapping)")
+    clean.add_argument("file", nargs="?", default="-", help="file with the raw output, or - for standard input")
+    clean.add_argument("--repair-server", help="OpenAI-compatible server for the LLM repair of what local repair cannot read")
+    clean.add_argument("--repair-model", help="the repair model's name (with --repair-server)")
+    clean.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the repair server's API key")
+    clean.set_defaults(func=cmd_clean_json)
     return parser
+
+
+def cmd_annotate(args) -> int:
+    from .models.mllm import BackendUnavailable, MllmRequest, load_backend
+    from .prompts import frame_annotation_prompt
+
+    images = []
+    for name in args.images:
+        try:
+            images.append(Path(name).read_bytes())
+        except OSError as exc:
+            raise UserError(f"{name}: {exc.strerror or exc}") from None
+    config = {}
+    if args.backend == "openai":
+        if not (args.server and args.model):
+            raise UserError("--backend openai needs --server URL and --model NAME")
+        config = {"base_url": args.server, "model": args.model, "api_key_env": args.api_key_env}
+    elif args.backend in ("transformers", "lmdeploy"):
+        if not args.model_path:
+            raise UserError(f"--backend {args.backend} needs --model-path FOLDER")
+        config = {"model_path": args.model_path}
+    try:
+        backend = load_backend(args.backend, **config)
+    except (BackendUnavailable, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    try:
+        [reply] = backend.generate([MllmRequest(tuple(images), frame_annotation_prompt(len(images)))])
+    finally:
+        backend.close()
+    if reply.text is None:
+        print(f"skyscript: {backend.model_id}: {reply.error}", file=sys.stderr)
+        return 1
+    print(reply.text)
+    return 0
+
+
+def cmd_clean_json(args) -> int:
+    import json
+
+    from .schema import LossRecord
+    from .stages.clean_json import CleanOutcome, clean_raw_output
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UserError(f"{args.file}: {exc.strerror or exc}") from None
+    repairer = None
+    if args.repair_server:
+        if not args.repair_model:
+            raise UserError("--repair-server needs --repair-model NAME")
+        from .models.llm import LlmJsonRepairer
+
+        repairer = LlmJsonRepairer.from_server(args.repair_server, args.repair_model, api_key_env=args.api_key_env)
+    result = clean_raw_output(text, repairer=repairer)
+    for loss in (frame for frame in result.frames if isinstance(frame, LossRecord)):
+        print(f"skyscript: {loss.item}: {loss.reason}: {loss.detail}", file=sys.stderr)
+    if result.outcome is CleanOutcome.LOST:
+        return 1
+    # one frame in, one object out; a list or a Case_N mapping in, a list out
+    frames = [frame.model_dump(mode="json") for frame in result.frames if not isinstance(frame, LossRecord)]
+    print(json.dumps(frames[0] if result.single_frame else frames, ensure_ascii=False, indent=2))
+    return 0
 
 
 def cmd_db_upgrade(args) -> int:

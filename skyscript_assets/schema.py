@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class DramaInfo(BaseModel):
@@ -24,24 +27,142 @@ class LossRecord(BaseModel):
     detail: str
 
 
-# --- Shooting scripts (Table 1 of the paper) --------------------------------------------
-# One shooting script is one scene of one episode with its shots; the dataset pairs each
-# with many restored scripts. Ids (drama, episode, scene, shot) make every pair traceable.
+# --- Frame annotations (the multimodal LLM's pre-extraction, cleaned) ---------------------
 
 
-class EmotionVAD(BaseModel):
-    """Continuous emotion on the paper's 1-9 scales."""
+class ShotType(StrEnum):
+    """Shot size of a person or object; objects may instead be foreground or background."""
+
+    EXTREME_CLOSE_UP = "extreme_close_up"  # eyes, hands, small objects
+    CLOSE_UP = "close_up"  # a face or an object's detail
+    MEDIUM = "medium"  # waist up
+    FULL = "full"  # head to toe
+    WIDE = "wide"  # the setting dominates
+    FOREGROUND = "foreground"  # objects only: sharp, primary
+    BACKGROUND = "background"  # objects only: blurred, secondary
+
+
+SHOT_SIZES = frozenset(
+    {ShotType.EXTREME_CLOSE_UP, ShotType.CLOSE_UP, ShotType.MEDIUM, ShotType.FULL, ShotType.WIDE}
+)
+
+# Free-text spellings met in model output, normalised by `shot_type_from_text` (lowercase,
+# punctuation and a trailing "shot" removed) before lookup.
+_SHOT_TYPE_SYNONYMS: dict[str, ShotType] = {
+    "extreme close up": ShotType.EXTREME_CLOSE_UP, "extreme closeup": ShotType.EXTREME_CLOSE_UP,
+    "ecu": ShotType.EXTREME_CLOSE_UP, "xcu": ShotType.EXTREME_CLOSE_UP, "big close up": ShotType.EXTREME_CLOSE_UP,
+    "detail": ShotType.EXTREME_CLOSE_UP, "insert": ShotType.EXTREME_CLOSE_UP, "大特写": ShotType.EXTREME_CLOSE_UP,
+    "close up": ShotType.CLOSE_UP, "closeup": ShotType.CLOSE_UP, "cu": ShotType.CLOSE_UP, "close": ShotType.CLOSE_UP,
+    "特写": ShotType.CLOSE_UP, "近景": ShotType.CLOSE_UP,
+    "medium close up": ShotType.MEDIUM, "mcu": ShotType.MEDIUM, "medium": ShotType.MEDIUM, "mid": ShotType.MEDIUM,
+    "ms": ShotType.MEDIUM, "waist": ShotType.MEDIUM, "中景": ShotType.MEDIUM, "中近景": ShotType.MEDIUM,
+    "full": ShotType.FULL, "fs": ShotType.FULL, "full body": ShotType.FULL, "medium long": ShotType.FULL,
+    "medium full": ShotType.FULL, "cowboy": ShotType.FULL, "全景": ShotType.FULL,
+    "wide": ShotType.WIDE, "ws": ShotType.WIDE, "long": ShotType.WIDE, "ls": ShotType.WIDE,
+    "extreme long": ShotType.WIDE, "extreme wide": ShotType.WIDE, "establishing": ShotType.WIDE,
+    "els": ShotType.WIDE, "远景": ShotType.WIDE, "大远景": ShotType.WIDE,
+    "foreground": ShotType.FOREGROUND, "fg": ShotType.FOREGROUND, "前景": ShotType.FOREGROUND,
+    "background": ShotType.BACKGROUND, "bg": ShotType.BACKGROUND, "背景": ShotType.BACKGROUND,
+}
+
+
+def shot_type_from_text(text: str) -> ShotType | None:
+    """'Medium Shot', 'medium Shot', 'CU', 'Close-up', 'Background' -> the enum; None if unknown."""
+    key = re.sub(r"[^0-9a-z\u4e00-\u9fff]+", " ", text.lower()).strip()
+    key = re.sub(r"\s*(shot|镜头)$", "", key).strip()
+    if key in ShotType._value2member_map_:
+        return ShotType(key)
+    return _SHOT_TYPE_SYNONYMS.get(key) or _SHOT_TYPE_SYNONYMS.get(key.replace(" ", ""))
+
+
+def _shot_type_before(value):
+    if isinstance(value, str) and value not in ShotType._value2member_map_:
+        return shot_type_from_text(value) or value  # unknown text stays, so validation names it
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SceneInfo(_Strict):
+    number: int | None = Field(default=None, ge=0)
+    name: str | None = None
+
+
+class BackgroundMusic(_Strict):
+    present: bool | None = None
+    genre: str | None = None
+    mood: str | None = None
+    tempo: str | None = None
+
+
+class ContinuousEmotion(_Strict):
+    """Valence (unhappy -> happy), arousal (calm -> agitated), dominance (submissive -> in control), 1-9."""
 
     valence: float | None = Field(default=None, ge=1, le=9)
     arousal: float | None = Field(default=None, ge=1, le=9)
     dominance: float | None = Field(default=None, ge=1, le=9)
 
 
+class PersonAnnotation(_Strict):
+    type: str | None = None  # what the model called it: "person", "woman", ...
+    age: str | None = None
+    gender: str | None = None
+    looks: str | None = None
+    emotion: str | None = None
+    actions: str | None = None
+    vad: ContinuousEmotion | None = None
+    temperament: str | None = None
+    facial_attractiveness: float | None = Field(default=None, ge=1, le=5)
+    shot_type: ShotType | None = None
+    line: str | None = None  # dialogue
+
+    @field_validator("shot_type", mode="before")
+    @classmethod
+    def _map_shot_type(cls, value):
+        return _shot_type_before(value)
+
+    @field_validator("shot_type")
+    @classmethod
+    def _people_have_sizes(cls, value):
+        if value is not None and value not in SHOT_SIZES:
+            raise ValueError(f"a person's shot type is a size, not {value.value}")
+        return value
+
+
+class ObjectAnnotation(_Strict):
+    name: str | None = None
+    description: str | None = None
+    shot_type: ShotType | None = None
+
+    @field_validator("shot_type", mode="before")
+    @classmethod
+    def _map_shot_type(cls, value):
+        return _shot_type_before(value)
+
+
+class FrameAnnotation(_Strict):
+    """One keyframe's clean annotation. Missing optional fields are null, never guessed."""
+
+    scene: SceneInfo | None = None
+    bgm: BackgroundMusic | None = None
+    scene_description: str | None = None
+    people: list[PersonAnnotation] = Field(default_factory=list)
+    objects: list[ObjectAnnotation] = Field(default_factory=list)
+    timestamp_s: float | None = Field(default=None, ge=0)
+
+
+# --- Shooting scripts (Table 1 of the paper) --------------------------------------------
+# One shooting script is one scene of one episode with its shots; the dataset pairs each
+# with many restored scripts. Ids (drama, episode, scene, shot) make every pair traceable.
+
+
 class CharacterInShot(BaseModel):
     character_id: str  # stable across the drama ("char-3")
     name: str  # from captions / dialogue, else "Character 3"
     emotion: str | None = None
-    vad: EmotionVAD | None = None
+    vad: ContinuousEmotion | None = None
     looks: str | None = None
     action: str | None = None
     posture: str | None = None

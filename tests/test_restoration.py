@@ -6,14 +6,14 @@ import json
 import fsspec
 import pytest
 
-from skyscript_assets.schema import CharacterInShot, EmotionVAD, ShootingScript, ShotMusic, ShotScript
+from skyscript_assets.schema import CharacterInShot, ContinuousEmotion, ShootingScript, ShotMusic, ShotScript
 from skyscript_assets.stages.fountain import read_fountain, render_fountain
 from skyscript_assets.stages.release import PAIR_SCHEMA, dataset_card, write_shards
 from skyscript_assets.stages.restore import filter_restorations, near_duplicate_indices, style_variants
 
 
 def _script() -> ShootingScript:
-    emma = CharacterInShot(character_id="char-1", name="Emma", emotion="Sad", vad=EmotionVAD(valence=3, arousal=4, dominance=5),
+    emma = CharacterInShot(character_id="char-1", name="Emma", emotion="Sad", vad=ContinuousEmotion(valence=3, arousal=4, dominance=5),
                            posture="standing", line="You came back. I kept your cup.", location_cm=(0, 165, 300))
     stranger = CharacterInShot(character_id="char-2", name="Character 2", action="walks in")
     return ShootingScript(
@@ -134,10 +134,10 @@ def _with(characters_by_shot, scene=1):
 def test_relationship_graph_over_time():
     a = lambda **k: CharacterInShot(character_id="char-1", name="Ann", **k)  # noqa: E731
     b = lambda **k: CharacterInShot(character_id="char-2", name="Bo", **k)  # noqa: E731
-    scene1 = _with([[a(line="Hi.", location_cm=(0, 165, 100), vad=EmotionVAD(valence=8, arousal=5, dominance=5)),
-                     b(location_cm=(0, 165, 200), vad=EmotionVAD(valence=6, arousal=5, dominance=5))],
+    scene1 = _with([[a(line="Hi.", location_cm=(0, 165, 100), vad=ContinuousEmotion(valence=8, arousal=5, dominance=5)),
+                     b(location_cm=(0, 165, 200), vad=ContinuousEmotion(valence=6, arousal=5, dominance=5))],
                     [b(line="Hello.")], [a(line="Bye.")]], scene=1)
-    scene2 = _with([[a(vad=EmotionVAD(valence=2, arousal=8, dominance=5)), b(vad=EmotionVAD(valence=2, arousal=8, dominance=5))]], scene=2)
+    scene2 = _with([[a(vad=ContinuousEmotion(valence=2, arousal=8, dominance=5)), b(vad=ContinuousEmotion(valence=2, arousal=8, dominance=5))]], scene=2)
     edges = relationship_graph([scene2, scene1])
     assert [(e.scene_number, e.shots_together) for e in edges] == [(1, 1), (2, 1)]
     first, second = edges

@@ -1,0 +1,101 @@
+"""MLLM pre-extraction: the valid keyframes of each shot, a few per request, to a
+multimodal LLM; its output kept verbatim.
+
+What the `raw_mllm_json` asset calls, once per episode (the backend built once per run
+with `models.mllm.load_backend(name, **config)`, closed at the end):
+
+    keyframes = [KeyframeInput(item=..., shot_key=..., uri=kf.uri, time_s=kf.time_s) for kf in valid]
+    results = annotate_keyframes(backend, keyframes, max_images_per_request=4)
+    for r in results:  RawAnnotation -> artifact + catalog row (text, items, model_id,
+                       prompt_version);  LossRecord -> losses table
+
+Provenance: `RawAnnotation.model_id` and `.prompt_version` ("frame_annotation/v1"), and
+STAGE_VERSION. A request that fails, or an image that cannot be read, is a LossRecord per
+keyframe; the rest of the episode goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+import fsspec
+
+from ..models.mllm import MllmBackend, MllmRequest
+from ..prompts import FRAME_ANNOTATION, PromptTemplate, frame_annotation_prompt, load_prompt
+from ..schema import LossRecord
+
+STAGE = "raw_mllm_json"
+STAGE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class KeyframeInput:
+    item: str  # the keyframe's id, e.g. "ep01/shot0003/kf01": what rows and losses name
+    shot_key: str  # keyframes of one shot share this; only they share a request
+    uri: str  # the encoded image in the artifact store (any fsspec URL)
+    time_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RawAnnotation:
+    items: tuple[str, ...]  # the keyframes of the request, in image order
+    text: str  # the model's output, verbatim
+    model_id: str
+    prompt_version: str
+    seconds: float  # the backend's time for this request (in-process backends: a share of their batch)
+
+
+def read_image_bytes(uri: str) -> bytes:
+    with fsspec.open(uri, "rb") as handle:
+        return handle.read()
+
+
+def shot_batches(keyframes: Sequence[KeyframeInput], max_images: int) -> list[list[KeyframeInput]]:
+    """Consecutive keyframes of the same shot, at most `max_images` per batch."""
+    if max_images < 1:
+        raise ValueError("max_images must be at least 1")
+    batches = []
+    for _, group in groupby(keyframes, key=lambda kf: kf.shot_key):
+        shot = list(group)
+        batches.extend(shot[i:i + max_images] for i in range(0, len(shot), max_images))
+    return batches
+
+
+def annotate_keyframes(
+    backend: MllmBackend,
+    keyframes: Sequence[KeyframeInput],
+    *,
+    max_images_per_request: int = 4,
+    prompt: PromptTemplate | None = None,
+    read_image: Callable[[str], bytes] = read_image_bytes,
+) -> list[RawAnnotation | LossRecord]:
+    """One RawAnnotation per request that got an answer; a LossRecord per keyframe lost."""
+    template = prompt or load_prompt(FRAME_ANNOTATION)
+    losses: list[LossRecord] = []
+    batches: list[tuple[list[KeyframeInput], MllmRequest]] = []
+    for batch in shot_batches(keyframes, max_images_per_request):
+        readable, images = [], []
+        for keyframe in batch:
+            try:
+                images.append(read_image(keyframe.uri))
+                readable.append(keyframe)
+            except (OSError, ValueError) as exc:
+                losses.append(_loss(keyframe.item, "unreadable_image", f"{keyframe.uri}: {exc}"))
+        if readable:
+            batches.append((readable, MllmRequest(tuple(images), frame_annotation_prompt(len(images), template))))
+
+    replies = backend.generate([request for _, request in batches]) if batches else []
+    results: list[RawAnnotation | LossRecord] = list(losses)
+    for (batch, _), reply in zip(batches, replies, strict=True):
+        if reply.text is None:
+            results.extend(_loss(kf.item, "mllm_request_failed", reply.error or "no reply") for kf in batch)
+        else:
+            results.append(RawAnnotation(tuple(kf.item for kf in batch), reply.text, backend.model_id,
+                                         template.version, reply.seconds))
+    return results
+
+
+def _loss(item: str, reason: str, detail: str) -> LossRecord:
+    return LossRecord(stage=STAGE, item=item, reason=reason, detail=" ".join(detail.split())[:300])

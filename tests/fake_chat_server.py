@@ -1,0 +1,112 @@
+"""A local chat-completions server for tests and benchmarks (127.0.0.1, random port).
+
+The scenario is named in the request's text (`scenario=NAME`) so one server can serve
+several behaviours at once: good, 429_once, 500_twice, always_500, slow_once, always_slow,
+malformed, no_schema (400 while a response_format is sent), bad_request (always 400),
+empty_choices.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+GOOD_FRAME = {"scene": {"number": 1, "name": "Office"}, "scene_description": "An office at night.",
+              "people": [{"type": "person", "vad": {"valence": "6", "arousal": 4, "dominance": 5},
+                          "shot_type": "Medium Shot"}], "objects": []}
+
+
+class FakeChatServer:
+    def __init__(self, latency_s: float = 0.0, slow_s: float = 1.0):
+        self.latency_s = latency_s
+        self.slow_s = slow_s
+        self.attempts: Counter = Counter()
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> FakeChatServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                text = " ".join(p.get("text", "") for m in body["messages"]
+                                for p in (m["content"] if isinstance(m["content"], list) else [{"text": m["content"]}]))
+                scenario = (re.search(r"scenario=(\w+)", text) or [None, "good"])[1]
+                with fake._lock:
+                    fake.attempts[scenario] += 1
+                    attempt = fake.attempts[scenario]
+                    fake.bodies.append(body)
+                    fake.headers.append(dict(self.headers))
+                if fake.latency_s:
+                    time.sleep(fake.latency_s)
+                images = sum(1 for m in body["messages"] if isinstance(m["content"], list)
+                             for p in m["content"] if p.get("type") == "image_url")
+                if scenario == "429_once" and attempt == 1:
+                    return self._send(429, {"error": "rate limited"}, {"Retry-After": "0"})
+                if scenario == "500_twice" and attempt <= 2 or scenario == "always_500":
+                    return self._send(500, {"error": "internal"})
+                if scenario == "slow_once" and attempt == 1 or scenario == "always_slow":
+                    time.sleep(fake.slow_s)
+                if scenario == "malformed":
+                    return self._send(200, None, raw=b"<html>bad gateway</html>")
+                if scenario == "no_schema" and "response_format" in body:
+                    return self._send(400, {"error": {"message": "response_format is not supported"}})
+                if scenario == "bad_request":
+                    return self._send(400, {"error": {"message": "prompt is too long"}})
+                if scenario == "empty_choices":
+                    return self._send(200, {"choices": []})
+                content = json.dumps({"frames": [GOOD_FRAME] * max(images, 1)})
+                return self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
+                                        "choices": [{"index": 0, "finish_reason": "stop",
+                                                     "message": {"role": "assistant", "content": content}}]})
+
+            def _send(self, status, payload, headers=None, raw=None):
+                data = raw if raw is not None else json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                    pass
+
+        return Handler
+
+
+if __name__ == "__main__":  # a server in its own process, for benchmarks: prints its base URL
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--seconds", type=float, default=120, help="stop by itself after this long")
+    options = parser.parse_args()
+    with FakeChatServer(latency_s=options.latency) as fake:
+        print(fake.base_url, flush=True)
+        sys.stdin.read() if options.seconds <= 0 else time.sleep(options.seconds)
