@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from .defs.annotation import cleaned_json, raw_mllm_json
 from .defs.ingest import drama_manifest
 from .defs.jobs import drama_pipeline
 from .defs.landing_sensors import landing_zone_rescan, new_dramas
@@ -9,7 +10,7 @@ from .defs.resources import local_resources
 from .defs.video import keyframes
 
 # Per-drama assets in graph order; the CLI's demo materializes them in this order.
-DRAMA_ASSETS = [drama_manifest, keyframes]
+DRAMA_ASSETS = [drama_manifest, keyframes, raw_mllm_json, cleaned_json]
 
 defs = dg.Definitions(
     assets=DRAMA_ASSETS,

@@ -152,3 +152,15 @@ def test_failed_requests_and_unreadable_images_are_losses_per_keyframe(tmp_path)
                       ("ep1/s1/kf1", "mllm_request_failed"), ("ep1/s2/kf1", "mllm_request_failed"),
                       ("ep1/s2/kf2", "mllm_request_failed")}
     assert all(r.stage == "raw_mllm_json" and "\n" not in r.detail for r in results if isinstance(r, LossRecord))
+
+
+def test_images_smaller_than_the_body_detector_window_do_not_crash():
+    import cv2
+    import numpy as np
+
+    from skyscript_assets.models.mllm import MllmRequest
+    from skyscript_assets.models.mllm.baseline import BaselineAnnotator
+
+    tiny = cv2.imencode(".jpg", np.full((64, 96, 3), 120, np.uint8))[1].tobytes()
+    [reply] = BaselineAnnotator(ocr=False).generate([MllmRequest(images=[tiny], prompt="x")])
+    assert reply.text and '"people": []' in reply.text

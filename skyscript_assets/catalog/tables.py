@@ -136,3 +136,34 @@ class Keyframe(Provenance, Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     sharpness: Mapped[float] = mapped_column(Float)
+
+
+class RawMllmOutput(Provenance, Base):
+    """One request to the multimodal LLM: which keyframes it covered and its reply, verbatim."""
+
+    __tablename__ = "raw_mllm_outputs"
+    __table_args__ = (Index("ix_raw_mllm_episode", "drama_id", "episode_id", "request_index", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64))
+    episode_id: Mapped[str] = mapped_column(String(200))
+    request_index: Mapped[int] = mapped_column(Integer)
+    items: Mapped[list] = mapped_column(JSON)  # keyframe ids, in image order
+    text: Mapped[str] = mapped_column(Text)
+    prompt_version: Mapped[str] = mapped_column(String(64))
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class FrameAnnotationRow(Provenance, Base):
+    """A keyframe's cleaned, validated annotation (schema.FrameAnnotation as JSON)."""
+
+    __tablename__ = "frame_annotations"
+    __table_args__ = (Index("ix_frame_annotations_item", "drama_id", "item", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64))
+    episode_id: Mapped[str] = mapped_column(String(200))
+    item: Mapped[str] = mapped_column(String(256))  # the keyframe id
+    keyframe_index: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32))  # parsed_as_is, fixed_locally, fixed_by_llm
+    annotation: Mapped[dict] = mapped_column(JSON)

@@ -95,4 +95,40 @@ class ArtifactStore(dg.ConfigurableResource):
 
 def local_resources() -> dict[str, dg.ConfigurableResource]:
     """Embedded defaults: SQLite catalog, local folders, all under SKYSCRIPT_HOME."""
-    return {"catalog": CatalogResource(), "landing": LandingZone(), "artifacts": ArtifactStore()}
+    return {"catalog": CatalogResource(), "landing": LandingZone(), "artifacts": ArtifactStore(), "mllm": MllmResource()}
+
+
+class MllmResource(dg.ConfigurableResource):
+    """The multimodal LLM that annotates keyframes, and the optional LLM that repairs JSON.
+
+    backend: "baseline" (offline CPU annotator, the default), "openai" (any OpenAI-compatible
+    server: lmdeploy api_server, vLLM, a hosted API), "lmdeploy" (in-process, GPU pods) or
+    "transformers" (a local Hugging Face model). API keys are read from the environment
+    variable named by `api_key_env`; the key itself never enters the config."""
+
+    backend: str = "baseline"
+    base_url: str = ""
+    model: str = ""
+    model_path: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = 16
+    max_images_per_request: int = 4
+    repair_base_url: str = ""
+    repair_model: str = ""
+
+    def load(self):
+        from ..models.mllm import load_backend
+
+        if self.backend == "openai":
+            return load_backend("openai", base_url=self.base_url, model=self.model,
+                                max_concurrency=self.max_concurrency, api_key_env=self.api_key_env)
+        if self.backend in ("lmdeploy", "transformers"):
+            return load_backend(self.backend, model_path=self.model_path)
+        return load_backend(self.backend)
+
+    def repairer(self):
+        if not self.repair_base_url:
+            return None
+        from ..models.llm import LlmJsonRepairer
+
+        return LlmJsonRepairer.from_server(self.repair_base_url, self.repair_model, api_key_env=self.api_key_env)

@@ -13,6 +13,7 @@ from ..schema import LossRecord
 from ..stages.keyframes import STAGE_VERSION, EpisodeJob, EpisodeOutcome, KeyframeSettings, process_episode
 from .ingest import drama_manifest
 from .partitions import dramas_partitions
+from .progress import pending_episodes
 from .provenance import loss_rows, provenance
 from .resources import ArtifactStore, CatalogResource
 
@@ -56,9 +57,9 @@ def keyframes(
                          allow_retries=False)
     db.forget_episodes_except(asset_key=prov["asset_key"], partition=drama_id,
                               keep={e.episode_id for e in episodes}, tables=[Shot, Keyframe, Loss])
-    done = {} if config.redo else db.done_episodes(asset_key=prov["asset_key"], partition=drama_id,
-                                                    stage_version=STAGE_VERSION)
-    todo = [e for e in episodes if e.episode_id not in done or done[e.episode_id].input_hash != e.sha256]
+    pending = set(pending_episodes(db, asset_key=prov["asset_key"], partition=drama_id, stage_version=STAGE_VERSION,
+                                   input_hashes={e.episode_id: e.sha256 for e in episodes}, redo=config.redo))
+    todo = [e for e in episodes if e.episode_id in pending]
     context.log.info(f"{drama_id}: {len(todo)} of {len(episodes)} episodes to process ({len(episodes) - len(todo)} already done)")
 
     settings = KeyframeSettings(seconds_per_keyframe=config.seconds_per_keyframe, max_long_side=config.max_long_side)

@@ -13,6 +13,7 @@ import skimage.data
 from .synthetic import ShotSpec, render_video
 
 DEMO_DRAMA_ID = "sample-drama"
+DEMO_SIZE = (360, 640)
 
 
 def _photos() -> dict[str, np.ndarray]:
@@ -49,7 +50,8 @@ def write_demo_drama(landing_dir: Path, groundtruth_dir: Path, *, drama_id: str 
     if truth_path.exists() and all((folder / name).exists() for name in episodes):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    truth = {name: render_video(folder / name, shots) for name, shots in episodes.items()}
+    # Vertical 9:16, as short dramas are shot for phones.
+    truth = {name: render_video(folder / name, shots, size=DEMO_SIZE) for name, shots in episodes.items()}
     (folder / "drama.json").write_text(json.dumps(
         {"title": "The Launch Window (demo)", "language": "en",
          "source": "rendered from scikit-image sample photographs"}, indent=2))

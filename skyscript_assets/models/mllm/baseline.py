@@ -108,8 +108,11 @@ class BaselineAnnotator:
         min_face = max(24, height // 40)
         faces = [Box(*map(int, f)) for f in self.faces.detectMultiScale(
             cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=6, minSize=(min_face, min_face))]
-        rects, weights = self.bodies.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
-        bodies = [Box(*map(int, r)) for r, w in zip(rects, np.ravel(weights)) if w >= MIN_BODY_SCORE]
+        bodies = []
+        window_w, window_h = self.bodies.winSize
+        if gray.shape[0] >= window_h and gray.shape[1] >= window_w:  # OpenCV's HOG crashes on smaller images
+            rects, weights = self.bodies.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
+            bodies = [Box(*map(int, r)) for r, w in zip(rects, np.ravel(weights)) if w >= MIN_BODY_SCORE]
         sizes = [(f.h, shot_size(f.h / height)) for f in faces]
         sizes += [(b.h, shot_size(b.h / height, _BODY_SHOT_SIZES))
                   for b in bodies if not any(b.contains_centre_of(f) for f in faces)]
