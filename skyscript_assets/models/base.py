@@ -1,0 +1,43 @@
+"""What every model backend shares: where its weights are, which device it runs on,
+and the one error a missing model raises (so a stage records "not run", never a fake)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WeightsMissing(RuntimeError):
+    """The model's weights are not on this machine; the step is recorded as not run.
+
+    `str(err)` is the one-line reason: "not run: no weights at PATH".
+    """
+
+    def __init__(self, location: str | Path, hint: str = "") -> None:
+        self.location = str(location)
+        message = f"not run: no weights at {self.location}"
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+def pick_device(device: str = "cpu") -> str:
+    """'auto' means CUDA when torch sees one, else CPU; anything else is taken as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_pretrained(loader, name_or_path: str | Path, **kwargs):
+    """`loader.from_pretrained` from a local folder or the HF cache only (never a download).
+
+    A missing folder or an uncached repo id becomes `WeightsMissing`.
+    """
+    source = str(name_or_path)
+    local = Path(source).expanduser()
+    looks_like_path = local.is_absolute() or source.startswith((".", "~")) or local.exists()
+    if looks_like_path and not (local / "config.json").is_file() and not (local / "preprocessor_config.json").is_file():
+        raise WeightsMissing(local)
+    try:
+        return loader.from_pretrained(str(local) if looks_like_path else source, local_files_only=True, **kwargs)
+    except OSError as err:  # transformers' "not found in the cache / no file named ..." errors
+        raise WeightsMissing(source, "local folder or HF cache") from err
