@@ -32,15 +32,21 @@ class DepthEstimator:
         return cls(model, processor, device, batch_size, str(name_or_path))
 
     def estimate(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Depth of each RGB image. Batches hold images of one size only: the processor keeps
+        the aspect ratio, so differently shaped images cannot share a tensor."""
         import torch
 
-        maps: list[np.ndarray] = []
-        for start in range(0, len(images), self.batch_size):
-            batch = images[start:start + self.batch_size]
-            inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
-            with torch.no_grad():
-                outputs = self.model(**inputs)
-            sizes = [image.shape[:2] for image in batch]
-            for result in self.processor.post_process_depth_estimation(outputs, target_sizes=sizes):
-                maps.append(result["predicted_depth"].float().cpu().numpy())
+        maps: list[np.ndarray | None] = [None] * len(images)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            by_size.setdefault(image.shape, []).append(index)
+        for indices in by_size.values():
+            for start in range(0, len(indices), self.batch_size):
+                batch = indices[start:start + self.batch_size]
+                inputs = self.processor(images=[images[i] for i in batch], return_tensors="pt").to(self.device)
+                with torch.no_grad():
+                    outputs = self.model(**inputs)
+                sizes = [images[i].shape[:2] for i in batch]
+                for index, result in zip(batch, self.processor.post_process_depth_estimation(outputs, target_sizes=sizes)):
+                    maps[index] = result["predicted_depth"].float().cpu().numpy()
         return maps

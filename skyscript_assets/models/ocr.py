@@ -15,7 +15,8 @@ class TextBox:
 
 
 class TextReader:
-    """`load` once; `read(images)` finds and reads text, `read_lines(crops)` reads single-line crops."""
+    """`load` once; `read(images)` finds and reads text boxes, `read_text_lines(images)` whole
+    lines (for subtitles), `read_lines(crops)` single-line crops."""
 
     device = "cpu"
 
@@ -38,10 +39,29 @@ class TextReader:
             for polygon, text, score in result or []:
                 if float(score) < self.min_score or not str(text).strip():
                     continue
-                xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
-                boxes.append(TextBox(str(text).strip(), (int(min(xs)), int(min(ys)), int(max(xs)) + 1, int(max(ys)) + 1),
-                                     float(score)))
+                boxes.append(TextBox(str(text).strip(), _bounds(polygon), float(score)))
             found.append(reading_order(boxes))
+        return found
+
+    def read_text_lines(self, images: list[np.ndarray], pad: int = 6) -> list[list[TextBox]]:
+        """One box per line of text in each RGB image, top to bottom.
+
+        The detector often cuts a subtitle line into word pieces whose separate readings
+        garble the joins ("Emma. 1" + "never"); the pieces of a line are merged and the
+        whole line is read once."""
+        found = []
+        for image in images:
+            polygons, _ = self.engine(np.ascontiguousarray(image[:, :, ::-1]), use_det=True, use_cls=False, use_rec=False)
+            pieces = [TextBox("", _bounds(polygon), 1.0) for polygon in polygons or []]
+            height, width = image.shape[:2]
+            boxes = []
+            for line in group_lines(pieces):
+                x0, y0 = max(0, min(b.box[0] for b in line) - pad), max(0, min(b.box[1] for b in line) - pad)
+                x1, y1 = min(width, max(b.box[2] for b in line) + pad), min(height, max(b.box[3] for b in line) + pad)
+                text, score = self.read_lines([image[y0:y1, x0:x1]])[0]
+                if text:
+                    boxes.append(TextBox(text, (x0, y0, x1, y1), score))
+            found.append(boxes)
         return found
 
     def read_lines(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
@@ -54,8 +74,14 @@ class TextReader:
         return lines
 
 
-def reading_order(boxes: list[TextBox]) -> list[TextBox]:
-    """Group boxes into lines (vertical centres within half a box height), then left to right."""
+def _bounds(polygon) -> tuple[int, int, int, int]:
+    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+    return (int(min(xs)), int(min(ys)), int(max(xs)) + 1, int(max(ys)) + 1)
+
+
+def group_lines(boxes: list[TextBox]) -> list[list[TextBox]]:
+    """Boxes grouped into lines (vertical centres within half a box height), top to bottom,
+    each line left to right."""
     lines: list[list[TextBox]] = []
     for box in sorted(boxes, key=lambda b: (b.box[1] + b.box[3]) / 2):
         centre, height = (box.box[1] + box.box[3]) / 2, box.box[3] - box.box[1]
@@ -65,4 +91,8 @@ def reading_order(boxes: list[TextBox]) -> list[TextBox]:
                 lines[-1].append(box)
                 continue
         lines.append([box])
-    return [box for line in lines for box in sorted(line, key=lambda b: b.box[0])]
+    return [sorted(line, key=lambda b: b.box[0]) for line in lines]
+
+
+def reading_order(boxes: list[TextBox]) -> list[TextBox]:
+    return [box for line in group_lines(boxes) for box in line]

@@ -174,7 +174,7 @@ def bottom_band_cues(reader, frames: list[tuple[float, np.ndarray]], band: float
     frame with text, lasting an instant (alignment to shots puts it in the shot at time_s)."""
     crops = [frame[int(frame.shape[0] * (1 - band)):] for _, frame in frames]
     cues = []
-    for (time_s, _), boxes in zip(frames, reader.read(crops)):
+    for (time_s, _), boxes in zip(frames, reader.read_text_lines(crops)):
         text = clean_text(" ".join(b.text for b in boxes))
         if text:
             cues.append(SubtitleCue(time_s, time_s, text, "ocr"))
@@ -234,3 +234,15 @@ def fill_missing_lines(people: list[dict], lines: list[str], speaker: int | None
     updated = [dict(p) for p in people]
     updated[speaker]["line"] = " ".join(lines)
     return updated, True
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance between the two texts over the reference's length (spaces squeezed)."""
+    ref, hyp = " ".join(reference.split()), " ".join(hypothesis.split())
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i]
+        for j, h in enumerate(hyp, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
+        previous = current
+    return previous[-1] / max(1, len(ref))

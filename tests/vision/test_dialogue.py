@@ -1,0 +1,114 @@
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from skyscript_assets.models.ocr import TextReader
+from skyscript_assets.stages.demo_drama import demo_episodes
+from skyscript_assets.stages.dialogue import (SubtitleCue, bottom_band_cues, character_error_rate, fill_missing_lines,
+                                              index_bitmap_lines, parse_srt, pick_speaker, read_srt, shot_lines,
+                                              subtitle_stream_cues)
+from skyscript_assets.stages.synthetic import burn_subtitle
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return TextReader.load()
+
+
+@pytest.fixture
+def popeye(shared_videos):
+    video, srt = shared_videos / "popeye_sinbad_part3.mkv", shared_videos / "popeye_sinbad_part3.eng.srt"
+    if not (video.is_file() and srt.is_file()):
+        pytest.skip("the Popeye clip or its .srt is absent")
+    return video, srt
+
+
+def test_srt_sidecar_is_parsed_with_times_and_joined_lines(popeye):
+    cues, losses = read_srt(popeye[1])
+    assert losses == [] and len(cues) == 15
+    assert cues[0] == SubtitleCue(12.4, 13.7, "[squawk]", "srt")
+    assert cues[11].text == "I gotta take another look at that thing"  # two screen lines, one cue
+    assert cues[-1].end_s == pytest.approx(61.036)
+
+
+def test_srt_markup_crlf_and_broken_blocks():
+    text = "1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> {\\an8}there\r\n\r\nno time here\r\n\r\n" \
+           "3\r\n00:01:00.5 --> 00:01:01,250\r\nBye\r\n"
+    assert parse_srt(text) == [SubtitleCue(1.0, 2.5, "Hello there", "srt"), SubtitleCue(60.5, 61.25, "Bye", "srt")]
+
+
+def test_pgs_bitmap_track_reads_like_its_srt(popeye, reader):
+    cues, losses = subtitle_stream_cues(popeye[0], reader)
+    assert losses == [] and len(cues) == 11 and {c.source for c in cues} == {"stream_bitmap"}
+    srt, _ = read_srt(popeye[1])
+    reference, hypothesis = [], []
+    for cue in cues:
+        twin = min(srt, key=lambda s: abs(s.start_s - cue.start_s))
+        assert abs(twin.start_s - cue.start_s) < 0.1 and cue.end_s > cue.start_s
+        assert character_error_rate(twin.text, cue.text) <= 0.1, (twin.text, cue.text)
+        reference.append(twin.text)
+        hypothesis.append(cue.text)
+    assert character_error_rate(" ".join(reference), " ".join(hypothesis)) <= 0.02
+
+
+def test_bitmap_subtitles_without_a_reader_are_recorded_not_run(popeye):
+    cues, losses = subtitle_stream_cues(popeye[0], None)
+    assert cues == [] and [(loss.reason, loss.item) for loss in losses] == [("not_run", "popeye_sinbad_part3.mkv#1")]
+
+
+def test_index_bitmap_lines_split_lines_and_drop_the_outline():
+    bitmap = np.zeros((60, 100), np.uint8)
+    bitmap[5:25, 10:90] = 7  # outline colour
+    bitmap[8:22, 13:87] = 3  # fill of line one
+    bitmap[35:55, 20:60] = 7
+    bitmap[38:52, 23:57] = 3
+    crops = index_bitmap_lines(bitmap)
+    assert len(crops) == 2
+    assert crops[0].shape == (20 + 12, 80 + 20, 3)  # the line plus its white margin
+    assert crops[0][6 + 3, 10 + 3].tolist() == [0, 0, 0]  # fill is dark
+    assert crops[0][6, 10].tolist() == [255, 255, 255]  # outline is paper
+
+
+def test_popeye_lines_align_to_shots_once_each(popeye, reader):
+    srt, _ = read_srt(popeye[1])
+    bitmap, _ = subtitle_stream_cues(popeye[0], reader)
+    shots = [(0, 0.0, 30.0), (1, 30.0, 40.0), (2, 40.0, 44.0), (3, 44.0, 70.0)]
+    lines = shot_lines(srt + bitmap, shots)
+    assert lines[0] == ["[squawk]"]  # two squawks from two sources: one line
+    assert lines[1] == ["Oh! Oh! W-What happened?", "[screams]", "H-H-Help! P-P-Popeye!"]
+    assert lines[2] == ["H-H-Help! P-P-Popeye!", "Ohh! Let me go! Let me go!", "Let me go!", "Nonono! Don't drop me now!"]
+    assert lines[3][0] == "Nonono! Don't drop me now!" and "Look at that fellow go" in lines[3]
+    assert len(lines[3]) == len({line.lower() for line in lines[3]})
+
+
+def test_burned_in_demo_subtitles_are_read_within_five_percent_cer(reader):
+    photos = {"astronaut": skimage.data.astronaut(), "coffee": skimage.data.coffee(), "camera": skimage.data.camera()}
+    subtitles = [s.subtitle for shots in demo_episodes().values() for s in shots if s.subtitle]
+    assert len(subtitles) >= 4
+    frames = []
+    for index, text in enumerate(subtitles):
+        photo = list(photos.values())[index % len(photos)]
+        photo = photo if photo.ndim == 3 else np.stack([photo] * 3, axis=-1)
+        frames.append((float(index), burn_subtitle(cv2.resize(photo, (1280, 720)), text)))
+    cues = bottom_band_cues(reader, frames)
+    assert [c.start_s for c in cues] == [float(i) for i in range(len(subtitles))]
+    assert character_error_rate(" ".join(subtitles), " ".join(c.text for c in cues)) <= 0.05
+
+
+def test_ocr_lines_of_several_keyframes_of_a_shot_are_kept_once():
+    cues = [SubtitleCue(1.0, 1.0, "I never left.", "ocr"), SubtitleCue(1.5, 1.5, "I never Ieft", "ocr"),
+            SubtitleCue(2.0, 2.0, "I'm Emma.", "ocr"), SubtitleCue(3.5, 3.5, "I'm Emma.", "ocr")]
+    assert shot_lines(cues, [(0, 0.0, 3.0), (1, 3.0, 4.0)]) == {0: ["I never left.", "I'm Emma."], 1: ["I'm Emma."]}
+
+
+def test_lines_fill_only_the_speakers_empty_line():
+    people = [{"type": "woman", "line": ""}, {"type": "man", "line": None}]
+    filled, changed = fill_missing_lines(people, ["I kept your cup."], speaker=pick_speaker(people, [900.0, 200.0]))
+    assert changed and filled[0]["line"] == "I kept your cup." and filled[1]["line"] is None
+    assert people[0]["line"] == ""  # the input is not mutated
+    said = [{"type": "woman", "line": "Hello."}]
+    assert fill_missing_lines(said, ["Goodbye."], pick_speaker(said)) == (said, False)  # the MLLM's line stays
+    assert pick_speaker(people, [500.0, 480.0]) is None  # two faces alike: nobody is guessed
+    assert pick_speaker(people) is None and pick_speaker(said) == 0
+    assert fill_missing_lines(people, ["x"], None) == (people, False)
