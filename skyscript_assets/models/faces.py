@@ -33,7 +33,8 @@ class HaarFaceDetector:
     device = "cpu"
 
     def __init__(self, frontal: cv2.CascadeClassifier, profile: cv2.CascadeClassifier | None, *,
-                 min_size_fraction: float, min_neighbors: int, scale_factor: float) -> None:
+                 min_size_fraction: float, min_neighbors: int, scale_factor: float, work_height: int) -> None:
+        self.work_height = work_height
         self.frontal = frontal
         self.profile = profile
         self.min_size_fraction = min_size_fraction
@@ -41,20 +42,35 @@ class HaarFaceDetector:
         self.scale_factor = scale_factor
 
     @classmethod
-    def load(cls, cascade_dir: str | Path | None = None, *, profiles: bool = True, min_size_fraction: float = 0.04,
-             min_neighbors: int = 5, scale_factor: float = 1.1) -> "HaarFaceDetector":
+    def load(cls, cascade_dir: str | Path | None = None, *, profiles: bool = False, min_size_fraction: float = 0.04,
+             min_neighbors: int = 5, scale_factor: float = 1.1, work_height: int = 480) -> "HaarFaceDetector":
+        """`profiles`: also run the profile cascade both ways (3x the time, finds turned heads).
+        `work_height`: taller frames are shrunk to it before the cascades run (a 720p frame
+        takes a third of the time at 480 rows; faces below `min_size_fraction` are ignored anyway)."""
         folder = Path(cascade_dir or cv2.data.haarcascades)
         frontal = _cascade(folder / "haarcascade_frontalface_default.xml")
         profile = _cascade(folder / "haarcascade_profileface.xml") if profiles else None
         return cls(frontal, profile, min_size_fraction=min_size_fraction, min_neighbors=min_neighbors,
-                   scale_factor=scale_factor)
+                   scale_factor=scale_factor, work_height=work_height)
 
     def detect(self, images: list[np.ndarray]) -> list[list[FaceBox]]:
         """Faces in each RGB uint8 image, overlapping hits of the cascades merged."""
         return [self._detect_one(image) for image in images]
 
     def _detect_one(self, image: np.ndarray) -> list[FaceBox]:
-        gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        scale = min(1.0, self.work_height / gray.shape[0])
+        if scale < 1.0:
+            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        faces = self._detect_gray(cv2.equalizeHist(gray))
+        if scale == 1.0:
+            return faces
+        full_height, full_width = image.shape[:2]
+        return [FaceBox((max(0, int(b.box[0] / scale)), max(0, int(b.box[1] / scale)),
+                         min(full_width, int(np.ceil(b.box[2] / scale))), min(full_height, int(np.ceil(b.box[3] / scale)))),
+                        b.score) for b in faces]
+
+    def _detect_gray(self, gray: np.ndarray) -> list[FaceBox]:
         height, width = gray.shape
         side = max(12, int(min(height, width) * self.min_size_fraction))
         found = self._run(self.frontal, gray, side)

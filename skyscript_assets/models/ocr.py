@@ -28,7 +28,9 @@ class TextReader:
     def load(cls, *, min_score: float = 0.5) -> "TextReader":
         from rapidocr_onnxruntime import RapidOCR
 
-        return cls(RapidOCR(), min_score)
+        # "max": shrink large frames only; the default ("min", 736) blows a 1280x180 subtitle band
+        # up to 5200x736 pixels, which is slow and no more accurate
+        return cls(RapidOCR(det_limit_type="max", det_limit_side_len=960), min_score)
 
     def read(self, images: list[np.ndarray]) -> list[list[TextBox]]:
         """Text boxes of each RGB image in reading order (top to bottom, then left to right)."""

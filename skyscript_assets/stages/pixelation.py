@@ -47,6 +47,15 @@ def released_copy(image: np.ndarray, face_boxes: list[tuple[float, float, float,
     return mosaic(image, boxes)
 
 
+def privacy_face_detector():
+    """The face detector of pixelation and of its check: frontal and profile cascades, and
+    fewer confirming neighbours than the refinement's detector, so it errs towards mosaicking
+    a face-like patch rather than releasing a face."""
+    from ..models.faces import HaarFaceDetector
+
+    return HaarFaceDetector.load(profiles=True, min_neighbors=3)
+
+
 def faces_left(detector, released: dict[str, np.ndarray], stage: str = "pixelation") -> list[LossRecord]:
     """Every face `detector` still finds in the released copies (item id -> RGB image)."""
     items = list(released)
