@@ -41,3 +41,26 @@ def load_pretrained(loader, name_or_path: str | Path, **kwargs):
         return loader.from_pretrained(str(local) if looks_like_path else source, local_files_only=True, **kwargs)
     except OSError as err:  # transformers' "not found in the cache / no file named ..." errors
         raise WeightsMissing(source, "local folder or HF cache") from err
+
+
+class PretrainedModel:
+    """A transformers model and its processor, loaded once from local files, run in batches."""
+
+    model_class = "AutoModel"  # the transformers class that loads the weights
+    processor_class = "AutoImageProcessor"
+
+    def __init__(self, model, processor, device: str, batch_size: int, model_id: str) -> None:
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.batch_size = batch_size
+        self.model_id = model_id
+
+    @classmethod
+    def _from_local(cls, name_or_path: str | Path, device: str, batch_size: int, **options):
+        import transformers
+
+        device = pick_device(device)
+        processor = load_pretrained(getattr(transformers, cls.processor_class), name_or_path)
+        model = load_pretrained(getattr(transformers, cls.model_class), name_or_path).to(device).eval()
+        return cls(model, processor, device, batch_size, str(name_or_path), **options)

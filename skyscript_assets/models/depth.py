@@ -9,27 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import load_pretrained, pick_device
+from .base import PretrainedModel
 
 
-class DepthEstimator:
+class DepthEstimator(PretrainedModel):
     """`load` once, then `estimate(images)` -> float32 maps the size of each input image."""
 
-    def __init__(self, model, processor, device: str, batch_size: int, model_id: str) -> None:
-        self.model = model
-        self.processor = processor
-        self.device = device
-        self.batch_size = batch_size
-        self.model_id = model_id
+    model_class = "AutoModelForDepthEstimation"
 
     @classmethod
     def load(cls, name_or_path: str | Path, device: str = "cpu", *, batch_size: int = 8) -> "DepthEstimator":
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-        device = pick_device(device)
-        processor = load_pretrained(AutoImageProcessor, name_or_path)
-        model = load_pretrained(AutoModelForDepthEstimation, name_or_path).to(device).eval()
-        return cls(model, processor, device, batch_size, str(name_or_path))
+        return cls._from_local(name_or_path, device, batch_size)
 
     def estimate(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Depth of each RGB image. Batches hold images of one size only: the processor keeps

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import load_pretrained, pick_device
+from .base import PretrainedModel
 
 
 @dataclass(frozen=True)
@@ -22,29 +22,28 @@ class Detection:
     score: float
 
 
-class OpenVocabularyDetector:
-    """Grounding DINO: `load` once, then `detect(images, names_per_image)` in batches."""
+class OpenVocabularyDetector(PretrainedModel):
+    """Grounding DINO: `load` once, then `detect(images, names_per_image)` in batches.
 
-    def __init__(self, model, processor, device: str, *, box_threshold: float, text_threshold: float,
-                 batch_size: int, model_id: str) -> None:
-        self.model = model
-        self.processor = processor
-        self.device = device
+    A box is kept when its best token probability reaches `box_threshold` and the name it
+    is given (the name whose tokens it matches best) reaches `text_threshold`, as in
+    Grounding DINO's own post-processing.
+    """
+
+    model_class = "AutoModelForZeroShotObjectDetection"
+    processor_class = "AutoProcessor"
+
+    def __init__(self, model, processor, device: str, batch_size: int, model_id: str, *,
+                 box_threshold: float = 0.35, text_threshold: float = 0.25) -> None:
+        super().__init__(model, processor, device, batch_size, model_id)
         self.box_threshold = box_threshold
         self.text_threshold = text_threshold
-        self.batch_size = batch_size
-        self.model_id = model_id
 
     @classmethod
     def load(cls, name_or_path: str | Path, device: str = "cpu", *, box_threshold: float = 0.35,
              text_threshold: float = 0.25, batch_size: int = 8) -> "OpenVocabularyDetector":
-        from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
-
-        device = pick_device(device)
-        processor = load_pretrained(AutoProcessor, name_or_path)
-        model = load_pretrained(AutoModelForZeroShotObjectDetection, name_or_path).to(device).eval()
-        return cls(model, processor, device, box_threshold=box_threshold, text_threshold=text_threshold,
-                   batch_size=batch_size, model_id=str(name_or_path))
+        return cls._from_local(name_or_path, device, batch_size, box_threshold=box_threshold,
+                               text_threshold=text_threshold)
 
     def detect(self, images: list[np.ndarray], names_per_image: list[list[str]]) -> list[list[Detection]]:
         """RGB uint8 images and, for each, the object names to ground; returns boxes per image."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import load_pretrained, pick_device
+from .base import PretrainedModel
 
 # COCO keypoint order, as ViTPose outputs it.
 COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -27,24 +27,14 @@ class BodyPose:
     scores: np.ndarray  # (17,) confidence per keypoint
 
 
-class PoseEstimator:
+class PoseEstimator(PretrainedModel):
     """`load` once, then `estimate(images, boxes_per_image)`; boxes are (x0, y0, x1, y1) pixels."""
 
-    def __init__(self, model, processor, device: str, batch_size: int, model_id: str) -> None:
-        self.model = model
-        self.processor = processor
-        self.device = device
-        self.batch_size = batch_size
-        self.model_id = model_id
+    model_class = "VitPoseForPoseEstimation"
 
     @classmethod
     def load(cls, name_or_path: str | Path, device: str = "cpu", *, batch_size: int = 8) -> "PoseEstimator":
-        from transformers import AutoImageProcessor, VitPoseForPoseEstimation
-
-        device = pick_device(device)
-        processor = load_pretrained(AutoImageProcessor, name_or_path)
-        model = load_pretrained(VitPoseForPoseEstimation, name_or_path).to(device).eval()
-        return cls(model, processor, device, batch_size, str(name_or_path))
+        return cls._from_local(name_or_path, device, batch_size)
 
     def estimate(self, images: list[np.ndarray], boxes_per_image: list[list[tuple[float, float, float, float]]]
                  ) -> list[list[BodyPose]]:
