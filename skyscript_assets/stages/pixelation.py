@@ -53,7 +53,7 @@ def privacy_face_detector():
     a face-like patch rather than releasing a face."""
     from ..models.faces import HaarFaceDetector
 
-    return HaarFaceDetector.load(profiles=True, min_neighbors=3)
+    return HaarFaceDetector.load(profiles=True, min_neighbors=3, scale_factor=1.1, work_height=480)
 
 
 def faces_left(detector, released: dict[str, np.ndarray], stage: str = "pixelation") -> list[LossRecord]:
