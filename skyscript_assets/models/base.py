@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from ..schema import LossRecord
+
 
 class WeightsMissing(RuntimeError):
     """The model's weights are not on this machine; the step is recorded as not run.
@@ -16,6 +20,18 @@ class WeightsMissing(RuntimeError):
         self.location = str(location)
         message = f"not run: no weights at {self.location}"
         super().__init__(f"{message} ({hint})" if hint else message)
+
+
+def is_rgb_image(image) -> bool:
+    """What every model here takes: an (H, W, 3) uint8 array with pixels in it."""
+    return isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 \
+        and image.shape[0] > 0 and image.shape[1] > 0
+
+
+def bad_image_loss(stage: str, item: str, image) -> LossRecord:
+    shape = getattr(image, "shape", None)
+    return LossRecord(stage=stage, item=item, reason="unusable_image",
+                      detail=f"expected an RGB uint8 image, got {type(image).__name__} {shape} {getattr(image, 'dtype', '')}".strip())
 
 
 def pick_device(device: str = "cpu") -> str:

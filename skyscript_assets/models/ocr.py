@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -54,8 +55,6 @@ class TextReader:
         to find at half size, at a quarter of the cost) and read at full resolution. The
         detector often cuts a line into word pieces whose separate readings garble the joins
         ("Emma. 1" + "never"), so the pieces of a line are merged and the line read once."""
-        import cv2
-
         found = []
         for image in images:
             small = cv2.resize(image, None, fx=detect_scale, fy=detect_scale, interpolation=cv2.INTER_AREA)

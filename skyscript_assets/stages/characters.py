@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..models.base import WeightsMissing
+from ..models.base import WeightsMissing, bad_image_loss, is_rgb_image
 from ..models.faces import FaceAttributes
 from ..models.pose import posture_from_keypoints
 from ..schema import LossRecord
@@ -99,16 +99,19 @@ class FrameRefinement:
 
 def refine_frames(models: RefinementModels, frames: list[tuple[str, np.ndarray, list[dict]]]
                   ) -> tuple[list[FrameRefinement], list[LossRecord]]:
-    """Refine the people of each (item id, RGB image, MLLM people as dicts) frame."""
+    """Refine the people of each (item id, RGB image, MLLM people as dicts) frame.
+    A frame whose image is not an RGB uint8 array is skipped and recorded as a loss."""
+    losses = [bad_image_loss(STAGE, item, image) for item, image, _ in frames if not is_rgb_image(image)]
+    frames = [frame for frame in frames if is_rgb_image(frame[1])]
     images = [image for _, image, _ in frames]
     faces_per_frame = [[f.box for f in faces] for faces in models.faces.detect(images)]
     crops = [_crop(image, box) for image, boxes in zip(images, faces_per_frame) for box in boxes]
     attributes = iter(models.attributes.analyze(crops) if models.attributes and crops else [None] * len(crops))
     depth_maps = models.depth.estimate(images) if models.depth else [None] * len(images)
-    results, losses = [], []
+    results = []
     for (item, image, people), boxes, depth_map in zip(frames, faces_per_frame, depth_maps):
         faces = [next(attributes) for _ in boxes]
-        pairs = match_faces_to_people(boxes, faces, people, image.shape[1])
+        pairs = match_faces_to_people(boxes, faces, people)
         characters = []
         for person_index, person in enumerate(people):
             character = CharacterRefinement(person_index, age=person.get("age"), gender=person.get("gender"))
@@ -139,8 +142,7 @@ def conflict_rate(frames: list[FrameRefinement]) -> float | None:
     return sum(1 for c in matched if c.conflicts) / len(matched) if matched else None
 
 
-def match_faces_to_people(boxes: list[Box], faces: list[FaceAttributes | None], people: list[dict],
-                          width: int) -> dict[int, int]:
+def match_faces_to_people(boxes: list[Box], faces: list[FaceAttributes | None], people: list[dict]) -> dict[int, int]:
     """person index -> face index, by the cheapest assignment of:
     gender disagreement (1.0) + age outside the MLLM's range (0.5) + distance between the
     person's place in the MLLM's list and the face's left-to-right rank (0.25 per step:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..models.base import bad_image_loss, is_rgb_image
 from ..models.detector import normalize_object_name
 from ..schema import LossRecord
 
@@ -46,8 +47,10 @@ def ground_frames(detector, frames: list[tuple[str, np.ndarray, list[str]]], not
     if detector is None:
         reason = not_run_reason or "not run: no detector"
         return [FrameGrounding(item, [GroundedObject(n) for n in names], reason) for item, _, names in frames], []
+    losses = [bad_image_loss(STAGE, item, image) for item, image, _ in frames if not is_rgb_image(image)]
+    frames = [frame for frame in frames if is_rgb_image(frame[1])]
     detections = detector.detect([image for _, image, _ in frames], [names for _, _, names in frames])
-    results, losses = [], []
+    results = []
     for (item, _, names), found in zip(frames, detections):
         frame = FrameGrounding(item, assign_boxes(names, found))
         results.append(frame)

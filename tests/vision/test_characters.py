@@ -60,9 +60,9 @@ def test_gender_and_age_outweigh_list_order_when_matching():
     boxes = [(10, 10, 50, 50), (200, 10, 240, 50)]  # left, right
     faces = [FaceAttributes(age=70, gender="man"), FaceAttributes(age=25, gender="woman")]
     people = [{"gender": "female", "age": "young adult"}, {"gender": "male", "age": "elderly"}]
-    assert match_faces_to_people(boxes, faces, people, 300) == {0: 1, 1: 0}
+    assert match_faces_to_people(boxes, faces, people) == {0: 1, 1: 0}
     unknown = [None, None]  # no attribute model: the MLLM's reading order decides
-    assert match_faces_to_people(boxes[::-1], unknown, people, 300) == {0: 1, 1: 0}
+    assert match_faces_to_people(boxes[::-1], unknown, people) == {0: 1, 1: 0}
 
 
 def test_mllm_ages_and_genders_as_the_sample_writes_them():
@@ -111,3 +111,10 @@ def test_absent_weights_are_listed_as_not_run(tmp_path):
     assert character.face_box is not None  # faces still come from the cascades in the wheel
     assert character.face is None and character.depth is None and character.posture is None
     assert set(frames[0].not_run) == {"attributes", "depth", "pose"}
+
+
+def test_an_unusable_image_is_a_loss_and_the_rest_goes_on(face_models):
+    frames, losses = refine_frames(face_models, [("bad", np.zeros((4, 4), np.float32), []),
+                                                 ("good", skimage.data.astronaut(), [{"type": "person"}])])
+    assert [f.item for f in frames] == ["good"]
+    assert [(loss.item, loss.reason) for loss in losses] == [("bad", "unusable_image")]

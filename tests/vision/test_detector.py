@@ -63,3 +63,11 @@ def test_missing_weights_mean_not_run_never_a_box(tmp_path):
     assert frames[0].status == "not run: no weights at /models/gdino"
     assert frames[0].objects[0].phantom is None and frames[0].objects[0].box is None
     assert losses == [] and phantom_rate(frames) is None
+
+
+def test_an_unusable_keyframe_is_a_loss_and_the_rest_is_grounded(grounding_dino_dir):
+    detector = OpenVocabularyDetector.load(grounding_dino_dir, box_threshold=0.0, text_threshold=0.0)
+    frames, losses = ground_frames(detector, [("gray", np.zeros((20, 20), np.uint8), ["cup"]),
+                                              ("rgb", skimage.data.coffee(), ["cup"])])
+    assert [f.item for f in frames] == ["rgb"] and frames[0].objects[0].phantom is False
+    assert [(loss.item, loss.reason) for loss in losses] == [("gray", "unusable_image")]
