@@ -1,7 +1,8 @@
 """Released copies of keyframes: faces and on-screen text mosaicked; the raw ones stay internal.
 
-`released_copy` mosaics padded boxes; `faces_left` re-runs a face detector on released
-copies and reports every face it can still find (the release check: it must find none).
+`release_keyframe` mosaics padded face and text boxes until the face detector finds no
+face; `faces_left` re-runs a face detector on released copies and reports every face it
+can still find (the release check: it must find none).
 """
 
 from __future__ import annotations
@@ -45,6 +46,23 @@ def released_copy(image: np.ndarray, face_boxes: list[tuple[float, float, float,
     boxes = [pad_box(b, face_pad, width, height) for b in face_boxes]
     boxes += [pad_box(b, text_pad, width, height) for b in text_boxes]
     return mosaic(image, boxes)
+
+
+def release_keyframe(detector, image: np.ndarray, text_boxes: list[tuple[float, float, float, float]] = (),
+                     face_boxes: list[tuple[float, float, float, float]] = (), rounds: int = 3) -> tuple[np.ndarray, list[Box]]:
+    """Pixelate until `detector` finds no face: the faces it finds (plus `face_boxes` from
+    elsewhere, e.g. the refinement) and `text_boxes` are mosaicked; whatever it then finds
+    in the mosaicked copy (a face it missed, or a face-like patch the mosaic left) is
+    mosaicked too, for up to `rounds` rounds. Returns the released copy and the faces
+    still found in it (empty unless the rounds ran out)."""
+    faces = [f.box for f in detector.detect([image])[0]] + list(face_boxes)
+    released = released_copy(image, faces, list(text_boxes))
+    for _ in range(rounds):
+        left = [f.box for f in detector.detect([released])[0]]
+        if not left:
+            return released, []
+        released = released_copy(released, left, [])
+    return released, [f.box for f in detector.detect([released])[0]]
 
 
 def privacy_face_detector():

@@ -4,7 +4,8 @@ import skimage.data
 
 from skyscript_assets.models.faces import HaarFaceDetector, box_iou
 from skyscript_assets.models.ocr import TextReader
-from skyscript_assets.stages.pixelation import faces_left, mosaic, pad_box, privacy_face_detector, released_copy
+from skyscript_assets.stages.pixelation import (faces_left, mosaic, pad_box, privacy_face_detector, release_keyframe,
+                                               released_copy)
 from skyscript_assets.stages.synthetic import burn_subtitle
 
 from .conftest import shared_image
@@ -50,3 +51,31 @@ def test_on_screen_text_is_unreadable_in_the_released_copy():
     assert "kept" in " ".join(b.text for b in boxes)
     released = released_copy(frame, [], [b.box for b in boxes])
     assert not any("kept" in b.text for b in reader.read([released])[0])
+
+
+def _frames_at(path, times_s):
+    """RGB frames of a video at (the first frame at or after) each time."""
+    import av
+
+    wanted, frames = sorted(times_s), []
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            if wanted and frame.time >= wanted[0]:
+                frames.append(frame.to_ndarray(format="rgb24"))
+                wanted.pop(0)
+            if not wanted:
+                break
+    return frames
+
+
+def test_released_frames_of_the_shared_clips_show_no_face(shared_videos, privacy_detector):
+    # Chaplin's faces, and the Tears of Steel frame where a first mosaic left a face-like patch
+    frames = _frames_at(shared_videos / "chaplin.mp4", [0.0, 4.0]) + \
+        _frames_at(shared_videos / "tears_of_steel_battle.webm", [24.0])
+    assert len(frames) == 3
+    assert all(privacy_detector.detect([frame])[0] for frame in frames)  # every raw frame shows a face
+    released = {}
+    for index, frame in enumerate(frames):
+        released[str(index)], still_found = release_keyframe(privacy_detector, frame)
+        assert still_found == []
+    assert faces_left(privacy_detector, released) == []
