@@ -79,3 +79,15 @@ def test_released_frames_of_the_shared_clips_show_no_face(shared_videos, privacy
         released[str(index)], still_found = release_keyframe(privacy_detector, frame)
         assert still_found == []
     assert faces_left(privacy_detector, released) == []
+
+
+def test_big_buck_bunny_title_card_is_read_then_hidden(shared_videos):
+    from skyscript_assets.stages.dialogue import character_error_rate
+
+    (frame,) = _frames_at(shared_videos / "big_buck_bunny_0_30.webm", [21.0])
+    reader = TextReader.load()
+    boxes = reader.read([frame])[0]
+    text = " ".join(b.text for b in boxes)
+    assert character_error_rate("THE PEACH OPEN MOVIE PROJECT PRESENTS", text) <= 0.05, text
+    released = released_copy(frame, [], [b.box for b in boxes])
+    assert reader.read([released])[0] == []
