@@ -71,59 +71,57 @@ def _seconds(h: str, m: str, s: str, ms: str) -> float:
 
 
 def subtitle_stream_cues(video_path: Path, reader=None) -> tuple[list[SubtitleCue], list[LossRecord]]:
-    """Cues of every subtitle stream in the container. Bitmap streams need `reader`
-    (a `TextReader`); without one they are recorded as not run."""
+    """Cues of every subtitle stream in the container, read in one pass. Bitmap streams
+    need `reader` (a `TextReader`); without one they are recorded as not run."""
     import av
 
     cues: list[SubtitleCue] = []
     losses: list[LossRecord] = []
+    name = Path(video_path).name
     try:
         container = av.open(str(video_path))
     except (av.error.FFmpegError, OSError) as err:
         return [], [LossRecord(stage=STAGE, item=str(video_path), reason="unreadable_video", detail=str(err).splitlines()[0])]
     with container:
+        wanted = []
         for stream in container.streams.subtitles:
-            codec = stream.codec_context.name
-            item = f"{Path(video_path).name}#{stream.index}"
-            if codec in BITMAP_CODECS and reader is None:
-                losses.append(LossRecord(stage=STAGE, item=item, reason="not_run",
-                                         detail=f"bitmap subtitles ({codec}) need an OCR reader"))
-                continue
-            try:
-                cues += _stream_cues(container, stream, reader if codec in BITMAP_CODECS else None)
-            except av.error.FFmpegError as err:
-                losses.append(LossRecord(stage=STAGE, item=item, reason="undecodable_subtitles",
-                                         detail=str(err).splitlines()[0]))
+            if stream.codec_context.name in BITMAP_CODECS and reader is None:
+                losses.append(LossRecord(stage=STAGE, item=f"{name}#{stream.index}", reason="not_run",
+                                         detail=f"bitmap subtitles ({stream.codec_context.name}) need an OCR reader"))
+            else:
+                wanted.append(stream)
+        open_bitmaps: dict[int, tuple[float, str]] = {}  # a PGS cue without duration lasts until the next one
+        try:
+            for packet in container.demux(*wanted) if wanted else ():
+                if packet.pts is not None:
+                    cues += _packet_cues(packet, reader, open_bitmaps)
+        except av.error.FFmpegError as err:  # a damaged file: keep what was read before the damage
+            losses.append(LossRecord(stage=STAGE, item=name, reason="undecodable_subtitles",
+                                     detail=str(err).splitlines()[0]))
+    cues += [SubtitleCue(start, start + 2.0, text, "stream_bitmap") for start, text in open_bitmaps.values()]
     return sorted(cues, key=lambda c: c.start_s), losses
 
 
-def _stream_cues(container, stream, reader) -> list[SubtitleCue]:
-    cues: list[SubtitleCue] = []
-    open_bitmap: tuple[float, str] | None = None  # a PGS cue lasts until the next (often empty) one
-    for packet in container.demux(stream):
-        if packet.pts is None:
-            continue
-        start = round(float(packet.pts * stream.time_base), 3)
-        duration = round(float(packet.duration * stream.time_base), 3) if packet.duration else 0.0
-        for subtitle in packet.decode():
-            if getattr(subtitle, "type", b"") == b"bitmap":
-                lines = [t for t, _ in reader.read_lines(bitmap_subtitle_lines(subtitle)) if t]
-                text = " ".join(lines)
-                if open_bitmap is not None:
-                    cues.append(SubtitleCue(open_bitmap[0], start, open_bitmap[1], "stream_bitmap"))
-                    open_bitmap = None
-                if text:
-                    if duration > 0:
-                        cues.append(SubtitleCue(start, start + duration, text, "stream_bitmap"))
-                    else:
-                        open_bitmap = (start, text)
-            else:
-                raw = getattr(subtitle, "dialogue", None) or getattr(subtitle, "text", b"")
-                text = clean_text(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
-                if text:
-                    cues.append(SubtitleCue(start, start + duration, text, "stream_text"))
-    if open_bitmap is not None:
-        cues.append(SubtitleCue(open_bitmap[0], open_bitmap[0] + 2.0, open_bitmap[1], "stream_bitmap"))
+def _packet_cues(packet, reader, open_bitmaps: dict[int, tuple[float, str]]) -> list[SubtitleCue]:
+    stream = packet.stream
+    start = round(float(packet.pts * stream.time_base), 3)
+    duration = round(float(packet.duration * stream.time_base), 3) if packet.duration else 0.0
+    cues = []
+    for subtitle in packet.decode():
+        if getattr(subtitle, "type", b"") == b"bitmap":
+            text = " ".join(t for t, _ in reader.read_lines(bitmap_subtitle_lines(subtitle)) if t)
+            if stream.index in open_bitmaps:
+                opened, opened_text = open_bitmaps.pop(stream.index)
+                cues.append(SubtitleCue(opened, start, opened_text, "stream_bitmap"))
+            if text and duration > 0:
+                cues.append(SubtitleCue(start, start + duration, text, "stream_bitmap"))
+            elif text:
+                open_bitmaps[stream.index] = (start, text)
+        else:
+            raw = getattr(subtitle, "dialogue", None) or getattr(subtitle, "text", b"")
+            text = clean_text(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))
+            if text:
+                cues.append(SubtitleCue(start, start + duration, text, "stream_text"))
     return cues
 
 

@@ -114,8 +114,9 @@ def test_lines_fill_only_the_speakers_empty_line():
     assert fill_missing_lines(people, ["x"], None) == (people, False)
 
 
-def _video_with_text_subtitles(path, cues_ms):
-    """A tiny MKV with a SubRip track holding (start ms, end ms, text) cues."""
+def _video_with_text_subtitles(path, cues_ms, tracks=1):
+    """A tiny MKV with `tracks` SubRip tracks holding (start ms, end ms, text) cues; track n
+    prefixes its texts with "n:" from the second track on."""
     import fractions
 
     import av
@@ -124,22 +125,27 @@ def _video_with_text_subtitles(path, cues_ms):
     with av.open(str(path), "w") as out:
         video = out.add_stream("mpeg4", rate=10)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        subtitles = out.add_stream("subrip")
-        subtitles.codec_context.subtitle_header = b"[Script Info]\nScriptType: v4.00+\n\n[Events]\n" \
-            b"Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
-        subtitles.time_base = fractions.Fraction(1, 1000)
+        streams = []
+        for _ in range(tracks):
+            subtitles = out.add_stream("subrip")
+            subtitles.codec_context.subtitle_header = b"[Script Info]\nScriptType: v4.00+\n\n[Events]\n" \
+                b"Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+            subtitles.time_base = fractions.Fraction(1, 1000)
+            streams.append(subtitles)
         for i in range(30):
             frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
             frame.pts = i
             for packet in video.encode(frame):
                 out.mux(packet)
         for start, end, text in cues_ms:
-            packet = subtitles.codec_context.encode_subtitle(
-                SubtitleSet.create(text=b"0,0,Default,,0,0,0,," + text.encode(), start=0, end=end - start, pts=start * 1000))
-            packet.stream, packet.time_base = subtitles, subtitles.time_base
-            packet.pts = packet.dts = start
-            packet.duration = end - start
-            out.mux(packet)
+            for track, subtitles in enumerate(streams):
+                body = (f"{track}:" if track else "") + text
+                packet = subtitles.codec_context.encode_subtitle(SubtitleSet.create(
+                    text=b"0,0,Default,,0,0,0,," + body.encode(), start=0, end=end - start, pts=start * 1000))
+                packet.stream, packet.time_base = subtitles, subtitles.time_base
+                packet.pts = packet.dts = start
+                packet.duration = end - start
+                out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
     return path
@@ -150,6 +156,12 @@ def test_text_subtitle_stream_gives_timed_clean_cues(tmp_path):
     cues, losses = subtitle_stream_cues(path)  # text needs no OCR reader
     assert losses == []
     assert cues == [SubtitleCue(0.0, 0.9, "Hello there", "stream_text"), SubtitleCue(1.0, 2.5, "Bye now", "stream_text")]
+
+
+def test_every_subtitle_track_is_read_in_one_pass(tmp_path):
+    path = _video_with_text_subtitles(tmp_path / "ep02.mkv", [(0, 900, "Hello"), (1000, 2000, "Bye")], tracks=2)
+    cues, losses = subtitle_stream_cues(path)
+    assert losses == [] and sorted(c.text for c in cues) == ["1:Bye", "1:Hello", "Bye", "Hello"]
 
 
 def test_an_unreadable_container_is_a_loss_not_a_crash(tmp_path):
