@@ -7,6 +7,7 @@ character where the MLLM left it empty.
 from __future__ import annotations
 
 import difflib
+import glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,6 +204,28 @@ def shot_lines(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], s
                 lines.append(cue.text)
         result[index] = lines
     return result
+
+
+def srt_sidecars(video_path: Path) -> list[Path]:
+    """`.srt` files beside a video that belong to it: `ep01.srt`, `ep01.eng.srt`, ..."""
+    video_path = Path(video_path)
+    return sorted(p for p in video_path.parent.glob(f"{glob.escape(video_path.stem)}*.srt")
+                  if p.name[len(video_path.stem)] == ".")
+
+
+def episode_lines(video_path: Path, shots: list[tuple[int, float, float]], reader=None,
+                  keyframes: list[tuple[float, np.ndarray]] = ()) -> tuple[dict[int, list[str]], list[LossRecord]]:
+    """Every source of dialogue of one episode, aligned to its shots: the `.srt` sidecars,
+    the container's subtitle streams and, with a `reader`, OCR of the keyframes' bottom
+    band ((time s, RGB image) pairs)."""
+    cues, losses = subtitle_stream_cues(video_path, reader)
+    for sidecar in srt_sidecars(video_path):
+        sidecar_cues, sidecar_losses = read_srt(sidecar)
+        cues += sidecar_cues
+        losses += sidecar_losses
+    if reader is not None and keyframes:
+        cues += bottom_band_cues(reader, list(keyframes))
+    return shot_lines(cues, shots), losses
 
 
 def pick_speaker(people: list[dict], face_areas: list[float | None] | None = None) -> int | None:

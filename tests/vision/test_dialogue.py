@@ -5,7 +5,8 @@ import skimage.data
 
 from skyscript_assets.models.ocr import TextReader
 from skyscript_assets.stages.demo_drama import demo_episodes
-from skyscript_assets.stages.dialogue import (SubtitleCue, bottom_band_cues, character_error_rate, fill_missing_lines,
+from skyscript_assets.stages.dialogue import (SubtitleCue, bottom_band_cues, character_error_rate, episode_lines,
+                                              fill_missing_lines,
                                               index_bitmap_lines, parse_srt, pick_speaker, read_srt, shot_lines,
                                               subtitle_stream_cues)
 from skyscript_assets.stages.synthetic import burn_subtitle
@@ -169,3 +170,14 @@ def test_an_unreadable_container_is_a_loss_not_a_crash(tmp_path):
     broken.write_bytes(b"\x1a\x45\xdf\xa3 not really matroska")
     cues, losses = subtitle_stream_cues(broken)
     assert cues == [] and [loss.reason for loss in losses] == ["unreadable_video"]
+
+
+def test_an_episode_gathers_sidecar_stream_and_keyframe_lines(tmp_path, reader):
+    video = _video_with_text_subtitles(tmp_path / "ep03.mkv", [(0, 900, "Hello there")])
+    (tmp_path / "ep03.eng.srt").write_text("1\n00:00:00,000 --> 00:00:00,900\nHello there!\n\n"
+                                           "2\n00:00:01,500 --> 00:00:02,500\nWhere were you?\n")
+    (tmp_path / "ep031.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nanother episode\n")
+    keyframe = burn_subtitle(cv2.resize(skimage.data.coffee(), (1280, 720)), "I kept your cup.")
+    lines, losses = episode_lines(video, [(0, 0.0, 1.2), (1, 1.2, 3.0)], reader, keyframes=[(2.0, keyframe)])
+    assert losses == []
+    assert lines == {0: ["Hello there"], 1: ["Where were you?", "I kept your cup."]}
