@@ -1,0 +1,82 @@
+"""What every model backend shares: where its weights are, which device it runs on,
+and the one error a missing model raises (so a stage records "not run", never a fake)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..schema import LossRecord
+
+
+class WeightsMissing(RuntimeError):
+    """The model's weights are not on this machine; the step is recorded as not run.
+
+    `str(err)` is the one-line reason: "not run: no weights at PATH".
+    """
+
+    def __init__(self, location: str | Path, hint: str = "") -> None:
+        self.location = str(location)
+        message = f"not run: no weights at {self.location}"
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+def is_rgb_image(image) -> bool:
+    """What every model here takes: an (H, W, 3) uint8 array with pixels in it."""
+    return isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 \
+        and image.shape[0] > 0 and image.shape[1] > 0
+
+
+def bad_image_loss(stage: str, item: str, image) -> LossRecord:
+    shape = getattr(image, "shape", None)
+    return LossRecord(stage=stage, item=item, reason="unusable_image",
+                      detail=f"expected an RGB uint8 image, got {type(image).__name__} {shape} {getattr(image, 'dtype', '')}".strip())
+
+
+def pick_device(device: str = "cpu") -> str:
+    """'auto' means CUDA when torch sees one, else CPU; anything else is taken as given."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_pretrained(loader, name_or_path: str | Path, **kwargs):
+    """`loader.from_pretrained` from a local folder or the HF cache only (never a download).
+
+    A missing folder or an uncached repo id becomes `WeightsMissing`.
+    """
+    source = str(name_or_path)
+    local = Path(source).expanduser()
+    looks_like_path = local.is_absolute() or source.startswith((".", "~")) or local.exists()
+    if looks_like_path and not (local / "config.json").is_file() and not (local / "preprocessor_config.json").is_file():
+        raise WeightsMissing(local)
+    try:
+        return loader.from_pretrained(str(local) if looks_like_path else source, local_files_only=True, **kwargs)
+    except OSError as err:  # transformers' "not found in the cache / no file named ..." errors
+        raise WeightsMissing(source, "local folder or HF cache") from err
+
+
+class PretrainedModel:
+    """A transformers model and its processor, loaded once from local files, run in batches."""
+
+    model_class = "AutoModel"  # the transformers class that loads the weights
+    processor_class = "AutoImageProcessor"
+
+    def __init__(self, model, processor, device: str, batch_size: int, model_id: str) -> None:
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.batch_size = batch_size
+        self.model_id = model_id
+
+    @classmethod
+    def _from_local(cls, name_or_path: str | Path, device: str, batch_size: int, **options):
+        import transformers
+
+        device = pick_device(device)
+        processor = load_pretrained(getattr(transformers, cls.processor_class), name_or_path)
+        model = load_pretrained(getattr(transformers, cls.model_class), name_or_path).to(device).eval()
+        return cls(model, processor, device, batch_size, str(name_or_path), **options)

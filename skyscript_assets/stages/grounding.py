@@ -1,0 +1,82 @@
+"""Grounding the MLLM's objects: each named object gets a detector box or is flagged a phantom.
+
+A phantom is kept (the MLLM may see what the detector cannot) but flagged and counted,
+and recorded as a loss with reason `ungrounded_object`. Without detector weights nothing
+is flagged: the frames are marked not run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..models.base import bad_image_loss, is_rgb_image
+from ..models.detector import normalize_object_name
+from ..schema import LossRecord
+
+STAGE = "detections"
+
+
+@dataclass
+class GroundedObject:
+    name: str  # as the MLLM wrote it
+    box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 pixels
+    score: float | None = None
+    phantom: bool | None = None  # None: not checked (detector not run)
+
+
+@dataclass
+class FrameGrounding:
+    item: str
+    objects: list[GroundedObject] = field(default_factory=list)
+    status: str = "ok"  # or "not run: ..."
+
+    @property
+    def phantom_count(self) -> int:
+        return sum(1 for o in self.objects if o.phantom)
+
+
+def ground_frames(detector, frames: list[tuple[str, np.ndarray, list[str]]], not_run_reason: str | None = None
+                  ) -> tuple[list[FrameGrounding], list[LossRecord]]:
+    """Ground the object names of each (item id, RGB image, MLLM object names) frame.
+
+    `detector` is an `OpenVocabularyDetector`, or None with `not_run_reason` (e.g. the
+    `WeightsMissing` message) when its weights are absent.
+    """
+    if detector is None:
+        reason = not_run_reason or "not run: no detector"
+        return [FrameGrounding(item, [GroundedObject(n) for n in names], reason) for item, _, names in frames], []
+    losses = [bad_image_loss(STAGE, item, image) for item, image, _ in frames if not is_rgb_image(image)]
+    frames = [frame for frame in frames if is_rgb_image(frame[1])]
+    detections = detector.detect([image for _, image, _ in frames], [names for _, _, names in frames])
+    results = []
+    for (item, _, names), found in zip(frames, detections):
+        frame = FrameGrounding(item, assign_boxes(names, found))
+        results.append(frame)
+        losses += [LossRecord(stage=STAGE, item=item, reason="ungrounded_object",
+                              detail=f"phantom object {o.name!r}: no box above the detector's thresholds")
+                   for o in frame.objects if o.phantom]
+    return results, losses
+
+
+def assign_boxes(names: list[str], detections) -> list[GroundedObject]:
+    """Each named object takes the best remaining box of its name (two cups take two boxes)."""
+    pool: dict[str, list] = {}
+    for detection in sorted(detections, key=lambda d: -d.score):
+        pool.setdefault(detection.name, []).append(detection)
+    objects = []
+    for name in names:
+        boxes = pool.get(normalize_object_name(name))
+        if boxes:
+            best = boxes.pop(0)
+            objects.append(GroundedObject(name, best.box, best.score, phantom=False))
+        else:
+            objects.append(GroundedObject(name, phantom=True))
+    return objects
+
+
+def phantom_rate(frames: list[FrameGrounding]) -> float | None:
+    """Share of checked objects flagged as phantoms; None when nothing was checked."""
+    checked = [o for f in frames for o in f.objects if o.phantom is not None]
+    return sum(1 for o in checked if o.phantom) / len(checked) if checked else None
