@@ -167,3 +167,46 @@ class FrameAnnotationRow(Provenance, Base):
     keyframe_index: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(32))  # parsed_as_is, fixed_locally, fixed_by_llm
     annotation: Mapped[dict] = mapped_column(JSON)
+
+
+class ObjectDetection(Provenance, Base):
+    """An object the MLLM named in a keyframe and what open-vocabulary detection made of it."""
+
+    __tablename__ = "object_detections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64), index=True)
+    episode_id: Mapped[str] = mapped_column(String(200))
+    item: Mapped[str] = mapped_column(String(256))  # the keyframe id
+    name: Mapped[str] = mapped_column(Text)
+    box: Mapped[list | None] = mapped_column(JSON, nullable=True)  # x0, y0, x1, y1 pixels
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    phantom: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: detector not run
+    status: Mapped[str] = mapped_column(Text)  # "ok" or "not run: ..."
+
+
+class CharacterObservation(Provenance, Base):
+    """One person of a keyframe after refinement: face box, DeepFace attributes, adopted
+    age and gender, depth, posture, line (JSON), and the released keyframe it belongs to."""
+
+    __tablename__ = "character_observations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64), index=True)
+    episode_id: Mapped[str] = mapped_column(String(200))
+    item: Mapped[str] = mapped_column(String(256))
+    person_index: Mapped[int] = mapped_column(Integer)
+    refinement: Mapped[dict] = mapped_column(JSON)
+
+
+class ReleasedKeyframe(Provenance, Base):
+    """The pixelated copy of a keyframe, the only one that may leave the building."""
+
+    __tablename__ = "released_keyframes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64), index=True)
+    episode_id: Mapped[str] = mapped_column(String(200))
+    item: Mapped[str] = mapped_column(String(256))
+    uri: Mapped[str] = mapped_column(Text)
+    faces_left: Mapped[int] = mapped_column(Integer)  # faces the check still found (must be 0)

@@ -95,7 +95,8 @@ class ArtifactStore(dg.ConfigurableResource):
 
 def local_resources() -> dict[str, dg.ConfigurableResource]:
     """Embedded defaults: SQLite catalog, local folders, all under SKYSCRIPT_HOME."""
-    return {"catalog": CatalogResource(), "landing": LandingZone(), "artifacts": ArtifactStore(), "mllm": MllmResource()}
+    return {"catalog": CatalogResource(), "landing": LandingZone(), "artifacts": ArtifactStore(), "mllm": MllmResource(),
+            "vision": VisionModelsResource()}
 
 
 class MllmResource(dg.ConfigurableResource):
@@ -132,3 +133,16 @@ class MllmResource(dg.ConfigurableResource):
         from ..models.llm import LlmJsonRepairer
 
         return LlmJsonRepairer.from_server(self.repair_base_url, self.repair_model, api_key_env=self.api_key_env)
+
+
+class VisionModelsResource(dg.ConfigurableResource):
+    """Local weights of the refinement models; an empty path means "not configured", and that
+    step is recorded as not run (nothing is downloaded, nothing faked)."""
+
+    detector_path: str = ""  # Grounding DINO (a folder or an HF-cache name)
+    depth_path: str = ""  # Depth Anything V2
+    pose_path: str = ""  # ViTPose
+    deepface_home: str = ""  # holds .deepface/weights/...
+    device: str = "cpu"
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
