@@ -7,8 +7,10 @@ For every clip in ../shared/data/videos (with groundtruth.json):
       quality filter, JPEG writing),
   (c) PySceneDetect 0.7 ContentDetector and AdaptiveDetector with default settings, on
       its default video backend (OpenCV) and on its PyAV backend (the stage's decoder).
-Per clip and overall: wall time (best of --repeats, runs interleaved), times realtime,
-ratio to decode-only, and hard-cut F1 at a tolerance of one frame.
+Per clip and overall: wall time and CPU time of the process, all threads (each the best
+of --repeats, runs interleaved), times realtime, wall-time ratio to decode-only, and
+hard-cut F1 at a tolerance of one frame. CPU time is the steadier figure on a shared
+machine: other processes change the wall time, hardly the work.
 
 Then peak memory (max RSS of a fresh process) of the stage on generated videos of
 1, 5 and 10 minutes, to show it is flat in the video's length (--no-memory skips it).
@@ -32,61 +34,48 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from skyscript_assets.stages.keyframes import EpisodeJob, process_episode  # noqa: E402
+from skyscript_assets.stages.shots import boundary_f1  # noqa: E402
 
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 
 
-def decode_only(path: Path) -> tuple[float, int]:
-    started = time.perf_counter()
-    count = 0
+def timed(run):
+    """(wall s, CPU s of the whole process, run's result)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = run()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def decode_only(path: Path) -> None:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for _ in container.decode(stream):
-            count += 1
-    return time.perf_counter() - started, count
+            pass
+    return None
 
 
-def this_stage(path: Path, out: Path) -> tuple[float, list[int]]:
-    started = time.perf_counter()
+def this_stage(path: Path, out: Path) -> list[int]:
     analysis = process_episode(EpisodeJob(path.stem, str(path), str(out))).result
-    elapsed = time.perf_counter() - started
-    return elapsed, [s.start_frame for s in analysis.shots if s.transition_in == "cut"]
+    return [s.start_frame for s in analysis.shots if s.transition_in == "cut"]
 
 
-def pyscenedetect(path: Path, method: str) -> tuple[float, list[int]]:
+def pyscenedetect(path: Path, method: str) -> list[int]:
     from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
 
     detector_name, _, backend = method.partition("-")
     detector = {"content": ContentDetector, "adaptive": AdaptiveDetector}[detector_name]()
-    started = time.perf_counter()
     video = open_video(str(path), backend=backend) if backend else open_video(str(path))
     manager = SceneManager()
     manager.add_detector(detector)
     manager.detect_scenes(video)
-    scenes = manager.get_scene_list()
-    elapsed = time.perf_counter() - started
-    return elapsed, [start.frame_num for start, _ in scenes[1:]]
-
-
-def f1_score(predicted: list[int], truth: list[int], tolerance: int = 1) -> tuple[float, int, int, int]:
-    """Greedy one-to-one matching within `tolerance` frames; F1 is 1.0 when both are empty."""
-    unmatched = sorted(truth)
-    tp = 0
-    for p in sorted(predicted):
-        match = next((t for t in unmatched if abs(t - p) <= tolerance), None)
-        if match is not None:
-            unmatched.remove(match)
-            tp += 1
-    fp, fn = len(predicted) - tp, len(truth) - tp
-    f1 = 1.0 if not predicted and not truth else 2 * tp / (2 * tp + fp + fn)
-    return f1, tp, fp, fn
+    return [start.frame_num for start, _ in manager.get_scene_list()[1:]]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
-    parser.add_argument("--repeats", type=int, default=3, help="runs of (a) and (b) per clip; the best counts")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each method per clip; the best counts")
     parser.add_argument("--no-memory", action="store_true")
     args = parser.parse_args()
     truth_file = args.videos / "groundtruth.json"
@@ -95,7 +84,7 @@ def main() -> int:
         return 1
     clips = json.loads(truth_file.read_text())["clips"]
     methods = ["decode", "stage", *PYSCENEDETECT]
-    totals = {m: {"wall": 0.0, "tp": 0, "fp": 0, "fn": 0} for m in methods}
+    totals = {m: {"wall": 0.0, "cpu": 0.0, "tp": 0, "fp": 0, "fn": 0} for m in methods}
     total_duration = 0.0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,24 +97,26 @@ def main() -> int:
                 duration = float(stream.duration * stream.time_base) if stream.duration else container.duration / av.time_base
             total_duration += duration
             cuts_truth = truth["cut_frames"]
-            walls = {"decode": [], "stage": []}
-            stage_cuts: list[int] = []
-            for r in range(args.repeats):
-                walls["decode"].append(decode_only(path)[0])
-                wall, stage_cuts = this_stage(path, Path(tmp) / f"{path.stem}-{r}")
-                walls["stage"].append(wall)
-            results = {"decode": (min(walls["decode"]), None), "stage": (min(walls["stage"]), stage_cuts)}
-            for method in PYSCENEDETECT:
-                results[method] = pyscenedetect(path, method)
-            decode_wall = results["decode"][0]
+            runs = {
+                "decode": lambda: decode_only(path),
+                "stage": lambda: this_stage(path, Path(tmp) / path.stem),
+                **{method: (lambda m=method: pyscenedetect(path, m)) for method in PYSCENEDETECT},
+            }
+            measured = {method: [] for method in methods}
+            for _ in range(args.repeats):
+                for method in methods:
+                    measured[method].append(timed(runs[method]))
+            decode_wall = min(m[0] for m in measured["decode"])
             for method in methods:
-                wall, cuts = results[method]
-                f1 = f1_score(cuts, cuts_truth) if cuts is not None else None
+                wall, cpu = min(m[0] for m in measured[method]), min(m[1] for m in measured[method])
+                cuts = measured[method][0][2]
+                f1 = boundary_f1(cuts, cuts_truth) if cuts is not None else None
                 totals[method]["wall"] += wall
+                totals[method]["cpu"] += cpu
                 if f1:
                     for key, value in zip(("tp", "fp", "fn"), f1[1:]):
                         totals[method][key] += value
-                rows.append((name, method, wall, duration / wall, wall / decode_wall, f1))
+                rows.append((name, method, wall, cpu, duration / wall, wall / decode_wall, f1))
     print_table(rows, totals, total_duration)
     if not args.no_memory:
         print_memory()
@@ -141,11 +132,11 @@ LABELS = {"decode": "PyAV decode only", "stage": "**this stage**",
 
 
 def print_table(rows, totals, total_duration: float) -> None:
-    print("| clip | method | wall s | x realtime | / decode-only | cut F1 (tp/fp/fn) |")
-    print("|---|---|---:|---:|---:|---|")
-    for name, method, wall, realtime, ratio, f1 in rows:
+    print("| clip | method | wall s | CPU s | x realtime | wall / decode-only | cut F1 (tp/fp/fn) |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for name, method, wall, cpu, realtime, ratio, f1 in rows:
         score = "-" if f1 is None else f"{f1[0]:.3f} ({f1[1]}/{f1[2]}/{f1[3]})"
-        print(f"| {name} | {LABELS[method]} | {wall:.2f} | {realtime:.1f} | {ratio:.2f} | {score} |")
+        print(f"| {name} | {LABELS[method]} | {wall:.2f} | {cpu:.2f} | {realtime:.1f} | {ratio:.2f} | {score} |")
     decode = totals["decode"]["wall"]
     for method, t in totals.items():
         if method == "decode":
@@ -153,19 +144,25 @@ def print_table(rows, totals, total_duration: float) -> None:
         else:
             tp, fp, fn = t["tp"], t["fp"], t["fn"]
             score = f"{2 * tp / max(1, 2 * tp + fp + fn):.3f} ({tp}/{fp}/{fn})"
-        print(f"| **all clips** | {LABELS[method]} | {t['wall']:.2f} | {total_duration / t['wall']:.1f} "
+        print(f"| **all clips** | {LABELS[method]} | {t['wall']:.2f} | {t['cpu']:.2f} | {total_duration / t['wall']:.1f} "
               f"| {t['wall'] / decode:.2f} | {score} |")
-    print()
+    stage = totals["stage"]
+    print(f"\nthis stage / decode-only: wall {stage['wall'] / decode:.2f}x, CPU {stage['cpu'] / totals['decode']['cpu']:.2f}x")
     for method in PYSCENEDETECT:
-        print(f"this stage is {totals[method]['wall'] / totals['stage']['wall']:.2f}x faster than {LABELS[method]}")
+        print(f"this stage is {totals[method]['wall'] / stage['wall']:.2f}x faster (wall; "
+              f"{totals[method]['cpu'] / stage['cpu']:.2f}x less CPU) than {LABELS[method]}")
 
 
+# VmHWM, not ru_maxrss: on Linux the latter keeps the parent's peak across fork and exec.
 MEMORY_PROBE = """
-import resource, sys
+import re, sys
 sys.path.insert(0, sys.argv[2])
 from skyscript_assets.stages.keyframes import EpisodeJob, process_episode
-a = process_episode(EpisodeJob("probe", sys.argv[1], sys.argv[3])).result
-print(len(a.shots), len(a.keyframes), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+def peak_kib():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+imported = peak_kib()
+a = process_episode(EpisodeJob('probe', sys.argv[1], sys.argv[3])).result
+print(len(a.shots), len(a.keyframes), imported, peak_kib())
 """
 
 
@@ -174,9 +171,10 @@ def print_memory() -> None:
 
     from skyscript_assets.stages.synthetic import ShotSpec, render_video
 
+    av.logging.set_level(av.logging.ERROR)  # no encoder chatter in the table
     photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.camera()]
-    print("\n| generated video (640x360, 24 fps) | shots | keyframes | peak RSS MiB |")
-    print("|---|---:|---:|---:|")
+    print("\n| generated video (640x360, 24 fps) | shots | keyframes | peak RSS after imports MiB | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in (1, 5, 10):
             # 6-second shots, cycling photos and motions, with a fade or a dissolve every fifth shot
@@ -188,7 +186,7 @@ def print_memory() -> None:
             render_video(path, shots)
             out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path), str(ROOT), str(Path(tmp) / "kf")],
                                  capture_output=True, text=True, check=True).stdout.split()
-            print(f"| {minutes} min | {out[0]} | {out[1]} | {int(out[2]) / 1024:.0f} |")
+            print(f"| {minutes} min | {out[0]} | {out[1]} | {int(out[2]) / 1024:.0f} | {int(out[3]) / 1024:.0f} |")
 
 
 if __name__ == "__main__":

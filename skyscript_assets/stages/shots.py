@@ -276,3 +276,17 @@ class ShotBoundaryDetector:
             return
         self.boundaries.append(boundary)
         self._last_boundary_frame = boundary.frame
+
+
+def boundary_f1(found: list[int], truth: list[int], tolerance: int = 1) -> tuple[float, int, int, int]:
+    """(F1, true positives, false positives, misses) of boundary frames, matched one to one
+    within `tolerance` frames; 1.0 when both lists are empty."""
+    unmatched = sorted(truth)
+    tp = 0
+    for frame in sorted(found):
+        match = next((t for t in unmatched if abs(t - frame) <= tolerance), None)
+        if match is not None:
+            unmatched.remove(match)
+            tp += 1
+    fp, fn = len(found) - tp, len(truth) - tp
+    return (1.0 if not found and not truth else 2 * tp / (2 * tp + fp + fn)), tp, fp, fn
