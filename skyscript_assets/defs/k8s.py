@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 from dagster_k8s import k8s_job_executor
+from dagster_k8s.job import get_user_defined_k8s_config
 
 GPU_POOL = "gpu"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -75,6 +76,7 @@ class GpuPlacement:
         SKYSCRIPT_GPU_NODE_SELECTOR   key=value[,key=value]  (default nvidia.com/gpu.present=true)
         SKYSCRIPT_GPU_TOLERATIONS     key[=value]:Effect[,...] (default nvidia.com/gpu:NoSchedule)
         SKYSCRIPT_GPUS_PER_STEP       GPUs of a GPU step that declares none (default 1)
+        SKYSCRIPT_GPU_STEP_MEMORY     memory of a GPU step that declares none (default 32Gi)
         SKYSCRIPT_GPU_MAX_PODS        GPU step pods at once per run (default 4)
     """
 
@@ -82,6 +84,7 @@ class GpuPlacement:
     node_selector: Mapping[str, str] = field(default_factory=lambda: _parse_labels(DEFAULT_GPU_NODE_SELECTOR))
     tolerations: Sequence[Mapping[str, str]] = field(default_factory=lambda: _parse_tolerations(DEFAULT_GPU_TOLERATION))
     gpus_per_step: int = 1
+    memory_per_step: str = "32Gi"
     max_pods_per_run: int = 4
 
     @classmethod
@@ -92,6 +95,7 @@ class GpuPlacement:
             node_selector=_parse_labels(env.get("SKYSCRIPT_GPU_NODE_SELECTOR", DEFAULT_GPU_NODE_SELECTOR)),
             tolerations=_parse_tolerations(env.get("SKYSCRIPT_GPU_TOLERATIONS", DEFAULT_GPU_TOLERATION)),
             gpus_per_step=int(env.get("SKYSCRIPT_GPUS_PER_STEP", "1")),
+            memory_per_step=env.get("SKYSCRIPT_GPU_STEP_MEMORY", "32Gi"),
             max_pods_per_run=int(env.get("SKYSCRIPT_GPU_MAX_PODS", "4")),
         )
 
@@ -100,23 +104,31 @@ def is_gpu_asset(asset: dg.AssetsDefinition) -> bool:
     return asset.op.pool == GPU_POOL
 
 
-def _declares_gpus(asset: dg.AssetsDefinition) -> bool:
-    config = asset.op.tags.get(K8S_CONFIG_TAG) or {}
-    return GPU_RESOURCE in config.get("container_config", {}).get("resources", {}).get("limits", {})
+def _declared_limits(asset: dg.AssetsDefinition) -> dict:
+    declared = get_user_defined_k8s_config(asset.op.tags)  # dagster-k8s's own parser of the tag
+    return declared.container_config.get("resources", {}).get("limits", {})
 
 
 def gpu_step_k8s_config(asset: dg.AssetsDefinition, placement: GpuPlacement) -> dict:
-    """The placement part of a GPU step's pod, plus the default GPU count when the asset declares none."""
+    """Placement of a GPU step's pod, plus the default GPU count and memory where the asset
+    declares none (without them a step would inherit the run pod's small memory limit)."""
     config: dict = {
         "pod_spec_config": {
             "node_selector": dict(placement.node_selector),
             "tolerations": [dict(t) for t in placement.tolerations],
         },
+        "container_config": {},
     }
     if placement.image:
-        config["container_config"] = {"image": placement.image}
-    if not _declares_gpus(asset):
-        config.setdefault("container_config", {})["resources"] = {"limits": {GPU_RESOURCE: str(placement.gpus_per_step)}}
+        config["container_config"]["image"] = placement.image
+    declared = _declared_limits(asset)
+    limits, requests = {}, {}
+    if GPU_RESOURCE not in declared:
+        limits[GPU_RESOURCE] = str(placement.gpus_per_step)
+    if "memory" not in declared:
+        limits["memory"] = requests["memory"] = placement.memory_per_step
+    if limits:
+        config["container_config"]["resources"] = {"limits": limits, **({"requests": requests} if requests else {})}
     return config
 
 
