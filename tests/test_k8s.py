@@ -1,7 +1,8 @@
 """Kubernetes deployment without a cluster: Helm charts render and validate against the
 Kubernetes schemas, deployments/dagster.yaml loads (K8sRunLauncher included) against the real
 Postgres, GPU step pods are built by dagster-k8s's own builders, and the k8s profile
-materializes a drama with its lineage in Postgres and its artifacts in S3 (moto server)."""
+materializes a drama from an S3 landing zone with its lineage in Postgres and its artifacts in S3
+(a local moto server)."""
 
 import re
 import shutil
@@ -95,6 +96,8 @@ def test_dagster_chart_values_agree_with_dagster_yaml():
     assert values["postgresql"]["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
     assert values["global"]["postgresqlSecretName"] == instance["run_launcher"]["config"]["postgres_password_secret"]
     assert [s["name"] for s in launcher["envSecrets"]] == instance["run_launcher"]["config"]["env_secrets"]
+    assert launcher["volumes"] == instance["run_launcher"]["config"]["volumes"]
+    assert launcher["volumeMounts"] == instance["run_launcher"]["config"]["volume_mounts"]
     assert launcher["runK8sConfig"]["containerConfig"] == instance["run_launcher"]["config"]["run_k8s_config"]["container_config"]
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == instance["run_coordinator"]["class"]
     assert values["concurrency"]["pools"]["defaultLimit"] == instance["concurrency"]["pools"]["default_limit"]
@@ -251,6 +254,10 @@ def test_gpu_steps_get_gpu_pods_as_the_helm_values_place_them(k8s_instance, monk
         assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
         # the run launcher's secrets reach the step pods too (catalog URL, S3 credentials)
         assert {"secretRef": {"name": "skyscript-env"}} in container["envFrom"]
+        # and so do the model weights, read-only
+        (weights,) = [v for v in pod["volumes"] if v["name"] == "model-weights"]
+        assert weights["persistentVolumeClaim"] == {"claimName": "skyscript-model-weights", "readOnly": True}
+        assert {"name": "model-weights", "mountPath": "/models", "readOnly": True} in container["volumeMounts"]
     assert big["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "2", "memory": "48Gi"}
     plain_resources = plain["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert plain_resources["limits"] == {"nvidia.com/gpu": env["SKYSCRIPT_GPUS_PER_STEP"], "memory": env["SKYSCRIPT_GPU_STEP_MEMORY"]}
@@ -346,13 +353,15 @@ def s3_server(monkeypatch):
 
 
 @pytest.mark.postgres
-def test_k8s_profile_materializes_a_drama_with_lineage_in_postgres_and_artifacts_in_s3(
+def test_k8s_profile_materializes_a_drama_from_s3_with_lineage_in_postgres(
         k8s_instance, postgres_url, s3_server, tmp_path, monkeypatch, make_video):
     from sqlalchemy import create_engine, text
 
-    make_video(tmp_path / "landing" / "k8s-drama" / "ep1.mp4")
+    video, _ = make_video(tmp_path / "ep1.mp4")
+    s3_server.mkdir("skyscript-landing")
+    s3_server.put(str(video), "skyscript-landing/k8s-drama/ep1.mp4")
     monkeypatch.setenv("SKYSCRIPT_DATABASE_URL", postgres_url)
-    monkeypatch.setenv("SKYSCRIPT_LANDING_URL", str(tmp_path / "landing"))
+    monkeypatch.setenv("SKYSCRIPT_LANDING_URL", "s3://skyscript-landing")
     monkeypatch.setenv("SKYSCRIPT_ARTIFACTS_URL", "s3://skyscript-artifacts/v1")
     resources = build_profile([drama_manifest], "k8s").resources
     assert isinstance(resources["artifacts"].root_url, dg.EnvVar)  # resolved when the run starts
@@ -379,7 +388,9 @@ def test_k8s_profile_materializes_a_drama_with_lineage_in_postgres_and_artifacts
         rows = conn.execute(text("select asset_key, partition from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION' "
                                  "and run_id = :run"), {"run": result.run_id}).all()
         catalog_runs = conn.execute(text("select distinct run_id from episodes where partition = 'k8s-drama'")).scalars().all()
+        episode_uri = conn.execute(text("select uri from episodes where partition = 'k8s-drama'")).scalar()
     engine.dispose()
     assert sorted((dg.AssetKey.from_db_string(key).to_user_string(), partition) for key, partition in rows) == [
         ("drama_manifest", "k8s-drama"), ("episode_count", "k8s-drama")]
     assert catalog_runs == [result.run_id]  # catalog rows beside Dagster's, same run id
+    assert episode_uri == "s3://skyscript-landing/k8s-drama/ep1.mp4"  # probed straight from the bucket
