@@ -241,6 +241,10 @@ def test_gpu_steps_get_gpu_pods_as_the_helm_values_place_them(k8s_instance, monk
     defs = dg.Definitions(assets=assets, jobs=profile.jobs, resources=profile.resources, executor=profile.executor)
     gpu_pipeline = defs.resolve_job_def("gpu_pipeline")
     assert {n.name for n in gpu_pipeline.nodes} == {"big_gpu_stage", "plain_gpu_stage"}
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    executor_config = ResolvedRunConfig.build(gpu_pipeline, {}).execution.execution_engine_config
+    assert executor_config["max_concurrent"] == int(env["SKYSCRIPT_MAX_STEP_PODS"])
 
     instance = k8s_instance.instance
     big = _step_job(instance, gpu_pipeline, "big_gpu_stage")

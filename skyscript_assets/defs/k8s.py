@@ -77,7 +77,7 @@ class GpuPlacement:
         SKYSCRIPT_GPU_TOLERATIONS     key[=value]:Effect[,...] (default nvidia.com/gpu:NoSchedule)
         SKYSCRIPT_GPUS_PER_STEP       GPUs of a GPU step that declares none (default 1)
         SKYSCRIPT_GPU_STEP_MEMORY     memory of a GPU step that declares none (default 32Gi)
-        SKYSCRIPT_GPU_MAX_PODS        GPU step pods at once per run (default 4)
+        SKYSCRIPT_MAX_STEP_PODS       step pods at once within one run (default 4)
     """
 
     image: str = ""
@@ -85,7 +85,7 @@ class GpuPlacement:
     tolerations: Sequence[Mapping[str, str]] = field(default_factory=lambda: _parse_tolerations(DEFAULT_GPU_TOLERATION))
     gpus_per_step: int = 1
     memory_per_step: str = "32Gi"
-    max_pods_per_run: int = 4
+    max_step_pods_per_run: int = 4
 
     @classmethod
     def from_environment(cls) -> "GpuPlacement":
@@ -96,12 +96,12 @@ class GpuPlacement:
             tolerations=_parse_tolerations(env.get("SKYSCRIPT_GPU_TOLERATIONS", DEFAULT_GPU_TOLERATION)),
             gpus_per_step=int(env.get("SKYSCRIPT_GPUS_PER_STEP", "1")),
             memory_per_step=env.get("SKYSCRIPT_GPU_STEP_MEMORY", "32Gi"),
-            max_pods_per_run=int(env.get("SKYSCRIPT_GPU_MAX_PODS", "4")),
+            max_step_pods_per_run=int(env.get("SKYSCRIPT_MAX_STEP_PODS", "4")),
         )
 
 
 def is_gpu_asset(asset: dg.AssetsDefinition) -> bool:
-    return asset.op.pool == GPU_POOL
+    return getattr(asset.node_def, "pool", None) == GPU_POOL  # graph-backed assets have no pool
 
 
 def _declared_limits(asset: dg.AssetsDefinition) -> dict:
@@ -135,7 +135,7 @@ def gpu_step_k8s_config(asset: dg.AssetsDefinition, placement: GpuPlacement) -> 
 def gpu_executor_config(assets: Sequence[dg.AssetsDefinition], placement: GpuPlacement) -> dict:
     """`k8s_job_executor` config: one pod per step, GPU placement for every GPU asset's op."""
     return {
-        "max_concurrent": placement.max_pods_per_run,
+        "max_concurrent": placement.max_step_pods_per_run,
         "per_step_k8s_config": {a.op.name: gpu_step_k8s_config(a, placement) for a in assets if is_gpu_asset(a)},
     }
 
