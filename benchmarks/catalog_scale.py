@@ -22,7 +22,9 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+import psycopg2
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from skyscript_assets.catalog import Catalog, Keyframe
 
@@ -76,15 +78,26 @@ class RowStream(io.RawIOBase):
         return n
 
 
-def copy_rows(engine, first_drama: int, dramas: int) -> None:
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cursor:
-            cursor.copy_expert(f"COPY keyframes ({', '.join(COLUMNS)}) FROM STDIN",
-                               io.BufferedReader(RowStream(keyframe_rows(first_drama, dramas, seed=first_drama))))
-        raw.commit()
-    finally:
-        raw.close()
+def copy_rows(engine, first_drama: int, dramas: int, attempts: int = 5) -> None:
+    """One COPY per chunk, one transaction: a dropped connection (a server restart) loses
+    nothing committed, so the chunk is simply sent again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            raw = engine.raw_connection()
+            try:
+                with raw.cursor() as cursor:
+                    cursor.copy_expert(f"COPY keyframes ({', '.join(COLUMNS)}) FROM STDIN",
+                                       io.BufferedReader(RowStream(keyframe_rows(first_drama, dramas, seed=first_drama))))
+                raw.commit()
+                return
+            finally:
+                raw.close()
+        except (OperationalError, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if attempt == attempts:
+                raise
+            print(f"  connection lost ({str(exc).splitlines()[0]}); chunk at drama {first_drama} again")
+            engine.dispose()
+            time.sleep(3)
 
 
 def orm_insert_rate(catalog: Catalog, rows: int) -> float:
