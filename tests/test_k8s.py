@@ -77,6 +77,15 @@ def test_lmdeploy_chart_renders_valid_manifests_serving_the_mllm_url():
     url = urlparse(_user_code_env()["SKYSCRIPT_MLLM_BASE_URL"])
     assert url.hostname == f"{service['metadata']['name']}.{NAMESPACE}.svc"
     assert url.port == service["spec"]["ports"][0]["port"] and url.path == "/v1"
+    assert _user_code_env()["SKYSCRIPT_MLLM_MODEL"] == container["args"][container["args"].index("--model-name") + 1]
+
+
+def test_lmdeploy_chart_passes_helm_lint():
+    import helm_python as helm
+
+    report = helm.lint(ROOT / "helm" / "lmdeploy", strict=True, kube_version="v1.30.0")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []  # warnings and errors
 
 
 def test_kubernetes_schemas_reject_a_broken_manifest():
