@@ -10,6 +10,8 @@ use and timings.
     python benchmarks/catalog_scale.py                    # 10 M rows on 127.0.0.1:5432
     python benchmarks/catalog_scale.py --rows 1000000     # a quicker look
 
+Needs the keyframes table of the catalog (migration 0002, the keyframes stage).
+
 Shape of the generated data: dramas of 50 episodes with 25 keyframes each (1,250 rows per
 drama: 8,000 dramas for 10 M rows), ~8 % invalid keyframes, as the keyframes stage writes them.
 """
