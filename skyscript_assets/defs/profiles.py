@@ -1,0 +1,69 @@
+"""The one switch between a laptop and a cluster: SKYSCRIPT_PROFILE=local|k8s.
+
+Read once, when the Definitions are built (the code server's start), so the same image
+and the same code run in both places:
+
+* local (default): embedded resources (SQLite, folders under SKYSCRIPT_HOME), every step
+  in the run's process pool.
+* k8s: resources from environment variables resolved at run time (`dg.EnvVar`: the catalog
+  on Postgres, landing zone and artifacts on S3-compatible storage through s3fs);
+  `k8s_job_executor` runs each step in its own pod (GPU steps on GPU nodes, see defs/k8s.py),
+  and the `gpu_pipeline` job re-runs the GPU stages alone.
+"""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import dagster as dg
+from dagster_k8s import k8s_job_executor
+
+from .k8s import GpuPlacement, build_gpu_pipeline, gpu_executor_config, is_gpu_asset
+from .resources import ArtifactStore, CatalogResource, LandingZone, MllmResource, VisionModelsResource, local_resources
+
+PROFILES = ("local", "k8s")
+
+
+def current_profile() -> str:
+    profile = os.environ.get("SKYSCRIPT_PROFILE", "local").strip().lower() or "local"
+    if profile not in PROFILES:
+        raise ValueError(f"SKYSCRIPT_PROFILE must be one of {', '.join(PROFILES)}, got {profile!r}")
+    return profile
+
+
+def k8s_resources() -> dict[str, dg.ConfigurableResource]:
+    """Cluster resources: every location from an environment variable of the code server's
+    pods (set by the Helm values from a Secret), resolved when a run starts."""
+    return {
+        **local_resources(),  # resources without a cluster setting keep their defaults
+        "catalog": CatalogResource(database_url=dg.EnvVar("SKYSCRIPT_DATABASE_URL")),
+        "landing": LandingZone(url=dg.EnvVar("SKYSCRIPT_LANDING_URL")),
+        "artifacts": ArtifactStore(root_url=dg.EnvVar("SKYSCRIPT_ARTIFACTS_URL")),
+        # the lmdeploy api_server of helm/lmdeploy, spoken to as any OpenAI-compatible server
+        "mllm": MllmResource(backend="openai", base_url=dg.EnvVar("SKYSCRIPT_MLLM_BASE_URL"),
+                             model=dg.EnvVar("SKYSCRIPT_MLLM_MODEL")),
+        # weights on the read-only volume the Helm values mount (docs/deploy.md); a path left
+        # unset is a step recorded as not run, so these are optional, unlike the locations above
+        "vision": VisionModelsResource(detector_path=os.environ.get("SKYSCRIPT_DETECTOR_PATH", ""),
+                                       depth_path=os.environ.get("SKYSCRIPT_DEPTH_PATH", ""),
+                                       pose_path=os.environ.get("SKYSCRIPT_POSE_PATH", ""),
+                                       deepface_home=os.environ.get("SKYSCRIPT_DEEPFACE_HOME", ""), device="auto"),
+    }
+
+
+@dataclass
+class Profile:
+    name: str
+    resources: dict[str, dg.ConfigurableResource]
+    executor: dg.ExecutorDefinition | None = None  # None: Dagster's default (multiprocess)
+    jobs: list = field(default_factory=list)  # jobs that exist only in this profile
+
+
+def build_profile(assets: Sequence[dg.AssetsDefinition], profile: str | None = None) -> Profile:
+    name = profile or current_profile()
+    if name == "local":
+        return Profile(name, local_resources())
+    placement = GpuPlacement.from_environment()
+    executor = k8s_job_executor.configured(gpu_executor_config(assets, placement), name="skyscript_k8s_job_executor")
+    jobs = [build_gpu_pipeline(assets, placement)] if any(is_gpu_asset(a) for a in assets) else []
+    return Profile(name, k8s_resources(), executor, jobs)
