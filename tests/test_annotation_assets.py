@@ -7,7 +7,7 @@ import dagster as dg
 import skimage.data
 from sqlalchemy import select
 
-from skyscript_assets.catalog import Catalog, FrameAnnotationRow, Loss, RawMllmOutput
+from skyscript_assets.catalog import Catalog, FrameAnnotationRow, RawMllmOutput
 from skyscript_assets.defs.annotation import cleaned_json, raw_mllm_json
 from skyscript_assets.defs.ingest import drama_manifest
 from skyscript_assets.defs.resources import local_resources, MllmResource

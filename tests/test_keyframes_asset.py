@@ -5,7 +5,7 @@ import numpy as np
 import skimage.data
 from sqlalchemy import delete, select
 
-from skyscript_assets.catalog import Catalog, EpisodeProgress, Keyframe, Loss, Shot
+from skyscript_assets.catalog import Catalog, EpisodeProgress, Keyframe, Shot
 from skyscript_assets.defs.ingest import drama_manifest
 from skyscript_assets.defs.resources import local_resources
 from skyscript_assets.defs.video import keyframes

@@ -1,7 +1,6 @@
 """raw_mllm_json and cleaned_json: the multimodal LLM's verbatim annotations of the valid
 keyframes, and those annotations parsed, repaired and validated against schema.FrameAnnotation."""
 
-import hashlib
 import json
 from collections import Counter
 
@@ -15,8 +14,8 @@ from ..stages.clean_json import CleaningStats, clean_raw_output
 from ..prompts import FRAME_ANNOTATION, load_prompt
 from ..schema import FrameAnnotation
 from .partitions import dramas_partitions
-from .progress import pending_episodes
-from .provenance import loss_rows, provenance, reasons_table
+from .progress import input_digest, pending_episodes, write_episode
+from .provenance import as_record, provenance, reasons_table
 from .resources import ArtifactStore, CatalogResource, MllmResource
 from .video import keyframes
 
@@ -27,10 +26,6 @@ UNPARSEABLE_WARN_RATE = 0.08
 def keyframe_item(episode_id: str, keyframe_index: int) -> str:
     """The id a keyframe goes by in annotation rows and losses."""
     return f"{episode_id}/kf{keyframe_index:04d}"
-
-
-def _digest(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dg.asset(
@@ -53,7 +48,7 @@ def raw_mllm_json(
     by_episode = _valid_keyframes(db, drama_id)
     prompt_version = load_prompt(FRAME_ANNOTATION).version
     settings = mllm.model_dump()
-    hashes = {e: _digest(settings, prompt_version, [(k.keyframe_index, k.uri) for k in kfs]) for e, kfs in by_episode.items()}
+    hashes = {e: input_digest(settings, prompt_version, [(k.keyframe_index, k.uri) for k in kfs]) for e, kfs in by_episode.items()}
     asset_key = context.asset_key.to_user_string()
     todo = pending_episodes(db, asset_key=asset_key, partition=drama_id, stage_version=annotate.STAGE_VERSION,
                             input_hashes=hashes)
@@ -76,14 +71,8 @@ def raw_mllm_json(
             rows = [RawMllmOutput(drama_id=drama_id, episode_id=episode_id, request_index=i, items=list(r.items), text=r.text,
                                   prompt_version=r.prompt_version, seconds=round(r.seconds, 4), **prov)
                     for i, r in enumerate(raws)]
-            loss_entries = loss_rows(losses, drama_id, prov)
-            for loss in loss_entries:
-                loss.episode_id = episode_id
-            db.replace_episode_rows(asset_key=asset_key, partition=drama_id, episode_id=episode_id,
-                                    rows=[*rows, *loss_entries], tables=[RawMllmOutput, Loss],
-                                    progress=EpisodeProgress(drama_id=drama_id, episode_id=episode_id,
-                                                             input_hash=hashes[episode_id],
-                                                             summary={"requests": len(raws), "lost": len(losses)}, **prov))
+            write_episode(db, prov, episode_id, rows=rows, losses=losses, tables=[RawMllmOutput],
+                          input_hash=hashes[episode_id], summary={"requests": len(raws), "lost": len(losses)})
             requests += len(raws)
             images += sum(len(r.items) for r in raws)
             failed += len(losses)
@@ -108,7 +97,7 @@ def raw_mllm_json(
         "keyframes_lost": len(lost),
         "loss_rate": round(len(lost) / keyframe_count, 4) if keyframe_count else 0.0,
         "images_per_s": round(images / seconds, 2) if seconds else 0.0,
-        "loss_reasons": reasons_table([_as_record(loss) for loss in lost]),
+        "loss_reasons": reasons_table([as_record(loss) for loss in lost]),
     })
 
 
@@ -142,7 +131,7 @@ def cleaned_json(
         by_episode.setdefault(raw.episode_id, []).append(raw)
     times = {keyframe_item(e, k.keyframe_index): k.time_s for e, kfs in _valid_keyframes(db, drama_id).items() for k in kfs}
     repair = {"base_url": mllm.repair_base_url, "model": mllm.repair_model}
-    hashes = {e: _digest(repair, [r.text for r in rs]) for e, rs in by_episode.items()}
+    hashes = {e: input_digest(repair, [r.text for r in rs]) for e, rs in by_episode.items()}
     asset_key = context.asset_key.to_user_string()
     todo = pending_episodes(db, asset_key=asset_key, partition=drama_id, stage_version=clean_json.STAGE_VERSION,
                             input_hashes=hashes)
@@ -164,15 +153,11 @@ def cleaned_json(
                 else:
                     losses.append(frame)
         artifacts.write_json(frames_json, drama_id, "cleaned_json", episode_id, "frames.json")
-        loss_entries = loss_rows(losses, drama_id, prov)
-        for loss in loss_entries:
-            loss.episode_id = episode_id
-        db.replace_episode_rows(asset_key=asset_key, partition=drama_id, episode_id=episode_id,
-                                rows=[*rows, *loss_entries], tables=[FrameAnnotationRow, Loss],
-                                progress=EpisodeProgress(drama_id=drama_id, episode_id=episode_id, input_hash=hashes[episode_id],
-                                                         summary={"replies": sum(stats.replies.values()), "unparseable": stats.unparseable_replies,
-                                                                  "kept": stats.frames_kept, "lost": stats.frames_lost,
-                                                                  "field_issues": dict(stats.field_issues)}, **prov))
+        write_episode(db, prov, episode_id, rows=rows, losses=losses, tables=[FrameAnnotationRow],
+                      input_hash=hashes[episode_id],
+                      summary={"replies": sum(stats.replies.values()), "unparseable": stats.unparseable_replies,
+                               "kept": stats.frames_kept, "lost": stats.frames_lost,
+                               "field_issues": dict(stats.field_issues)})
         context.log.info(f"{episode_id}: {stats.frames_kept} frames kept, {stats.frames_lost} lost")
 
     with db.session() as session:
@@ -199,7 +184,7 @@ def cleaned_json(
             "unparseable_rate": round(unparseable_rate, 4),
             **{f"outcome_{k}": v for k, v in sorted(outcomes.items())},
             "field_issues": dg.MetadataValue.json(dict(field_issues.most_common(30))),
-            "loss_reasons": reasons_table([_as_record(loss) for loss in lost]),
+            "loss_reasons": reasons_table([as_record(loss) for loss in lost]),
         },
         check_results=[
             dg.AssetCheckResult(check_name="frame_loss_rate", passed=frame_loss <= FRAME_LOSS_BLOCK_RATE,
@@ -222,9 +207,3 @@ def _valid_keyframes(db, drama_id: str) -> dict[str, list[Keyframe]]:
     for frame in frames:
         by_episode.setdefault(frame.episode_id, []).append(frame)
     return by_episode
-
-
-def _as_record(loss: Loss):
-    from ..schema import LossRecord
-
-    return LossRecord(stage=loss.stage, item=loss.item, reason=loss.reason, detail=loss.detail)

@@ -17,9 +17,13 @@ def provenance(context: dg.AssetExecutionContext, stage_version: str, model_id: 
     }
 
 
-def loss_rows(records: list[LossRecord], drama_id: str, prov: dict) -> list[Loss]:
-    return [Loss(drama_id=drama_id, stage=r.stage, item=r.item, reason=r.reason, detail=r.detail, **prov)
-            for r in records]
+def loss_rows(records: list[LossRecord], drama_id: str, prov: dict, episode_id: str | None = None) -> list[Loss]:
+    return [Loss(drama_id=drama_id, episode_id=episode_id, stage=r.stage, item=r.item, reason=r.reason,
+                 detail=r.detail, **prov) for r in records]
+
+
+def as_record(loss: Loss) -> LossRecord:
+    return LossRecord(stage=loss.stage, item=loss.item, reason=loss.reason, detail=loss.detail)
 
 
 def reasons_table(records: list[LossRecord]) -> dg.MetadataValue:

@@ -8,13 +8,13 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import dagster as dg
 from sqlalchemy import select
 
-from ..catalog import Episode, EpisodeProgress, Keyframe, Loss, Shot
+from ..catalog import Episode, Keyframe, Loss, Shot
 from ..schema import LossRecord
 from ..stages.keyframes import STAGE_VERSION, EpisodeJob, EpisodeOutcome, KeyframeSettings, process_episode
 from .ingest import drama_manifest
 from .partitions import dramas_partitions
-from .progress import pending_episodes
-from .provenance import loss_rows, provenance
+from .progress import pending_episodes, write_episode
+from .provenance import provenance
 from .resources import ArtifactStore, CatalogResource
 
 INVALID_KEYFRAME_WARN_RATE = 0.08  # the paper lost ~4 % of keyframes to blur and occlusion
@@ -97,7 +97,7 @@ def _run_jobs(jobs: list[EpisodeJob], workers: int):
 
 
 def _record_episode(db, drama_id: str, episode: Episode, outcome: EpisodeOutcome, prov: dict) -> None:
-    shots, frames, losses = [], [], []
+    shots, frames = [], []
     summary: dict = {}
     if outcome.result is not None:
         result = outcome.result
@@ -110,16 +110,11 @@ def _record_episode(db, drama_id: str, episode: Episode, outcome: EpisodeOutcome
                            sharpness=k.sharpness, **prov) for k in result.keyframes]
         summary = {"duration_s": result.duration_s, "seconds": round(result.seconds, 3), "shots": len(shots),
                    "keyframes": len(frames), "decode_errors": result.decode_errors}
-    else:
-        record = LossRecord(stage="keyframes", item=episode.episode_id, reason=outcome.loss_reason or "failed",
-                            detail=outcome.loss_detail or "")
-        losses = loss_rows([record], drama_id, prov)
-        for loss in losses:
-            loss.episode_id = episode.episode_id
-    progress = EpisodeProgress(drama_id=drama_id, episode_id=episode.episode_id, input_hash=episode.sha256,
-                               summary=summary, **prov)
-    db.replace_episode_rows(asset_key=prov["asset_key"], partition=drama_id, episode_id=episode.episode_id,
-                            rows=[*shots, *frames, *losses], tables=[Shot, Keyframe, Loss], progress=progress)
+    losses = [] if outcome.result is not None else [
+        LossRecord(stage="keyframes", item=episode.episode_id, reason=outcome.loss_reason or "failed",
+                   detail=outcome.loss_detail or "")]
+    write_episode(db, prov, episode.episode_id, rows=[*shots, *frames], losses=losses, tables=[Shot, Keyframe],
+                  input_hash=episode.sha256, summary=summary)
 
 
 def _summary(db, drama_id: str, asset_key: str, *, processed: int, skipped: int,

@@ -2,7 +2,6 @@
 detection (phantoms flagged), and its people checked against faces (DeepFace with
 test-time augmentation), depth and posture; pixelated release copies; dialogue lines."""
 
-import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -11,14 +10,14 @@ import dagster as dg
 import numpy as np
 from sqlalchemy import select
 
-from ..catalog import (CharacterObservation, Episode, EpisodeProgress, FrameAnnotationRow, Keyframe, Loss, ObjectDetection,
+from ..catalog import (CharacterObservation, Episode, EpisodeProgress, FrameAnnotationRow, Keyframe, ObjectDetection,
                        ReleasedKeyframe, Shot)
 from ..models.mllm import decode_rgb
 from ..stages.annotate import read_image_bytes
-from .annotation import cleaned_json, keyframe_item
+from .annotation import cleaned_json
 from .partitions import dramas_partitions
-from .progress import pending_episodes
-from .provenance import loss_rows, provenance
+from .progress import input_digest, pending_episodes, write_episode
+from .provenance import provenance
 from .resources import ArtifactStore, CatalogResource, VisionModelsResource
 
 STAGE_VERSION = "1"
@@ -40,20 +39,6 @@ def _annotated_frames(db, drama_id: str) -> dict[str, list[tuple[FrameAnnotation
 
 def _image(uri: str) -> np.ndarray:
     return np.asarray(decode_rgb(read_image_bytes(uri)))
-
-
-def _digest(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _write_episode(db, prov, drama_id, episode_id, rows, losses, tables, input_hash, summary) -> None:
-    entries = loss_rows(losses, drama_id, prov)
-    for loss in entries:
-        loss.episode_id = episode_id
-    db.replace_episode_rows(asset_key=prov["asset_key"], partition=drama_id, episode_id=episode_id,
-                            rows=[*rows, *entries], tables=[*tables, Loss],
-                            progress=EpisodeProgress(drama_id=drama_id, episode_id=episode_id, input_hash=input_hash,
-                                                     summary=summary, **prov))
 
 
 def _summaries(db, drama_id: str, asset_key: str) -> list[dict]:
@@ -81,7 +66,7 @@ def detections(context: dg.AssetExecutionContext, catalog: CatalogResource, visi
     db = catalog.get()
     frames = _annotated_frames(db, drama_id)
     settings = {"path": vision.detector_path, "box": vision.box_threshold, "text": vision.text_threshold}
-    hashes = {e: _digest(settings, [a.annotation.get("objects") for a, _ in fs]) for e, fs in frames.items()}
+    hashes = {e: input_digest(settings, [a.annotation.get("objects") for a, _ in fs]) for e, fs in frames.items()}
     asset_key = context.asset_key.to_user_string()
     todo = pending_episodes(db, asset_key=asset_key, partition=drama_id, stage_version=STAGE_VERSION, input_hashes=hashes)
     detector, not_run = None, "not run: no detector weights configured (VisionModelsResource.detector_path)"
@@ -108,8 +93,9 @@ def detections(context: dg.AssetExecutionContext, catalog: CatalogResource, visi
                                 box=list(o.box) if o.box else None, score=o.score, phantom=o.phantom, status=g.status, **prov)
                 for g in grounded for o in g.objects]
         checked = [r for r in rows if r.phantom is not None]
-        _write_episode(db, prov, drama_id, episode_id, rows, losses, [ObjectDetection], hashes[episode_id],
-                       {"objects": len(rows), "checked": len(checked), "phantoms": sum(1 for r in checked if r.phantom),
+        write_episode(db, prov, episode_id, rows=rows, losses=losses,
+                      tables=[ObjectDetection], input_hash=hashes[episode_id],
+                      summary={"objects": len(rows), "checked": len(checked), "phantoms": sum(1 for r in checked if r.phantom),
                         "status": "ok" if detector else not_run})
     summaries = _summaries(db, drama_id, asset_key)
     objects = sum(s.get("objects", 0) for s in summaries)
@@ -155,7 +141,7 @@ def character_refinements(context: dg.AssetExecutionContext, catalog: CatalogRes
     db = catalog.get()
     frames = _annotated_frames(db, drama_id)
     settings = vision.model_dump()
-    hashes = {e: _digest(settings, [(a.item, a.annotation.get("people")) for a, _ in fs]) for e, fs in frames.items()}
+    hashes = {e: input_digest(settings, [(a.item, a.annotation.get("people")) for a, _ in fs]) for e, fs in frames.items()}
     asset_key = context.asset_key.to_user_string()
     todo = pending_episodes(db, asset_key=asset_key, partition=drama_id, stage_version=STAGE_VERSION, input_hashes=hashes)
     prov = provenance(context, STAGE_VERSION, "deepface+haar")
@@ -204,9 +190,9 @@ def character_refinements(context: dg.AssetExecutionContext, catalog: CatalogRes
             row.faces_left = int(row.item in leaked)
         conflicts = sum(f.conflict_count for f in refined)
         matched = sum(1 for f in refined for c in f.characters if c.face_box)
-        _write_episode(db, prov, drama_id, episode_id, [*rows, *released_rows], [*losses, *line_losses, *leaks],
-                       [CharacterObservation, ReleasedKeyframe], hashes[episode_id],
-                       {"people": len(rows), "matched": matched, "conflicts": conflicts, "released": len(released_rows),
+        write_episode(db, prov, episode_id, rows=[*rows, *released_rows], losses=[*losses, *line_losses, *leaks],
+                      tables=[CharacterObservation, ReleasedKeyframe], input_hash=hashes[episode_id],
+                      summary={"people": len(rows), "matched": matched, "conflicts": conflicts, "released": len(released_rows),
                         "faces_left": len(leaked), "lines_filled": sum(1 for r in rows if r.refinement.get("line")),
                         "not_run": models.not_run})
         context.log.info(f"{episode_id}: {len(rows)} people, {matched} matched to faces, {conflicts} conflicts, "

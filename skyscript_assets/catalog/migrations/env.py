@@ -1,7 +1,6 @@
 """Alembic environment: the URL comes from the Config object built in catalog/store.py."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from skyscript_assets.catalog.store import make_engine
 from skyscript_assets.catalog.tables import Base
