@@ -80,3 +80,42 @@ class PretrainedModel:
         processor = load_pretrained(getattr(transformers, cls.processor_class), name_or_path)
         model = load_pretrained(getattr(transformers, cls.model_class), name_or_path).to(device).eval()
         return cls(model, processor, device, batch_size, str(name_or_path), **options)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError, or the RuntimeError older code paths raise for it."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def run_in_batches(items: list, batch_size: int, run_batch, on_halve=None) -> list:
+    """`run_batch` over consecutive batches of `items`, one output per item, in order.
+
+    A GPU out-of-memory error halves the batch size and retries the same batch (a long
+    video or a crowded frame should cost speed, not the run); at one item it is raised.
+    The smaller size is kept for the rest of the call."""
+    outputs: list = []
+    size, start = max(1, batch_size), 0
+    while start < len(items):
+        batch = items[start:start + size]
+        try:
+            results = list(run_batch(batch))
+        except Exception as exc:
+            if not is_out_of_memory(exc) or size == 1:
+                raise
+            size = max(1, size // 2)
+            _release_gpu_memory()
+            if on_halve is not None:
+                on_halve(size)
+            continue
+        outputs.extend(results)
+        start += len(batch)
+    return outputs
+
+
+def _release_gpu_memory() -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

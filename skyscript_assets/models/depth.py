@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import PretrainedModel
+from .base import PretrainedModel, run_in_batches
 
 
 class DepthEstimator(PretrainedModel):
@@ -30,13 +30,15 @@ class DepthEstimator(PretrainedModel):
         by_size: dict[tuple[int, ...], list[int]] = {}
         for index, image in enumerate(images):
             by_size.setdefault(image.shape, []).append(index)
+        def run(batch: list[int]) -> list[np.ndarray]:
+            inputs = self.processor(images=[images[i] for i in batch], return_tensors="pt").to(self.device)
+            with torch.no_grad():
+                outputs = self.model(**inputs)
+            sizes = [images[i].shape[:2] for i in batch]
+            return [r["predicted_depth"].float().cpu().numpy()
+                    for r in self.processor.post_process_depth_estimation(outputs, target_sizes=sizes)]
+
         for indices in by_size.values():
-            for start in range(0, len(indices), self.batch_size):
-                batch = indices[start:start + self.batch_size]
-                inputs = self.processor(images=[images[i] for i in batch], return_tensors="pt").to(self.device)
-                with torch.no_grad():
-                    outputs = self.model(**inputs)
-                sizes = [images[i].shape[:2] for i in batch]
-                for index, result in zip(batch, self.processor.post_process_depth_estimation(outputs, target_sizes=sizes)):
-                    maps[index] = result["predicted_depth"].float().cpu().numpy()
+            for index, depth in zip(indices, run_in_batches(indices, self.batch_size, run)):
+                maps[index] = depth
         return maps

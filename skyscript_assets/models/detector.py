@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import PretrainedModel
+from .base import PretrainedModel, run_in_batches
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,10 @@ class OpenVocabularyDetector(PretrainedModel):
         for index, names in enumerate(names_per_image):
             for chunk in self._prompt_chunks(unique_object_names(names)):
                 jobs.append((index, chunk))
-        for start in range(0, len(jobs), self.batch_size):
-            batch = jobs[start:start + self.batch_size]
-            for (index, _), found in zip(batch, self._run([images[i] for i, _ in batch], [c for _, c in batch])):
-                results[index].extend(found)
+        found_per_job = run_in_batches(jobs, self.batch_size,
+                                       lambda batch: self._run([images[i] for i, _ in batch], [c for _, c in batch]))
+        for (index, _), found in zip(jobs, found_per_job):
+            results[index].extend(found)
         return results
 
     def _run(self, images: list[np.ndarray], chunks: list[list[str]]) -> list[list[Detection]]:

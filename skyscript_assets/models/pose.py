@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import PretrainedModel
+from .base import PretrainedModel, run_in_batches
 
 # COCO keypoint order, as ViTPose outputs it.
 COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -42,17 +42,17 @@ class PoseEstimator(PretrainedModel):
 
         poses: list[list[BodyPose]] = [[] for _ in images]
         todo = [i for i, boxes in enumerate(boxes_per_image) if boxes]
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start:start + self.batch_size]
+        def run(batch: list[int]) -> list[list[BodyPose]]:
             # the processor wants COCO boxes: x, y, width, height
             coco = [[[x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in boxes_per_image[i]] for i in batch]
             inputs = self.processor(images=[images[i] for i in batch], boxes=coco, return_tensors="pt").to(self.device)
             with torch.no_grad():
                 outputs = self.model(**inputs)
-            results = self.processor.post_process_pose_estimation(outputs, boxes=coco)
-            for index, people in zip(batch, results):
-                poses[index] = [BodyPose(p["keypoints"].float().cpu().numpy(), p["scores"].float().cpu().numpy())
-                                for p in people]
+            return [[BodyPose(p["keypoints"].float().cpu().numpy(), p["scores"].float().cpu().numpy()) for p in people]
+                    for people in self.processor.post_process_pose_estimation(outputs, boxes=coco)]
+
+        for index, found in zip(todo, run_in_batches(todo, self.batch_size, run)):
+            poses[index] = found
         return poses
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..base import is_out_of_memory, run_in_batches
 from . import BackendUnavailable, MllmReply, MllmRequest, decode_rgb, one_line, replies_in_order
 
 
@@ -47,10 +48,7 @@ class TransformersBackend:
         self.inputs = _input_builder(transformers, model_path, self.model.config)
 
     def generate(self, requests: Sequence[MllmRequest]) -> list[MllmReply]:
-        replies: list[MllmReply] = []
-        for start in range(0, len(requests), self.batch_size):
-            replies.extend(self._batch(requests[start:start + self.batch_size]))
-        return replies
+        return run_in_batches(list(requests), self.batch_size, self._batch)
 
     def _batch(self, requests: Sequence[MllmRequest]) -> list[MllmReply]:
         started = time.perf_counter()
@@ -72,7 +70,9 @@ class TransformersBackend:
                 new_tokens = output[:, encoded["input_ids"].shape[1]:]
                 decoded = self.inputs.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
                 texts = {index: text for (index, _, _), text in zip(usable, decoded)}
-            except (RuntimeError, ValueError) as exc:  # e.g. out of memory: this batch fails, not the run
+            except (RuntimeError, ValueError) as exc:  # this batch fails, not the run
+                if is_out_of_memory(exc):
+                    raise  # run_in_batches halves the batch and tries again
                 failed.update({index: one_line(f"generate failed: {exc}") for index, _, _ in usable})
         seconds = (time.perf_counter() - started) / max(len(requests), 1)
         return replies_in_order(len(requests), texts, failed, seconds)
