@@ -9,9 +9,11 @@ from .defs.landing_sensors import landing_zone_rescan, new_dramas
 from .defs.vision import character_refinements, detections
 from .defs.video import keyframes
 from .defs.profiles import build_profile
+from .defs.scripts import calibrated_shooting_scripts
 
 # Per-drama assets in graph order; the CLI's demo materializes them in this order.
-DRAMA_ASSETS = [drama_manifest, keyframes, raw_mllm_json, cleaned_json, detections, character_refinements]
+DRAMA_ASSETS = [drama_manifest, keyframes, raw_mllm_json, cleaned_json, detections, character_refinements,
+                calibrated_shooting_scripts]
 
 # SKYSCRIPT_PROFILE=local|k8s picks resources, executor and k8s-only jobs (defs/profiles.py).
 profile = build_profile(DRAMA_ASSETS)

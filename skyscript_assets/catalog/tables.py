@@ -210,3 +210,19 @@ class ReleasedKeyframe(Provenance, Base):
     item: Mapped[str] = mapped_column(String(256))
     uri: Mapped[str] = mapped_column(Text)
     faces_left: Mapped[int] = mapped_column(Integer)  # faces the check still found (must be 0)
+
+
+class ShootingScriptRow(Provenance, Base):
+    """One scene of one episode as a shooting script (schema.ShootingScript) and its Table 1 text."""
+
+    __tablename__ = "shooting_scripts"
+    __table_args__ = (Index("ix_shooting_scripts_scene", "drama_id", "episode_id", "scene_number", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64))
+    episode_id: Mapped[str] = mapped_column(String(200))
+    scene_number: Mapped[int] = mapped_column(Integer)
+    shots: Mapped[int] = mapped_column(Integer)
+    script: Mapped[dict] = mapped_column(JSON)
+    text: Mapped[str] = mapped_column(Text)
+    calibration_status: Mapped[str] = mapped_column(String(32))  # pending, passed, needs_repair

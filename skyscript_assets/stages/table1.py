@@ -11,9 +11,9 @@ def shooting_script_text(script: ShootingScript) -> str:
     if script.description:
         lines.append(f"DESCRIPTION: {script.description}")
     for shot in script.shots:
-        size = SHOT_SIZE_WORDS.get(shot.shot_size or "", "SHOT")
+        size = SHOT_SIZE_WORDS.get(shot.shot_size or "")
         lines.append("")
-        lines.append(f"SHOT {shot.shot_number}: {size}")
+        lines.append(f"SHOT {shot.shot_number}: {size}" if size else f"SHOT {shot.shot_number}")
         position = ", ".join(p for p in (_words(shot.camera_angle), _words(shot.camera_movement)) if p)
         if position:
             lines.append(f"CAMERA POSITION: {position}")
@@ -27,7 +27,7 @@ def shooting_script_text(script: ShootingScript) -> str:
             if character.location_cm is not None:
                 x, y, z = (int(round(c)) for c in character.location_cm)
                 lines.append(f"3D location of {character.name}: ({x},{y},{z})")
-        lines.append(f"Camera Detail — Time: {shot.duration_s:.1f}s, Shot Size: {size.title()}, "
+        lines.append(f"Camera Detail — Time: {shot.duration_s:.1f}s, Shot Size: {size.title() if size else 'unknown'}, "
                      f"Camera Angle: {_words(shot.camera_angle) or 'unknown'}")
         if shot.event_number is not None or shot.event:
             lines.append(f"Main Subject — Event {shot.event_number if shot.event_number is not None else '?'}: {shot.event or ''}".rstrip(": "))

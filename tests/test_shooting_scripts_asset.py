@@ -1,0 +1,61 @@
+"""calibrated_shooting_scripts: scenes from the whole pipeline, and the human calibration gate."""
+
+import json
+
+import dagster as dg
+import skimage.data
+from sqlalchemy import select
+
+from skyscript_assets.catalog import Catalog, ShootingScriptRow
+from skyscript_assets.definitions import DRAMA_ASSETS
+from skyscript_assets.defs.resources import local_resources
+from skyscript_assets.defs.scripts import calibrated_shooting_scripts
+from skyscript_assets.schema import ShootingScript
+from skyscript_assets.settings import database_url
+from skyscript_assets.stages.synthetic import ShotSpec, render_video
+
+
+def _materialize(instance, assets):
+    return dg.materialize(assets, partition_key="script-drama", instance=instance, resources=local_resources(),
+                          run_config={"ops": {"keyframes": {"config": {"workers": 1}}}} if len(assets) > 1 else None,
+                          raise_on_error=False)
+
+
+def test_shooting_scripts_are_assembled_and_gated_by_review(skyscript_home):
+    folder = skyscript_home / "landing" / "script-drama"
+    render_video(folder / "ep1.mp4", [ShotSpec(skimage.data.astronaut(), 1.5, "zoom", subtitle="I'm Eileen."),
+                                      ShotSpec(skimage.data.astronaut(), 1.5, "pan", "cut"),
+                                      ShotSpec(skimage.data.rocket(), 1.5, "static", "cut")], size=(360, 640))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("dramas", ["script-drama"])
+        result = _materialize(instance, DRAMA_ASSETS)
+        assert result.success
+        [gate] = [e for e in result.get_asset_check_evaluations() if e.check_name == "calibration_gate"]
+        assert not gate.passed and "awaiting review" in gate.description
+
+        with Catalog(database_url()).session() as session:
+            rows = list(session.scalars(select(ShootingScriptRow).order_by(ShootingScriptRow.scene_number)))
+        scripts = [ShootingScript.model_validate(r.script) for r in rows]
+        assert sum(len(s.shots) for s in scripts) == 3
+        assert all(r.text.startswith(f"SCENE {r.scene_number} ") and r.calibration_status == "pending" for r in rows)
+        shots = [shot for s in scripts for shot in s.shots]
+        assert [shot.camera_movement for shot in shots] == ["zoom", "pan", "static"]
+        assert all(0.0 <= shot.highlight_score <= 1.0 for shot in shots)
+
+        # Reviewers mark every shot of the packet; 100 % correct passes the gate.
+        packets = json.loads((skyscript_home / "artifacts" / "script-drama" / "calibrated_shooting_scripts" / "calibration"
+                              / "packets.json").read_text())["packets"]
+        reviews = {record: True for packet in packets for record in packet["record_ids"]}
+        (folder / "calibration_reviews.json").write_text(json.dumps(reviews))
+        again = _materialize(instance, [calibrated_shooting_scripts])
+        [gate] = [e for e in again.get_asset_check_evaluations() if e.check_name == "calibration_gate"]
+        assert gate.passed
+        with Catalog(database_url()).session() as session:
+            assert set(session.scalars(select(ShootingScriptRow.calibration_status))) == {"passed"}
+
+        # One wrong shot in a packet of three is 67 %: back for repair.
+        reviews[next(iter(reviews))] = False
+        (folder / "calibration_reviews.json").write_text(json.dumps(reviews))
+        repaired = _materialize(instance, [calibrated_shooting_scripts])
+        [gate] = [e for e in repaired.get_asset_check_evaluations() if e.check_name == "calibration_gate"]
+        assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
