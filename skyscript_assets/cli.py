@@ -261,11 +261,20 @@ def _instance():
 
 
 def _run_drama(drama_id: str, instance, demo: bool = False) -> int:
-    from .definitions import DRAMA_ASSETS
+    from .definitions import DRAMA_ASSETS, REPORT_ASSETS
     from .defs.runner import materialize_drama
 
-    outcomes = materialize_drama(drama_id, DRAMA_ASSETS, instance=instance)
+    # The demo's drama has no human review: it is released anyway so the release can be seen,
+    # and every pair says calibration_status "pending" (a real drama waits for its reviews).
+    config = {"script_pairs": {"include_uncalibrated": True}} if demo else None
+    outcomes = materialize_drama(drama_id, DRAMA_ASSETS, instance=instance, asset_config=config)
+    if all(o.ok for o in outcomes):
+        outcomes += materialize_drama(None, REPORT_ASSETS, instance=instance)
     _print_summary(drama_id, outcomes)
+    if demo:
+        release = settings.artifacts_url() + f"/{drama_id}/script_pairs"
+        print(f"\nRelease (uncalibrated demo): {release}/README.md and {release}/data/*.parquet")
+        print(f"  python -c \"import datasets; print(datasets.load_dataset('parquet', data_files='{release}/data/*.parquet'))\"")
     home = settings.dagster_home()
     print("\nOpen the Dagster UI on these runs:")
     print(f"  DAGSTER_HOME={home} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)")

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from skyscript_assets.catalog import Catalog, ShootingScriptRow
 from skyscript_assets.definitions import DRAMA_ASSETS
 from skyscript_assets.defs.resources import local_resources
+from skyscript_assets.defs.release import loss_rate_report, restored_scripts, script_pairs
 from skyscript_assets.defs.scripts import calibrated_shooting_scripts
 from skyscript_assets.schema import ShootingScript
 from skyscript_assets.settings import database_url
@@ -21,7 +22,8 @@ def _materialize(instance, assets):
                           raise_on_error=False)
 
 
-def test_shooting_scripts_are_assembled_and_gated_by_review(skyscript_home):
+def test_shooting_scripts_are_assembled_and_gated_by_review(skyscript_home, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # datasets reads local shards; no hub lookups
     folder = skyscript_home / "landing" / "script-drama"
     render_video(folder / "ep1.mp4", [ShotSpec(skimage.data.astronaut(), 1.5, "zoom", subtitle="I'm Eileen."),
                                       ShotSpec(skimage.data.astronaut(), 1.5, "pan", "cut"),
@@ -32,6 +34,9 @@ def test_shooting_scripts_are_assembled_and_gated_by_review(skyscript_home):
         assert result.success
         [gate] = [e for e in result.get_asset_check_evaluations() if e.check_name == "calibration_gate"]
         assert not gate.passed and "awaiting review" in gate.description
+        pairs_meta = next(e for e in result.get_asset_materialization_events()
+                          if e.asset_key.to_user_string() == "script_pairs").materialization.metadata
+        assert pairs_meta["pairs"].value == 0  # nothing is released before calibration passes
 
         with Catalog(database_url()).session() as session:
             rows = list(session.scalars(select(ShootingScriptRow).order_by(ShootingScriptRow.scene_number)))
@@ -52,6 +57,24 @@ def test_shooting_scripts_are_assembled_and_gated_by_review(skyscript_home):
         assert gate.passed
         with Catalog(database_url()).session() as session:
             assert set(session.scalars(select(ShootingScriptRow.calibration_status))) == {"passed"}
+
+        # Calibrated: the release holds one pair per restoration, loadable as users load it.
+        released = dg.materialize([restored_scripts, script_pairs, loss_rate_report], instance=instance,
+                                  resources=local_resources(), selection=[restored_scripts.key, script_pairs.key],
+                                  partition_key="script-drama")
+        assert released.success
+        from datasets import load_dataset
+
+        data = skyscript_home / "artifacts" / "script-drama" / "script_pairs" / "data"
+        dataset = load_dataset("parquet", data_files=str(data / "*.parquet"), split="train",
+                               cache_dir=str(skyscript_home / "hf"))
+        assert dataset.num_rows == len(rows) and set(dataset["calibration_status"]) == {"passed"}
+        assert all(text.startswith(("INT.", "EXT.", "INT./EXT.")) for text in dataset["script"])
+        card = (data.parent / "README.md").read_text()
+        assert f"| pairs | {len(rows)} |" in card
+        report = dg.materialize([loss_rate_report], instance=instance, resources=local_resources())
+        markdown = (skyscript_home / "artifacts" / "_reports" / "loss_rate_report.md").read_text()
+        assert report.success and "| script-drama | keyframes (invalid) |" in markdown
 
         # One wrong shot in a packet of three is 67 %: back for repair.
         reviews[next(iter(reviews))] = False

@@ -2,8 +2,8 @@
 
 from .store import Catalog, make_engine, upgrade
 from .tables import (Base, CharacterObservation, Drama, Episode, EpisodeProgress, FrameAnnotationRow, Keyframe, Loss,
-                     ObjectDetection, Provenance, RawMllmOutput, ReleasedKeyframe, Shot, ShootingScriptRow)
+                     ObjectDetection, Provenance, RawMllmOutput, ReleasedKeyframe, ReleaseShard, Shot, ShootingScriptRow)
 
 __all__ = ["Base", "Catalog", "CharacterObservation", "Drama", "Episode", "EpisodeProgress", "FrameAnnotationRow", "Keyframe", "Loss",
-           "ObjectDetection", "Provenance", "RawMllmOutput", "ReleasedKeyframe", "Shot", "ShootingScriptRow",
+           "ObjectDetection", "Provenance", "RawMllmOutput", "ReleasedKeyframe", "ReleaseShard", "Shot", "ShootingScriptRow",
            "make_engine", "upgrade"]

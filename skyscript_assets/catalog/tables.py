@@ -226,3 +226,16 @@ class ShootingScriptRow(Provenance, Base):
     script: Mapped[dict] = mapped_column(JSON)
     text: Mapped[str] = mapped_column(Text)
     calibration_status: Mapped[str] = mapped_column(String(32))  # pending, passed, needs_repair
+
+
+class ReleaseShard(Provenance, Base):
+    """A Parquet shard an asset wrote (restorations, release pairs): the catalog indexes
+    shards, the rows themselves live in the files."""
+
+    __tablename__ = "release_shards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64), index=True)
+    uri: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)

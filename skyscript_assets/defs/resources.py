@@ -146,3 +146,11 @@ class VisionModelsResource(dg.ConfigurableResource):
     device: str = "cpu"
     box_threshold: float = 0.35
     text_threshold: float = 0.25
+
+
+def report_path(artifacts: ArtifactStore, name: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Where cross-drama reports go: `<root>/_reports/<name>` (no drama id starts with "_")."""
+    if not is_safe_segment(name):
+        raise ValueError(f"unsafe report name {name!r}")
+    fs, root = fsspec.core.url_to_fs(artifacts.resolved_root())
+    return fs, f"{root.rstrip('/')}/_reports/{name}"

@@ -40,17 +40,23 @@ def materialize_drama(
     *,
     instance: dg.DagsterInstance,
     resources: dict | None = None,
+    asset_config: dict[str, dict] | None = None,
     on_progress: Callable[[str], None] = print,
 ) -> list[AssetOutcome]:
+    """Each of `assets` for the partition `drama_id` (None: unpartitioned assets), in order.
+    `asset_config` gives run config per asset name (e.g. {"keyframes": {"workers": 2}})."""
     outcomes: list[AssetOutcome] = []
     resources = resources or local_resources()
     for number, asset in enumerate(assets, start=1):
         name = asset.key.to_user_string()
         on_progress(f"[{number}/{len(assets)}] {name} ...")
         started = time.perf_counter()
+        run_config = dict(QUIET_LOGS)
+        if asset_config and name in asset_config:
+            run_config["ops"] = {name: {"config": asset_config[name]}}
         result = dg.materialize(
             assets, selection=[asset.key], partition_key=drama_id, instance=instance,
-            resources=resources, raise_on_error=False, run_config=QUIET_LOGS,
+            resources=resources, raise_on_error=False, run_config=run_config,
             tags={"skyscript/trigger": "cli"},
         )
         outcome = AssetOutcome(asset=name, ok=result.success, seconds=time.perf_counter() - started)

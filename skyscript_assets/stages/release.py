@@ -28,7 +28,22 @@ PAIR_SCHEMA = pa.schema([
     ("calibration_status", pa.string()),
     ("model_id", pa.string()),
 ])
+RESTORATION_SCHEMA = pa.schema([
+    ("script_id", pa.string()),
+    ("restoration_index", pa.int32()),
+    ("style", pa.string()),
+    ("script", pa.string()),
+    ("model_id", pa.string()),
+])
 DEFAULT_ROWS_PER_SHARD = 50_000
+
+
+def read_shards(fs: fsspec.AbstractFileSystem, paths: list[str]) -> list[dict]:
+    rows: list[dict] = []
+    for path in paths:
+        with fs.open(path, "rb") as f:
+            rows.extend(pq.read_table(f).to_pylist())
+    return rows
 
 
 @dataclass(frozen=True)
