@@ -281,7 +281,13 @@ class _EpisodeRun:
 
     def _candidate(self, frame, index: int, time_s: float) -> _Candidate:
         if frame.format.name in _PLANAR_YUV:
-            planes = tuple(_plane(p).copy() for p in frame.planes[:3])
+            width, height = self.size
+            planes = tuple(_plane(p) for p in frame.planes[:3])
+            if planes[0].shape[1] > 2 * width:  # 4K/8K: keep candidates near the output size, not 50 MB each
+                planes = (cv2.resize(planes[0], (width, height), interpolation=cv2.INTER_AREA),
+                          *(cv2.resize(p, (width // 2, height // 2), interpolation=cv2.INTER_AREA) for p in planes[1:]))
+            else:
+                planes = tuple(p.copy() for p in planes)
             return _Candidate(index, time_s, planes, None, _sharpness(planes[0]))
         rgb = frame.to_ndarray(width=self.size[0], height=self.size[1], format="rgb24")
         return _Candidate(index, time_s, None, rgb, _sharpness(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)))

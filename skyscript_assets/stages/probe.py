@@ -94,9 +94,12 @@ def probe_video(source: str | BinaryIO, *, name: str | None = None) -> VideoProb
         if coded_width <= 0 or coded_height <= 0:
             raise ProbeError("no_video_stream", f"{label}: video stream has no frame size")
 
+        # The first frame before the timing pass: a file cut short fails that pass at its end,
+        # and the demuxer may not seek back cleanly after it.
+        first_frame = _first_frame(container, video, label)
+        container.seek(0)
         pts, last_end = _sample_packet_times(container, video)
         duration_s = _duration_seconds(container, video, last_end)
-        first_frame = _first_frame(container, video, label)
         if duration_s <= 0:
             raise ProbeError("zero_duration", f"{label}: video has zero duration")
 

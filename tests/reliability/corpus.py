@@ -81,6 +81,27 @@ def build_bad_drama(folder: Path) -> dict[str, str | None]:
     expected["ep14-\\udcff\\udcfe.mp4"] = "non_utf8_name"
     render_video(folder / "ep15.mp4", _frames(6, seed=15), size=(96, 64), sample_aspect_ratio=Fraction(1, 1))
     expected["ep15.mp4"] = None
+    # moov atom at the front (faststart), file cut in the middle: probes fine, decodes a part
+    render_video(folder / "tmp-faststart.mp4", [ShotSpec(skimage.data.coffee(), 4.0, "pan")], size=(160, 96))
+    with av.open(str(folder / "tmp-faststart.mp4")) as source, \
+            av.open(str(folder / "ep16.mp4"), "w", options={"movflags": "faststart"}) as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    (folder / "tmp-faststart.mp4").unlink()
+    data = (folder / "ep16.mp4").read_bytes()
+    (folder / "ep16.mp4").write_bytes(data[: int(len(data) * 0.6)])
+    expected["ep16.mp4"] = None
+    # garbage over the middle of the stream: the decoder skips what it cannot read
+    render_video(folder / "ep17.mkv", [ShotSpec(skimage.data.astronaut(), 3.0, "pan"),
+                                       ShotSpec(skimage.data.coffee(), 3.0, "pan")], size=(160, 96))
+    data = bytearray((folder / "ep17.mkv").read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 2000] = np.random.default_rng(17).integers(0, 255, 2000, dtype=np.uint8).tobytes()
+    (folder / "ep17.mkv").write_bytes(bytes(data))
+    expected["ep17.mkv"] = None
     (folder / "cover.txt").write_text("sidecar text is ignored")
     (folder / "poster.psd").write_bytes(b"8BPS")
     expected["poster.psd"] = "not_a_video"
