@@ -168,6 +168,9 @@ class CharacterInShot(BaseModel):
     posture: str | None = None
     location_cm: tuple[float, float, float] | None = None  # scene frame, centimetres
     line: str | None = None
+    # from the cleaned annotation; they feed the pairing compatibility score (stages/relationships)
+    temperament: str | None = None
+    facial_attractiveness: float | None = Field(default=None, ge=1, le=5)
 
 
 class ObjectInShot(BaseModel):

@@ -3,12 +3,16 @@
 The scenario is named in the request's text (`scenario=NAME`) so one server can serve
 several behaviours at once: good, 429_once, 500_twice, always_500, slow_once, always_slow,
 malformed, no_schema (400 while a response_format is sent), bad_request (always 400),
-empty_choices.
+empty_choices; for text generation with `n` samples: restore (n Fountain restorations of the
+draft in the prompt, every fourth a copy of the one before), restore_max2 (at most two choices
+per request, like a server that ignores n), restore_no_n (400 while n > 1 is sent). A request
+asking for a "Relationship label:" is answered "wary allies." in any scenario.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
@@ -78,6 +82,13 @@ class FakeChatServer:
                     return self._send(400, {"error": {"message": "prompt is too long"}})
                 if scenario == "empty_choices":
                     return self._send(200, {"choices": []})
+                if "Relationship label:" in text:
+                    return self._send(200, _chat_reply(body, ["wary allies."]))
+                if scenario == "restore_no_n" and body.get("n", 1) > 1:
+                    return self._send(400, {"error": {"message": "n > 1 is not supported"}})
+                if scenario.startswith("restore"):
+                    n = body.get("n", 1) if scenario != "restore_max2" else min(2, body.get("n", 1))
+                    return self._send(200, _chat_reply(body, restorations(text, n, body.get("seed", 0))))
                 content = json.dumps({"frames": [GOOD_FRAME] * max(images, 1)})
                 return self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
                                         "choices": [{"index": 0, "finish_reason": "stop",
@@ -97,6 +108,32 @@ class FakeChatServer:
                     pass
 
         return Handler
+
+
+WORDS = ("rain door cup window light glance step chair table coat silence breath hand street clock letter phone "
+         "smile shadow voice kettle floor wall stair lamp key photo note bag train ticket bench wind river").split()
+
+
+def restorations(prompt: str, n: int, seed: int) -> list[str]:
+    """`n` restorations of the draft quoted in `prompt`: the draft plus an action paragraph of
+    its own per sample (seeded, so equal requests get equal answers); every fourth sample is a
+    copy of the one before, which the near-duplicate filter must remove."""
+    draft = prompt.split("(Fountain draft):\n", 1)[-1].split("\n\nStyle of this version:", 1)[0].strip()
+    texts = []
+    for index in range(n):
+        if index % 4 == 3:
+            texts.append(texts[-1])
+            continue
+        rng = random.Random(seed * 1000 + index)
+        beat = " ".join(rng.choice(WORDS) for _ in range(40))
+        texts.append(f"{draft}\n\nA beat: {beat}.\n")
+    return texts
+
+
+def _chat_reply(body: dict, texts: list[str]) -> dict:
+    return {"id": "x", "object": "chat.completion", "model": body["model"],
+            "choices": [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": t}}
+                        for i, t in enumerate(texts)]}
 
 
 if __name__ == "__main__":  # a server in its own process, for benchmarks: prints its base URL

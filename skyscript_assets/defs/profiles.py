@@ -19,7 +19,8 @@ import dagster as dg
 from dagster_k8s import k8s_job_executor
 
 from .k8s import GpuPlacement, build_gpu_pipeline, gpu_executor_config, is_gpu_asset
-from .resources import ArtifactStore, CatalogResource, LandingZone, MllmResource, VisionModelsResource, local_resources
+from .resources import (ArtifactStore, CatalogResource, LandingZone, MllmResource, RestorationLlmResource,
+                        VisionModelsResource, local_resources)
 
 PROFILES = ("local", "k8s")
 
@@ -48,7 +49,21 @@ def k8s_resources() -> dict[str, dg.ConfigurableResource]:
                                        depth_path=os.environ.get("SKYSCRIPT_DEPTH_PATH", ""),
                                        pose_path=os.environ.get("SKYSCRIPT_POSE_PATH", ""),
                                        deepface_home=os.environ.get("SKYSCRIPT_DEEPFACE_HOME", ""), device="auto"),
+        # the restoration LLM: an OpenAI-compatible server (lmdeploy or vLLM) when its URL is set;
+        # unset, restored_scripts falls back to the faithful renderer and says so in its metadata
+        "restoration_llm": _restoration_llm(),
     }
+
+
+def _restoration_llm() -> RestorationLlmResource:
+    base_url = os.environ.get("SKYSCRIPT_RESTORE_BASE_URL", "")
+    model_path = os.environ.get("SKYSCRIPT_RESTORE_MODEL_PATH", "")
+    backend = os.environ.get("SKYSCRIPT_RESTORE_BACKEND", "openai" if base_url else "lmdeploy" if model_path else "")
+    if backend == "openai":
+        return RestorationLlmResource(backend="openai", base_url=dg.EnvVar("SKYSCRIPT_RESTORE_BASE_URL"),
+                                      model=dg.EnvVar("SKYSCRIPT_RESTORE_MODEL"),
+                                      api_key_env=os.environ.get("SKYSCRIPT_RESTORE_API_KEY_ENV", "OPENAI_API_KEY"))
+    return RestorationLlmResource(backend=backend, model_path=model_path)
 
 
 @dataclass

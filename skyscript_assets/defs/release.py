@@ -2,7 +2,10 @@
 scripts, the dataset release as Parquet shards with its card, and every stage's loss rates."""
 
 import json
+import math
+import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import fsspec
@@ -10,11 +13,12 @@ from sqlalchemy import func, select
 
 from ..catalog import Drama, Episode, Keyframe, Loss, ReleasedKeyframe, ReleaseShard, ShootingScriptRow
 from ..schema import ShootingScript
-from ..stages.fountain import render_fountain
-from ..stages.release import PAIR_SCHEMA, RESTORATION_SCHEMA, dataset_card, read_shards, write_shards
-from ..stages.restore import filter_restorations
+from ..stages.relationships import relationship_tables
+from ..stages.release import (PAIR_SCHEMA, RELATIONSHIP_FILES, RESTORATION_SCHEMA, dataset_card, iter_shard_rows,
+                              write_parquet, write_shards)
+from ..stages.restore import RestorationPlan, faithful_restoration, restore_script
 from .provenance import provenance, reasons_table
-from .resources import ArtifactStore, CatalogResource, report_path
+from .resources import ArtifactStore, CatalogResource, RestorationLlmResource, report_path
 from .scripts import calibrated_shooting_scripts
 from .partitions import dramas_partitions
 
@@ -26,6 +30,13 @@ LICENCES = ["Source videos: their owners' licences, recorded per drama in drama.
 
 class RestoredScriptsConfig(dg.Config):
     rows_per_shard: int = 50_000
+    # With an LLM configured (RestorationLlmResource); offline it is one faithful rendering each.
+    restorations_per_script: int = 100  # N (the paper: 100)
+    samples_per_request: int = 10  # samples sharing one prompt and style; = N for one request per shooting script
+    seed: int = 0  # styles and sampling seeds derive from it: equal config, equal requests
+    temperature: float = 0.9
+    max_tokens: int = 1024
+    language: str = ""  # default: the drama's language from drama.json, else "en"
 
 
 @dg.asset(
@@ -33,36 +44,72 @@ class RestoredScriptsConfig(dg.Config):
     deps=[calibrated_shooting_scripts],
     group_name="release",
     kinds={"python", "parquet"},
-    description="Screenplays (Fountain) restored from every shooting script, filtered (parses, names the "
-    "characters, length bounds, near-duplicates removed), as Parquet shards per drama. Offline: the deterministic "
-    "renderer gives one faithful restoration per shooting script.",
+    description="Screenplays (Fountain) restored from every shooting script by the restoration LLM: N per shooting "
+    "script in requests of n samples, style controls (genre, tone, length, language) varied across them, filtered "
+    "(parses, names the characters, length bounds, MinHash near-duplicates removed), as Parquet shards per drama. "
+    "Without an LLM: the deterministic renderer gives one faithful restoration per shooting script.",
 )
 def restored_scripts(context: dg.AssetExecutionContext, config: RestoredScriptsConfig, catalog: CatalogResource,
-                     artifacts: ArtifactStore) -> dg.MaterializeResult:
+                     artifacts: ArtifactStore, restoration_llm: RestorationLlmResource) -> dg.MaterializeResult:
     drama_id = context.partition_key
     db = catalog.get()
-    prov = provenance(context, STAGE_VERSION, RENDERER_ID)
     with db.session() as session:
         rows = list(session.scalars(select(ShootingScriptRow).where(ShootingScriptRow.drama_id == drama_id)
                                     .order_by(ShootingScriptRow.episode_id, ShootingScriptRow.scene_number)))
-    restorations, losses = [], []
-    for row in rows:
-        script = ShootingScript.model_validate(row.script)
-        reference = render_fountain(script)
-        candidates = [reference]  # n LLM samples per request join here when a text LLM is configured
-        kept, dropped = filter_restorations(script, candidates, reference)
-        losses += dropped
-        restorations += [{"script_id": script.script_id, "restoration_index": i, "style": "faithful",
-                          "script": candidates[i], "model_id": RENDERER_ID} for i in kept]
+        language = config.language or session.scalar(select(Drama.language).where(Drama.drama_id == drama_id)) or "en"
+    scripts = [ShootingScript.model_validate(row.script) for row in rows]
+    generator, llm_status = _restoration_generator(context, restoration_llm) if scripts else (None, "not needed: no shooting scripts")
+    plan = RestorationPlan(restorations=config.restorations_per_script, samples_per_request=config.samples_per_request,
+                           seed=config.seed, language=language, temperature=config.temperature, max_tokens=config.max_tokens)
+    model_id = generator.model_id if generator else RENDERER_ID
+    prov = provenance(context, STAGE_VERSION, model_id)
+    losses: list = []
     fs, folder = _folder(artifacts, drama_id, "restored_scripts")
     if fs.exists(folder):
         fs.rm(folder, recursive=True)
-    shards = write_shards(restorations, fs, folder, schema=RESTORATION_SCHEMA, rows_per_shard=config.rows_per_shard)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=generator.max_concurrency if generator else 1) as pool:
+        if generator:
+            results = pool.map(lambda script: restore_script(script, generator, plan), scripts)
+        else:
+            results = map(lambda script: faithful_restoration(script, RENDERER_ID), scripts)
+
+        def restorations():  # streamed into the shards: a drama's N x scripts rows never sit in memory at once
+            for kept, dropped in results:
+                losses.extend(dropped)
+                yield from kept
+
+        try:
+            shards = write_shards(restorations(), fs, folder, schema=RESTORATION_SCHEMA, rows_per_shard=config.rows_per_shard)
+        finally:
+            if generator:
+                generator.close()
     _record_shards(db, prov, drama_id, shards, fs, losses)
+    kept = sum(s.rows for s in shards)
+    per_script = plan.restorations if generator else 1
     return dg.MaterializeResult(metadata={
-        "shooting_scripts": len(rows), "restorations": len(restorations), "lost": len(losses),
-        "shards": len(shards), "model_id": RENDERER_ID, "loss_reasons": reasons_table(losses),
+        "shooting_scripts": len(rows), "restorations": kept, "lost": len(losses),
+        "restorations_per_script": per_script,
+        "requests": len(scripts) * math.ceil(plan.restorations / max(1, plan.samples_per_request)) if generator else 0,
+        "samples_per_request": min(plan.samples_per_request, plan.restorations) if generator else 0,
+        "shards": len(shards), "model_id": model_id, "llm": llm_status, "language": language,
+        "seconds": round(time.perf_counter() - started, 2), "loss_reasons": reasons_table(losses),
     })
+
+
+def _restoration_generator(context: dg.AssetExecutionContext, resource: RestorationLlmResource):
+    """(the text generator or None, a one-line status for the metadata)."""
+    from ..models.base import WeightsMissing
+    from ..models.mllm import BackendUnavailable
+
+    if not resource.is_configured():
+        return None, "not configured (RestorationLlmResource.backend is empty): the faithful renderer, one per shooting script"
+    try:
+        generator = resource.load()
+    except (BackendUnavailable, WeightsMissing) as exc:
+        context.log.warning(f"restoration LLM not run: {exc}")
+        return None, f"not run: {exc}"
+    return generator, generator.model_id
 
 
 class ScriptPairsConfig(dg.Config):
@@ -76,13 +123,14 @@ class ScriptPairsConfig(dg.Config):
     group_name="release",
     kinds={"python", "parquet"},
     description="The release: (script, shooting script) pairs with ids, highlight score, calibration status and "
-    "the pixelated keyframes only, as Parquet shards that datasets.load_dataset('parquet') loads, and a dataset card. "
+    "the pixelated keyframes only, as Parquet shards that datasets.load_dataset('parquet') loads, a dataset card, and "
+    "the relationships (time-varying graph per episode with LLM labels when configured, pairing compatibility). "
     "Only calibrated dramas unless include_uncalibrated.",
     check_specs=[dg.AssetCheckSpec("released_only_calibrated", asset="script_pairs",
                                    description="Every released pair comes from a drama whose calibration passed.")],
 )
 def script_pairs(context: dg.AssetExecutionContext, config: ScriptPairsConfig, catalog: CatalogResource,
-                 artifacts: ArtifactStore) -> dg.MaterializeResult:
+                 artifacts: ArtifactStore, restoration_llm: RestorationLlmResource) -> dg.MaterializeResult:
     drama_id = context.partition_key
     db = catalog.get()
     prov = provenance(context, STAGE_VERSION)
@@ -97,40 +145,64 @@ def script_pairs(context: dg.AssetExecutionContext, config: ScriptPairsConfig, c
             ReleaseShard.partition == drama_id, ReleaseShard.asset_key == "restored_scripts")))
     statuses = {r.calibration_status for r in scripts.values()}
     calibrated = statuses == {"passed"}
+    releasing = calibrated or config.include_uncalibrated
     fs, folder = _folder(artifacts, drama_id, "script_pairs")
     if fs.exists(folder):
         fs.rm(folder, recursive=True)
     fs.makedirs(folder, exist_ok=True)  # the card is written even when nothing is released yet
-    pairs = []
-    if calibrated or config.include_uncalibrated:
-        for restoration in read_shards(fs, restoration_shards):
+    counts: Counter = Counter()
+    released_scripts: set[str] = set()
+
+    def pairs():  # streamed from the restoration shards into the release shards
+        for restoration in iter_shard_rows(fs, restoration_shards):
             row = scripts.get(restoration["script_id"])
             if row is None:
                 continue
             script = ShootingScript.model_validate(row.script)
             scores = [s.highlight_score for s in script.shots if s.highlight_score is not None]
-            pairs.append({
+            counts["pairs"] += 1
+            counts["uncalibrated"] += row.calibration_status != "passed"
+            released_scripts.add(script.script_id)
+            yield {
                 "pair_id": f"{script.script_id}/r{restoration['restoration_index']:03d}", "drama_id": drama_id,
                 "episode_id": script.episode_id, "scene_number": script.scene_number,
                 "shot_numbers": [s.shot_number for s in script.shots], "restoration_index": restoration["restoration_index"],
                 "style": restoration["style"], "script": restoration["script"], "shooting_script_json": json.dumps(row.script),
                 "shooting_script_text": row.text, "highlight_score": sum(scores) / len(scores) if scores else None,
                 "calibration_status": row.calibration_status, "model_id": restoration["model_id"],
-            })
-    shards = write_shards(pairs, fs, f"{folder}/data", schema=PAIR_SCHEMA, rows_per_shard=config.rows_per_shard) if pairs else []
-    _record_shards(db, prov, drama_id, shards, fs, [])
-    card = dataset_card(name=f"SkyScript pairs: {drama_id}", pairs=len(pairs), dramas=1 if pairs else 0,
-                        shooting_scripts=len({p["pair_id"].rsplit("/", 1)[0] for p in pairs}), shard_glob="data/*.parquet",
-                        loss_rates=_loss_rates(db, drama_id), licences=LICENCES)
+                "seed": restoration.get("seed"),
+            }
+
+    shards = write_shards(pairs(), fs, f"{folder}/data", schema=PAIR_SCHEMA, rows_per_shard=config.rows_per_shard) if releasing else []
+    losses, relationship_rows, label_status = [], {}, "-"
+    if releasing:
+        generator, label_status = _restoration_generator(context, restoration_llm)
+        try:
+            edges, character_pairs, losses = relationship_tables(
+                drama_id, [ShootingScript.model_validate(r.script) for r in scripts.values()], generator)
+        finally:
+            if generator:
+                generator.close()
+        for path, table in zip(RELATIONSHIP_FILES, (edges, character_pairs)):
+            shards.append(write_parquet(table, fs, f"{folder}/{path}", schema=RELATIONSHIP_FILES[path]))
+            relationship_rows[path] = len(table)
+    _record_shards(db, prov, drama_id, shards, fs, losses)
+    card = dataset_card(name=f"SkyScript pairs: {drama_id}", pairs=counts["pairs"], dramas=1 if counts["pairs"] else 0,
+                        shooting_scripts=len(released_scripts), shard_glob="data/*.parquet",
+                        loss_rates=_loss_rates(db, drama_id), licences=LICENCES, relationship_rows=relationship_rows)
     with fs.open(f"{folder}/README.md", "wb") as f:
         f.write(card.encode())
     keyframes_manifest = {episode: sorted(uris) for episode, uris in released.items()}
     with fs.open(f"{folder}/released_keyframes.json", "wb") as f:
         f.write(json.dumps(keyframes_manifest, indent=2).encode())
-    uncalibrated = sum(1 for p in pairs if p["calibration_status"] != "passed")
+    uncalibrated = counts["uncalibrated"]
     return dg.MaterializeResult(
-        metadata={"pairs": len(pairs), "shards": len(shards), "calibration": ", ".join(sorted(statuses)) or "-",
+        metadata={"pairs": counts["pairs"], "shards": sum(1 for s in shards if "/data/" in s.path),
+                  "calibration": ", ".join(sorted(statuses)) or "-",
                   "released_keyframes": sum(len(v) for v in released.values()),
+                  "relationship_edges": relationship_rows.get("relationships/relationship_edges.parquet", 0),
+                  "character_pairs": relationship_rows.get("relationships/character_pairs.parquet", 0),
+                  "relationship_labels": label_status,
                   "dataset_card": dg.MetadataValue.md(card.split("---", 2)[-1]),
                   "folder": dg.MetadataValue.path(folder)},
         check_results=[dg.AssetCheckResult(
@@ -179,11 +251,20 @@ def _stage_counts(db, drama_id: str) -> dict[str, tuple[int, int]]:
         keyframes = session.scalar(select(func.count()).select_from(Keyframe).where(Keyframe.drama_id == drama_id)) or 0
         invalid = session.scalar(select(func.count()).select_from(Keyframe).where(Keyframe.drama_id == drama_id,
                                                                                    Keyframe.valid.is_(False))) or 0
+        # restorations kept, and relationship edges written: the items beside those lost
+        restorations = session.scalar(select(func.sum(ReleaseShard.rows)).where(
+            ReleaseShard.partition == drama_id, ReleaseShard.asset_key == "restored_scripts")) or 0
+        edges = session.scalar(select(func.sum(ReleaseShard.rows)).where(
+            ReleaseShard.partition == drama_id, ReleaseShard.uri.like("%/relationship_edges.parquet"))) or 0
     counts = {"drama_manifest": (episodes + lost["drama_manifest"], lost["drama_manifest"]),
               "keyframes (invalid)": (keyframes, invalid)}
     valid = keyframes - invalid
     for stage in ("raw_mllm_json", "cleaned_json", "detections", "character_refinements"):  # per valid keyframe
         counts[stage] = (valid, lost[stage])
+    if restorations or lost["restored_scripts"]:
+        counts["restored_scripts"] = (restorations + lost["restored_scripts"], lost["restored_scripts"])
+    if edges:
+        counts["relationships"] = (edges, lost["relationships"])  # an unlabelled edge is still written
     for stage, count in lost.items():
         counts.setdefault(stage, (count, count))
     return counts

@@ -96,7 +96,7 @@ class ArtifactStore(dg.ConfigurableResource):
 def local_resources() -> dict[str, dg.ConfigurableResource]:
     """Embedded defaults: SQLite catalog, local folders, all under SKYSCRIPT_HOME."""
     return {"catalog": CatalogResource(), "landing": LandingZone(), "artifacts": ArtifactStore(), "mllm": MllmResource(),
-            "vision": VisionModelsResource()}
+            "vision": VisionModelsResource(), "restoration_llm": RestorationLlmResource()}
 
 
 class MllmResource(dg.ConfigurableResource):
@@ -133,6 +133,42 @@ class MllmResource(dg.ConfigurableResource):
         from ..models.llm import LlmJsonRepairer
 
         return LlmJsonRepairer.from_server(self.repair_base_url, self.repair_model, api_key_env=self.api_key_env)
+
+
+class RestorationLlmResource(dg.ConfigurableResource):
+    """The text LLM that restores scripts from shooting scripts (n samples per request) and
+    labels relationships. An empty `backend` means offline: the deterministic renderer gives
+    one faithful restoration per shooting script and relationships go unlabelled.
+
+    backend: "openai" (any OpenAI-compatible server: lmdeploy api_server, vLLM, a hosted API;
+    `base_url`, `model`), "transformers" (a local causal LM folder, `model_path`) or "lmdeploy"
+    (in-process turbomind with prefix caching, GPU pods; `model_path`). The API key is read
+    from the variable named by `api_key_env`."""
+
+    backend: str = ""
+    base_url: str = ""
+    model: str = ""
+    model_path: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = 8  # requests in flight to a server
+    device: str = "auto"  # transformers
+
+    def is_configured(self) -> bool:
+        return bool(self.backend)
+
+    def load(self):
+        """The text generator; raises models.mllm.BackendUnavailable or models.base.WeightsMissing
+        when it cannot run here, ValueError for an unknown backend or a missing setting."""
+        from ..models.text_generation import load_text_generator
+
+        if self.backend == "openai":
+            if not (self.base_url and self.model):
+                raise ValueError("the openai restoration backend needs base_url and model")
+            return load_text_generator("openai", base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
+                                       max_concurrency=self.max_concurrency)
+        if self.backend == "transformers":
+            return load_text_generator("transformers", model_path=self.model_path, device=self.device)
+        return load_text_generator(self.backend, model_path=self.model_path)
 
 
 class VisionModelsResource(dg.ConfigurableResource):

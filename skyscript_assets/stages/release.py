@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import fsspec
 import pyarrow as pa
@@ -27,23 +28,59 @@ PAIR_SCHEMA = pa.schema([
     ("highlight_score", pa.float32()),
     ("calibration_status", pa.string()),
     ("model_id", pa.string()),
+    ("seed", pa.int64()),  # the sampling seed of the restoration's request; null for the faithful rendering
 ])
 RESTORATION_SCHEMA = pa.schema([
     ("script_id", pa.string()),
     ("restoration_index", pa.int32()),
-    ("style", pa.string()),
+    ("style", pa.string()),  # "faithful", or "genre=... tone=... length=... language=..."
     ("script", pa.string()),
     ("model_id", pa.string()),
+    ("seed", pa.int64()),
 ])
+# The time-varying relationship graph: one row per character pair, episode and scene they share.
+RELATIONSHIP_EDGE_SCHEMA = pa.schema([
+    ("drama_id", pa.string()),
+    ("episode_id", pa.string()),
+    ("scene_number", pa.int32()),
+    ("character_a", pa.string()),
+    ("character_b", pa.string()),
+    ("name_a", pa.string()),
+    ("name_b", pa.string()),
+    ("shots_together", pa.int32()),
+    ("mean_distance_cm", pa.float32()),
+    ("mean_valence_together", pa.float32()),
+    ("replies_a_to_b", pa.int32()),  # a speaks right after b
+    ("replies_b_to_a", pa.int32()),
+    ("label", pa.string()),  # a short relationship label from the LLM; null without one
+    ("label_model_id", pa.string()),
+])
+# Per character pair of the drama: the pairing ("shipping") compatibility score.
+CHARACTER_PAIR_SCHEMA = pa.schema([
+    ("drama_id", pa.string()),
+    ("character_a", pa.string()),
+    ("character_b", pa.string()),
+    ("name_a", pa.string()),
+    ("name_b", pa.string()),
+    ("temperament_a", pa.string()),
+    ("temperament_b", pa.string()),
+    ("facial_attractiveness_a", pa.float32()),
+    ("facial_attractiveness_b", pa.float32()),
+    ("compatibility", pa.float32()),  # 0..1; null when an attractiveness is unknown
+    ("scenes_together", pa.int32()),
+    ("shots_together", pa.int32()),
+])
+RELATIONSHIP_FILES = {"relationships/relationship_edges.parquet": RELATIONSHIP_EDGE_SCHEMA,
+                      "relationships/character_pairs.parquet": CHARACTER_PAIR_SCHEMA}
 DEFAULT_ROWS_PER_SHARD = 50_000
 
 
-def read_shards(fs: fsspec.AbstractFileSystem, paths: list[str]) -> list[dict]:
-    rows: list[dict] = []
+def iter_shard_rows(fs: fsspec.AbstractFileSystem, paths: list[str], batch_size: int = 1024) -> Iterator[dict]:
+    """The rows of the shards in order, one record batch in memory at a time."""
     for path in paths:
         with fs.open(path, "rb") as f:
-            rows.extend(pq.read_table(f).to_pylist())
-    return rows
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
+                yield from batch.to_pylist()
 
 
 @dataclass(frozen=True)
@@ -63,13 +100,20 @@ def write_shards(rows: Iterable[dict], fs: fsspec.AbstractFileSystem, folder: st
     fs.makedirs(folder, exist_ok=True)
     shards = []
     for number, batch in enumerate(_batches(rows, rows_per_shard)):
-        table = pa.Table.from_pylist(batch, schema=schema)
         path = f"{folder.rstrip('/')}/{prefix}-{number:05d}.parquet"
-        with fs.open(path + ".tmp", "wb") as f:
-            pq.write_table(table, f, compression="zstd")
-        fs.mv(path + ".tmp", path)
-        shards.append(ShardInfo(path=path, rows=table.num_rows, bytes=int(fs.size(path))))
+        shards.append(write_parquet(batch, fs, path, schema=schema))
     return shards
+
+
+def write_parquet(rows: list[dict], fs: fsspec.AbstractFileSystem, path: str, *, schema: pa.Schema) -> ShardInfo:
+    """One Parquet file (zstd), written under a temporary name and moved into place; an empty
+    `rows` still writes the file, so readers find the table and its columns."""
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    with fs.open(path + ".tmp", "wb") as f:
+        pq.write_table(table, f, compression="zstd")
+    fs.mv(path + ".tmp", path)
+    return ShardInfo(path=path, rows=table.num_rows, bytes=int(fs.size(path)))
 
 
 def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
@@ -84,16 +128,33 @@ def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
 
 
 def dataset_card(*, name: str, pairs: int, dramas: int, shooting_scripts: int, shard_glob: str,
-                 loss_rates: dict[str, float], licences: list[str]) -> str:
-    """A Hugging Face dataset card (YAML front matter + Markdown)."""
+                 loss_rates: dict[str, float], licences: list[str], relationship_rows: dict[str, int] | None = None) -> str:
+    """A Hugging Face dataset card (YAML front matter + Markdown). `relationship_rows` gives the
+    row count of each file of RELATIONSHIP_FILES written beside the shards."""
     fields = "\n".join(f"| `{f.name}` | {f.type} |" for f in PAIR_SCHEMA)
+    relationship_rows = relationship_rows or {}
+    extra_configs = "".join(f"- config_name: {PurePosixPath(path).stem}\n  data_files: \"{path}\"\n" for path in relationship_rows)
+    relationships = "\n".join(
+        f"| `{path}` | {rows} | {', '.join(f'`{f.name}`' for f in RELATIONSHIP_FILES[path])} |"
+        for path, rows in relationship_rows.items())
+    relationship_section = f"""
+## Relationships
+
+Implicit character relationships, per episode and scene (co-presence, 3D distance, valence
+together, who answers whom, an LLM label where one was configured), and per character pair
+the compatibility score from temperament and facial attractiveness.
+
+| file | rows | fields |
+|---|---:|---|
+{relationships}
+""" if relationship_rows else ""
     losses = "\n".join(f"| {stage} | {rate:.2%} |" for stage, rate in sorted(loss_rates.items())) or "| (none) | |"
     licence_lines = "\n".join(f"- {licence}" for licence in licences) or "- see the source videos' licences"
     return f"""---
 configs:
 - config_name: default
   data_files: "{shard_glob}"
-task_categories:
+{extra_configs}task_categories:
 - text-generation
 tags:
 - screenplay
@@ -116,7 +177,7 @@ restored from, built by the SkyScript factory (method of SkyScript-100M, arXiv 2
 | field | type |
 |---|---|
 {fields}
-
+{relationship_section}
 ## Loss rates by stage
 
 | stage | loss rate |

@@ -3,20 +3,23 @@
     variants = style_variants(n, seed)                  # diverse style controls
     prompt = restoration_prompt(script, style)          # for an LLM (n samples per request)
     kept, losses = filter_restorations(script, texts)   # parse, names, length, near-duplicates
+    rows, losses = restore_script(script, generator, plan)  # all of it, for one shooting script
 
-The generation itself goes through a text backend (an OpenAI-compatible server with `n`
-samples per request, lmdeploy or transformers); offline, `render_fountain` gives one
-faithful restoration per shooting script.
+The generation itself goes through a text backend (models/text_generation: an
+OpenAI-compatible server with `n` samples per request, lmdeploy or transformers); offline,
+`render_fountain` gives one faithful restoration per shooting script (`faithful_restoration`).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import dataclass
 
+from ..models.text_generation import GenerationFailed, TextGenerator, derived_seed
 from ..schema import LossRecord, ShootingScript
-from .fountain import read_fountain
+from .fountain import read_fountain, render_fountain
 
 STAGE = "restored_scripts"
 GENRES = ["drama", "romance", "thriller", "comedy", "mystery", "family"]
@@ -37,6 +40,10 @@ class RestorationStyle:
     def describe(self) -> str:
         return f"{self.tone} {self.genre}, {self.length} ({LENGTHS[self.length][1]}), in {self.language}"
 
+    def label(self) -> str:
+        """The form stored with each restoration: `genre=... tone=... length=... language=...`."""
+        return f"genre={self.genre} tone={self.tone} length={self.length} language={self.language}"
+
 
 def style_variants(n: int, seed: int, language: str = "en") -> list[RestorationStyle]:
     """`n` style controls, cycling through every combination before repeating (seeded)."""
@@ -46,12 +53,15 @@ def style_variants(n: int, seed: int, language: str = "en") -> list[RestorationS
 
 
 def restoration_prompt(script: ShootingScript, style: RestorationStyle, reference: str) -> str:
+    # The style comes last: every request for one shooting script then shares the long prefix
+    # (instructions and draft), which lmdeploy's prefix cache computes once.
     return (
         "You are a screenwriter. Rewrite the shot-by-shot record below as a screenplay scene in "
         "Fountain format: the scene heading first, then action paragraphs, then each spoken line "
         "under its speaker's name in capitals. Keep every character and every spoken line; you may "
-        f"rephrase action and add beats. Style: {style.describe()}.\n\n"
-        f"Shot record (Fountain draft):\n{reference}"
+        "rephrase action and add beats. Answer with the screenplay only.\n\n"
+        f"Shot record (Fountain draft):\n{reference}\n\n"
+        f"Style of this version: {style.describe()}."
     )
 
 
@@ -117,3 +127,80 @@ def filter_restorations(script: ShootingScript, texts: list[str], reference: str
         losses.append(LossRecord(stage=STAGE, item=script.script_id, reason="near_duplicate",
                                  detail=f"{script.script_id}: restoration {valid[position]} is a near-copy of an earlier one"))
     return kept, losses
+
+
+FAITHFUL_STYLE = "faithful"
+
+
+@dataclass(frozen=True)
+class RestorationPlan:
+    """How many restorations per shooting script and how they are asked for."""
+
+    restorations: int = 100  # N per shooting script (the paper: 100)
+    samples_per_request: int = 10  # samples sharing one prompt (one style); N here = one request per script
+    seed: int = 0
+    language: str = "en"
+    temperature: float = 0.9
+    max_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class RestorationRequest:
+    prompt: str
+    style: RestorationStyle
+    n: int
+    seed: int
+    first_index: int  # restoration index of its first sample
+
+
+def restoration_requests(script: ShootingScript, reference: str, plan: RestorationPlan) -> list[RestorationRequest]:
+    """The requests for one shooting script: N samples in groups of `samples_per_request`, one
+    style per group, styles and seeds derived from (plan seed, script id): the same plan asks
+    the same requests on every run, and neighbouring scripts get different styles."""
+    per_request = max(1, plan.samples_per_request)
+    count = math.ceil(plan.restorations / per_request)
+    styles = style_variants(count, derived_seed(plan.seed, script.script_id, "styles"), plan.language)
+    requests = []
+    for number, style in enumerate(styles):
+        first = number * per_request
+        requests.append(RestorationRequest(
+            prompt=restoration_prompt(script, style, reference), style=style, n=min(per_request, plan.restorations - first),
+            seed=derived_seed(plan.seed, script.script_id, number), first_index=first))
+    return requests
+
+
+def restore_script(script: ShootingScript, generator: TextGenerator, plan: RestorationPlan
+                   ) -> tuple[list[dict], list[LossRecord]]:
+    """Restoration rows (`RESTORATION_SCHEMA`) of one shooting script from an LLM, filtered and
+    deduplicated; a request that fails, or samples a server did not return, are losses."""
+    reference = render_fountain(script)
+    texts: list[str] = []
+    origin: list[tuple[int, RestorationRequest]] = []  # (restoration index, its request) per text
+    losses: list[LossRecord] = []
+    for request in restoration_requests(script, reference, plan):
+        try:
+            samples = generator.generate(request.prompt, n=request.n, seed=request.seed,
+                                         temperature=plan.temperature, max_tokens=plan.max_tokens)[:request.n]
+            problem = f"the server returned {len(samples)} of {request.n} samples"
+        except GenerationFailed as exc:
+            samples, problem = [], str(exc)
+        for offset in range(request.n):
+            index = request.first_index + offset
+            if offset < len(samples):
+                texts.append(samples[offset])
+                origin.append((index, request))
+            else:
+                losses.append(LossRecord(stage=STAGE, item=f"{script.script_id}/r{index:03d}", reason="llm_failed",
+                                         detail=f"{script.script_id}: restoration {index}: {problem}"))
+    kept, dropped = filter_restorations(script, texts, reference)
+    rows = [{"script_id": script.script_id, "restoration_index": origin[i][0], "style": origin[i][1].style.label(),
+             "script": texts[i], "model_id": generator.model_id, "seed": origin[i][1].seed} for i in kept]
+    return rows, losses + dropped
+
+
+def faithful_restoration(script: ShootingScript, model_id: str) -> tuple[list[dict], list[LossRecord]]:
+    """The offline default: the deterministic rendering, filtered like any restoration."""
+    reference = render_fountain(script)
+    kept, losses = filter_restorations(script, [reference], reference)
+    return [{"script_id": script.script_id, "restoration_index": 0, "style": FAITHFUL_STYLE, "script": reference,
+             "model_id": model_id, "seed": None} for _ in kept], losses

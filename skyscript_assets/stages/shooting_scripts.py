@@ -100,7 +100,8 @@ def _shot_script(number: int, shot: ShotEvidence, identity_of) -> ShotScript:
                 character_id=character_id, name=name, emotion=(refined.get("face") or {}).get("emotion") or person.get("emotion"),
                 vad=vad if vad and all(vad.get(k) is not None for k in ("valence", "arousal", "dominance")) else None,
                 looks=person.get("looks"), action=person.get("actions"), posture=refined.get("posture"),
-                location_cm=location, line=refined.get("line") or person.get("line"))
+                location_cm=location, line=refined.get("line") or person.get("line"),
+                temperament=person.get("temperament"), facial_attractiveness=person.get("facial_attractiveness"))
         for obj in keyframe.objects:
             if obj.get("name") and obj["name"] not in objects:
                 objects[obj["name"]] = ObjectInShot(name=obj["name"], description=obj.get("description"),

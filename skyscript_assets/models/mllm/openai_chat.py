@@ -57,6 +57,7 @@ class OpenAIChatClient:
         self.max_backoff_s = max_backoff_s
         self._api_key = os.environ.get(api_key_env, "") if api_key_env else ""
         self._schema_refused = threading.Event()  # set once the server rejects response_format
+        self._n_refused = threading.Event()  # set once the server rejects n > 1
 
     def complete(self, messages: list[dict], *, max_tokens: int = 2048, temperature: float = 0.0,
                  json_schema: dict | None = None) -> str:
@@ -78,11 +79,34 @@ class OpenAIChatClient:
             self._schema_refused.set()  # e.g. a server without guided decoding: stop sending it
             return text
 
-    def _post_with_retries(self, body: dict) -> str:
+    def complete_choices(self, messages: list[dict], *, n: int, max_tokens: int = 2048, temperature: float = 1.0,
+                         seed: int | None = None) -> list[str]:
+        """The texts of every choice of one request asking for `n` samples (a server may return
+        fewer); raises ChatError when the request fails for good. A server that refuses `n` > 1
+        (400/422) is asked again for one sample, and not asked for more again."""
+        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        if seed is not None:
+            body["seed"] = seed
+        if n > 1 and not self._n_refused.is_set():
+            body["n"] = n
+        try:
+            return self._post_with_retries(body, _all_choice_texts)
+        except _Rejected as exc:
+            if "n" not in body:
+                raise ChatError(str(exc)) from None
+            body.pop("n")
+            try:
+                texts = self._post_with_retries(body, _all_choice_texts)
+            except _Rejected as again:
+                raise ChatError(str(again)) from None
+            self._n_refused.set()
+            return texts
+
+    def _post_with_retries(self, body: dict, parse=None):
         payload = json.dumps(body).encode()
         for attempt in range(self.max_retries + 1):
             try:
-                return self._post(payload)
+                return self._post(payload, parse or _first_choice_text)
             except _Transient as exc:
                 if attempt == self.max_retries:
                     raise ChatError(f"gave up after {attempt + 1} attempts: {exc}") from None
@@ -95,7 +119,7 @@ class OpenAIChatClient:
         # full jitter keeps many workers from retrying in lock-step
         return random.uniform(0.5, 1.0) * min(self.backoff_s * 2**attempt, self.max_backoff_s)
 
-    def _post(self, payload: bytes) -> str:
+    def _post(self, payload: bytes, parse):
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -115,7 +139,7 @@ class OpenAIChatClient:
             if isinstance(reason, (TimeoutError, socket.timeout)):
                 raise _Transient(f"no answer within {self.timeout_s:g} s") from None
             raise _Transient(f"connection failed: {one_line(reason)}") from None
-        return _first_choice_text(raw)
+        return parse(raw)
 
 
 class _Transient(Exception):
@@ -137,9 +161,36 @@ def _retry_after(value: str | None) -> float | None:
 
 def _first_choice_text(raw: bytes) -> str:
     try:
-        reply = json.loads(raw)
-        content = reply["choices"][0]["message"]["content"]
+        choice = json.loads(raw)["choices"][0]
     except (ValueError, KeyError, IndexError, TypeError):
+        snippet = one_line(raw[:200].decode("utf-8", "replace"))
+        raise ChatError(f"malformed chat-completions reply: {snippet!r}") from None
+    return _choice_text(choice, raw)
+
+
+def _all_choice_texts(raw: bytes) -> list[str]:
+    try:
+        choices = json.loads(raw)["choices"]
+        if not isinstance(choices, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        snippet = one_line(raw[:200].decode("utf-8", "replace"))
+        raise ChatError(f"malformed chat-completions reply: {snippet!r}") from None
+    # choices carry their index; keep the server's sample order whatever order they come in
+    ordered = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+    texts = []
+    for choice in ordered:
+        try:
+            texts.append(_choice_text(choice, raw))
+        except ChatError:  # one sample without text is an empty sample, not a failed request
+            texts.append("")
+    return texts
+
+
+def _choice_text(choice, raw: bytes) -> str:
+    try:
+        content = choice["message"]["content"]
+    except (KeyError, TypeError):
         snippet = one_line(raw[:200].decode("utf-8", "replace"))
         raise ChatError(f"malformed chat-completions reply: {snippet!r}") from None
     if isinstance(content, list):  # some servers return content parts
