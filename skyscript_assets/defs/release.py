@@ -107,8 +107,9 @@ def _restoration_generator(context: dg.AssetExecutionContext, resource: Restorat
     try:
         generator = resource.load()
     except (BackendUnavailable, WeightsMissing) as exc:
-        context.log.warning(f"restoration LLM not run: {exc}")
-        return None, f"not run: {exc}"
+        status = str(exc) if isinstance(exc, WeightsMissing) else f"not run: {exc}"  # WeightsMissing says "not run" itself
+        context.log.warning(f"restoration LLM {status}")
+        return None, status
     return generator, generator.model_id
 
 

@@ -151,6 +151,7 @@ class RestorationLlmResource(dg.ConfigurableResource):
     model_path: str = ""
     api_key_env: str = "OPENAI_API_KEY"
     max_concurrency: int = 8  # requests in flight to a server
+    max_retries: int = 4  # per request, with backoff; then its samples are lost (llm_failed)
     device: str = "auto"  # transformers
 
     def is_configured(self) -> bool:
@@ -165,7 +166,7 @@ class RestorationLlmResource(dg.ConfigurableResource):
             if not (self.base_url and self.model):
                 raise ValueError("the openai restoration backend needs base_url and model")
             return load_text_generator("openai", base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
-                                       max_concurrency=self.max_concurrency)
+                                       max_concurrency=self.max_concurrency, max_retries=self.max_retries)
         if self.backend == "transformers":
             return load_text_generator("transformers", model_path=self.model_path, device=self.device)
         return load_text_generator(self.backend, model_path=self.model_path)
