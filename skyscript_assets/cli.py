@@ -6,6 +6,7 @@
     skyscript ui              open the Dagster UI on the same instance
     skyscript annotate IMG..  run an MLLM backend on images, print its raw output
     skyscript clean-json FILE clean one raw MLLM output into validated annotations
+    skyscript export DRAMA    write a released drama out as parquet, jsonl or fountain files
 
 Errors a user can fix are one line on stderr and a non-zero exit, never a traceback.
 """
@@ -91,7 +92,58 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--repair-model", help="the repair model's name (with --repair-server)")
     clean.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the repair server's API key")
     clean.set_defaults(func=cmd_clean_json)
+
+    export = sub.add_parser("export", help="write a released drama out: parquet (shards, card, relationships), "
+                            "jsonl (one pair per line) or fountain (one screenplay file per restoration)")
+    export.add_argument("drama", help="the drama id (partition key)")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="parquet")
+    export.add_argument("--out", required=True, help="folder to write into (created if missing)")
+    export.set_defaults(func=cmd_export)
     return parser
+
+
+EXPORT_FORMATS = ("parquet", "jsonl", "fountain")
+
+
+def cmd_export(args) -> int:
+    count, what = export_release(args.drama, args.format, Path(args.out).expanduser())
+    print(f"exported {count} {what} of drama {args.drama!r} as {args.format} to {Path(args.out).expanduser().resolve()}")
+    return 0
+
+
+def export_release(drama_id: str, fmt: str, out: Path) -> tuple[int, str]:
+    """Write the released drama `drama_id` into `out`; (count, what was counted)."""
+    import fsspec
+    from sqlalchemy import select
+
+    from .catalog import Drama, ReleaseShard
+    from .defs.resources import ArtifactStore, CatalogResource
+    from .ids import UnsafeIdError, validate_drama_id
+    from .stages.release import export_fountain, export_jsonl, export_parquet, pair_shards
+
+    try:
+        validate_drama_id(drama_id)
+    except UnsafeIdError as exc:
+        raise UserError(str(exc)) from None
+    catalog = CatalogResource().get()
+    with catalog.session() as session:
+        known = session.scalar(select(Drama.drama_id).where(Drama.drama_id == drama_id))
+        uris = list(session.scalars(select(ReleaseShard.uri).where(ReleaseShard.partition == drama_id,
+                                                                   ReleaseShard.asset_key == "script_pairs")))
+    if known is None:
+        raise UserError(f"unknown drama {drama_id!r}: not in the catalog at {_redact(catalog.url)}")
+    shards = pair_shards(uris)
+    if not shards:
+        raise UserError(f"drama {drama_id!r} is not released: script_pairs has written no pairs "
+                        "(a drama is released once its calibration passes; materialize script_pairs)")
+    artifacts = ArtifactStore()
+    fs, _ = fsspec.core.url_to_fs(artifacts.resolved_root())
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        return export_parquet(fs, artifacts.path(drama_id, "script_pairs"), out), "files"
+    if fmt == "jsonl":
+        return export_jsonl(fs, shards, out / "pairs.jsonl"), "pairs"
+    return export_fountain(fs, shards, out), "screenplays"
 
 
 def cmd_annotate(args) -> int:
@@ -275,6 +327,8 @@ def _run_drama(drama_id: str, instance, demo: bool = False) -> int:
         release = settings.artifacts_url() + f"/{drama_id}/script_pairs"
         print(f"\nRelease (uncalibrated demo): {release}/README.md and {release}/data/*.parquet")
         print(f"  python -c \"import datasets; print(datasets.load_dataset('parquet', data_files='{release}/data/*.parquet'))\"")
+        if all(o.ok for o in outcomes):
+            _demo_export(drama_id)
     home = settings.dagster_home()
     print("\nOpen the Dagster UI on these runs:")
     print(f"  DAGSTER_HOME={home} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)")
@@ -283,6 +337,27 @@ def _run_drama(drama_id: str, instance, demo: bool = False) -> int:
         print(_demo_accuracy(drama_id, truth_path))
         print(f"Ground truth of the demo drama: {truth_path}")
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _demo_export(drama_id: str) -> None:
+    """The demo's release written out in every export format, and one of its pairs."""
+    import json
+
+    folder = settings.skyscript_home() / "exports" / drama_id
+    print(f"\nExports (skyscript export {drama_id} --format FORMAT --out DIR):")
+    for fmt in EXPORT_FORMATS:
+        count, what = export_release(drama_id, fmt, folder / fmt)
+        print(f"  {fmt:<8} {count} {what} in {folder / fmt}")
+    with (folder / "jsonl" / "pairs.jsonl").open(encoding="utf-8") as f:
+        pair = max((json.loads(line) for line in f), key=lambda p: len(p["script"]))  # the fullest scene
+    print(f"\nOne pair: {pair['pair_id']} (style {pair['style']}, model {pair['model_id']}, "
+          f"calibration {pair['calibration_status']}, highlight {pair['highlight_score']:.2f})")
+    print("  script:")
+    for line in pair["script"].strip().splitlines()[:12]:
+        print(f"    {line}")
+    print("  shooting script:")
+    for line in pair["shooting_script_text"].strip().splitlines()[:8]:
+        print(f"    {line}")
 
 
 def _print_summary(drama_id: str, outcomes) -> None:

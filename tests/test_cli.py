@@ -94,3 +94,59 @@ def test_db_upgrade_creates_the_catalog(tmp_path):
         tables = {r[0] for r in conn.execute(text("select name from sqlite_master where type='table'"))}
     assert {"dramas", "episodes", "losses"} <= tables
     engine.dispose()
+
+
+# --- skyscript export -------------------------------------------------------------------------
+
+def _released_drama(home: Path, release: bool = True) -> str:
+    """A drama whose shooting scripts sit in the catalog, released offline (uncalibrated, explicitly)."""
+    import dagster as dg
+
+    from skyscript_assets.defs.release import restored_scripts, script_pairs
+    from skyscript_assets.defs.resources import RestorationLlmResource
+    from test_restoration_assets import DRAMA, materialize_release, sample_scripts, seed_catalog
+
+    seed_catalog(sample_scripts("offline"))
+    if release:
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("dramas", [DRAMA])
+            materialize_release(instance, RestorationLlmResource(), {}, assets=[restored_scripts, script_pairs])
+    return DRAMA
+
+
+def test_export_writes_parquet_jsonl_and_fountain(skyscript_home, tmp_path):
+    import pyarrow.parquet as pq
+
+    from skyscript_assets.stages.fountain import read_fountain
+
+    drama = _released_drama(skyscript_home)
+    out = tmp_path / "out"
+    proc = skyscript("export", drama, "--format", "parquet", "--out", str(out / "parquet"), home=skyscript_home)
+    assert "exported 5 files" in proc.stdout
+    assert pq.read_table(out / "parquet" / "data" / "part-00000.parquet").num_rows == 2
+    assert pq.read_table(out / "parquet" / "relationships" / "relationship_edges.parquet").num_rows == 2
+    assert (out / "parquet" / "relationships" / "character_pairs.parquet").is_file()
+    assert "| pairs | 2 |" in (out / "parquet" / "README.md").read_text()
+
+    proc = skyscript("export", drama, "--format", "jsonl", "--out", str(out / "jsonl"), home=skyscript_home)
+    lines = (out / "jsonl" / "pairs.jsonl").read_text().splitlines()
+    assert "exported 2 pairs" in proc.stdout and len(lines) == 2
+    pairs = [json.loads(line) for line in lines]
+    assert [p["pair_id"] for p in pairs] == [f"{drama}/ep01/scene-0001/r000", f"{drama}/ep01/scene-0002/r000"]
+    assert json.loads(pairs[0]["shooting_script_json"])["location"] == "Coffee shop"
+
+    proc = skyscript("export", drama, "--format", "fountain", "--out", str(out / "fountain"), home=skyscript_home)
+    files = sorted(p.name for p in (out / "fountain").iterdir())
+    assert files == ["ep01__scene-0001__r000.fountain", "ep01__scene-0002__r000.fountain"]
+    document = read_fountain((out / "fountain" / files[1]).read_text())
+    assert document.headings == ["INT. STATION - DAY"] and "LEO" in document.speakers
+
+
+@pytest.mark.parametrize("case, words", [("unknown", "unknown drama"), ("unreleased", "is not released"),
+                                         ("unsafe", "path separator")])
+def test_export_of_a_drama_that_cannot_be_exported_is_one_line(skyscript_home, tmp_path, case, words):
+    drama = {"unknown": "no-such-drama", "unsafe": "../x"}.get(case) or _released_drama(skyscript_home, release=False)
+    proc = skyscript("export", drama, "--format", "jsonl", "--out", str(tmp_path / "out"), home=skyscript_home, check=False)
+    assert proc.returncode == 2 and words in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()

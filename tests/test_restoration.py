@@ -152,3 +152,31 @@ def test_compatibility_score():
     cold_mismatch = compatibility("cold and arrogant", 5, "stern", 1)
     assert 0 <= cold_mismatch < warm_match <= 1
     assert compatibility("friendly", None, "kind", 3) is None
+
+
+def test_assembled_characters_carry_temperament_and_attractiveness_for_the_compatibility_score():
+    import numpy as np
+
+    from skyscript_assets.stages.shooting_scripts import KeyframeEvidence, ShotEvidence, assemble_episode
+
+    annotation = {"scene": {"number": 1, "name": "Office"},
+                  "people": [{"temperament": "calm and kind", "facial_attractiveness": 4.0, "emotion": "happy"},
+                             {"emotion": "sad"}]}
+    keyframe = KeyframeEvidence("ep1/kf0", np.full((64, 48, 3), 120, np.uint8), annotation, characters=[{}, {}])
+    shot = ShotEvidence(index=0, start_s=0.0, end_s=2.0, keyframes=[keyframe])
+    [script] = assemble_episode("d", "ep1", [shot], {("ep1/kf0", 0): ("char-1", "Ann"), ("ep1/kf0", 1): ("char-2", "Bo")})
+    ann, bo = script.shots[0].characters
+    assert (ann.temperament, ann.facial_attractiveness) == ("calm and kind", 4.0)
+    assert (bo.temperament, bo.facial_attractiveness) == (None, None)  # not said: stays null
+
+
+def test_fountain_file_names_are_safe_and_unique():
+    from skyscript_assets.stages.release import fountain_file_name
+
+    taken: set[str] = set()
+    assert fountain_file_name("d/ep01/scene-0003/r007", taken) == "ep01__scene-0003__r007.fountain"
+    assert fountain_file_name("d/../..\\evil name/scene-0001/r000", taken) == "___evil_name__scene-0001__r000.fountain"
+    spaced = fountain_file_name("d/épisode 1/scene-0001/r000", taken)
+    clash = fountain_file_name("d/épisode_1/scene-0001/r000", taken)
+    assert spaced == "épisode_1__scene-0001__r000.fountain" and clash == "épisode_1__scene-0001__r000-2.fountain"
+    assert all("/" not in name and "\\" not in name and not name.startswith(".") for name in taken)

@@ -22,7 +22,7 @@ from skyscript_assets.stages.table1 import shooting_script_text
 DRAMA = "llm-drama"
 
 
-def _scripts(scenario: str) -> list[ShootingScript]:
+def sample_scripts(scenario: str) -> list[ShootingScript]:
     def emma(**k):
         return CharacterInShot(character_id="char-1", name="Emma", temperament="warm and gentle", facial_attractiveness=4,
                                vad=ContinuousEmotion(valence=7, arousal=4, dominance=5), location_cm=(0, 165, 300), **k)
@@ -40,7 +40,7 @@ def _scripts(scenario: str) -> list[ShootingScript]:
             for number, place in ((1, "Coffee shop"), (2, "Station"))]
 
 
-def _seed_catalog(scripts: list[ShootingScript]) -> None:
+def seed_catalog(scripts: list[ShootingScript]) -> None:
     catalog = Catalog(database_url())
     prov = {"run_id": "seed", "asset_key": "calibrated_shooting_scripts", "partition": DRAMA, "stage_version": "1", "model_id": ""}
     catalog.replace_partition_rows(asset_key="calibrated_shooting_scripts", partition=DRAMA, tables=[ShootingScriptRow], rows=[
@@ -51,7 +51,7 @@ def _seed_catalog(scripts: list[ShootingScript]) -> None:
         Drama(drama_id=DRAMA, title="LLM drama", language="fr", landing_uri="/nowhere", **{**prov, "asset_key": "drama_manifest"})])
 
 
-def _materialize(instance, llm: RestorationLlmResource, restore_config: dict, assets=(restored_scripts, script_pairs)):
+def materialize_release(instance, llm: RestorationLlmResource, restore_config: dict, assets=(restored_scripts, script_pairs)):
     configs = {"restored_scripts": {"config": restore_config}, "script_pairs": {"config": {"include_uncalibrated": True}}}
     names = {a.key.to_user_string() for a in assets}
     result = dg.materialize(list(assets), partition_key=DRAMA, instance=instance,
@@ -75,12 +75,12 @@ def server():
 
 def test_one_request_per_shooting_script_with_n_samples_then_a_release_with_relationships(skyscript_home, server, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _seed_catalog(_scripts("restore"))
+    seed_catalog(sample_scripts("restore"))
     llm = RestorationLlmResource(backend="openai", base_url=server.base_url, model="restorer")
     config = {"restorations_per_script": 6, "samples_per_request": 6, "seed": 5}
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dramas", [DRAMA])
-        meta = _materialize(instance, llm, config, assets=[restored_scripts])["restored_scripts"]
+        meta = materialize_release(instance, llm, config, assets=[restored_scripts])["restored_scripts"]
         restore_bodies = list(server.bodies)
         assert len(restore_bodies) == 2 and all(b["n"] == 6 for b in restore_bodies)  # one per shooting script, never 6
         assert meta["requests"] == 2 and meta["restorations_per_script"] == 6 and meta["model_id"] == "openai:restorer"
@@ -98,12 +98,12 @@ def test_one_request_per_shooting_script_with_n_samples_then_a_release_with_rela
 
         # The same config asks the same requests again.
         server.bodies.clear()
-        _materialize(instance, llm, config, assets=[restored_scripts])
+        materialize_release(instance, llm, config, assets=[restored_scripts])
         assert _canonical(server.bodies) == _canonical(restore_bodies)
         assert _restoration_rows(skyscript_home) == rows
 
         server.bodies.clear()
-        pairs_meta = _materialize(instance, llm, config, assets=[script_pairs])["script_pairs"]
+        pairs_meta = materialize_release(instance, llm, config, assets=[script_pairs])["script_pairs"]
         assert pairs_meta["pairs"] == 10 and pairs_meta["relationship_edges"] == 2 and pairs_meta["character_pairs"] == 1
         assert all("Relationship label:" in b["messages"][0]["content"] for b in server.bodies) and len(server.bodies) == 2
 
@@ -135,11 +135,11 @@ def _canonical(bodies: list[dict]) -> list[str]:
 
 
 def test_samples_per_request_splits_n_into_requests_of_different_styles(skyscript_home, server):
-    _seed_catalog(_scripts("restore")[:1])
+    seed_catalog(sample_scripts("restore")[:1])
     llm = RestorationLlmResource(backend="openai", base_url=server.base_url, model="restorer")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dramas", [DRAMA])
-        meta = _materialize(instance, llm, {"restorations_per_script": 6, "samples_per_request": 3},
+        meta = materialize_release(instance, llm, {"restorations_per_script": 6, "samples_per_request": 3},
                             assets=[restored_scripts])["restored_scripts"]
     assert [b["n"] for b in server.bodies] == [3, 3] and meta["requests"] == 2
     prompts = [b["messages"][0]["content"] for b in server.bodies]
@@ -149,11 +149,11 @@ def test_samples_per_request_splits_n_into_requests_of_different_styles(skyscrip
 
 
 def test_a_server_that_keeps_failing_costs_losses_not_the_run(skyscript_home, server):
-    _seed_catalog(_scripts("always_500")[:1])
+    seed_catalog(sample_scripts("always_500")[:1])
     llm = RestorationLlmResource(backend="openai", base_url=server.base_url, model="restorer", max_retries=1)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dramas", [DRAMA])
-        metas = _materialize(instance, llm, {"restorations_per_script": 4, "samples_per_request": 4},
+        metas = materialize_release(instance, llm, {"restorations_per_script": 4, "samples_per_request": 4},
                              assets=[restored_scripts, script_pairs, loss_rate_report])
     assert metas["restored_scripts"]["restorations"] == 0 and metas["restored_scripts"]["lost"] == 4
     assert metas["script_pairs"]["pairs"] == 0
@@ -167,11 +167,11 @@ def test_a_server_that_keeps_failing_costs_losses_not_the_run(skyscript_home, se
 
 
 def test_offline_one_faithful_restoration_per_script_and_unlabelled_relationships(skyscript_home, tmp_path):
-    _seed_catalog(_scripts("offline"))
+    seed_catalog(sample_scripts("offline"))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dramas", [DRAMA])
-        offline = _materialize(instance, RestorationLlmResource(), {})
-        missing = _materialize(instance, RestorationLlmResource(backend="transformers", model_path=str(tmp_path / "absent")),
+        offline = materialize_release(instance, RestorationLlmResource(), {})
+        missing = materialize_release(instance, RestorationLlmResource(backend="transformers", model_path=str(tmp_path / "absent")),
                                {}, assets=[restored_scripts])
     meta = offline["restored_scripts"]
     assert meta["restorations"] == 2 and meta["restorations_per_script"] == 1 and meta["llm"].startswith("not configured")

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from ..catalog import Drama, Episode, Keyframe, Loss, ReleasedKeyframe, ReleaseShard, ShootingScriptRow
 from ..schema import ShootingScript
 from ..stages.relationships import relationship_tables
-from ..stages.release import (PAIR_SCHEMA, RELATIONSHIP_FILES, RESTORATION_SCHEMA, dataset_card, iter_shard_rows,
-                              write_parquet, write_shards)
+from ..stages.release import (PAIR_SCHEMA, PAIR_SHARD_FOLDER, RELATIONSHIP_FILES, RESTORATION_SCHEMA, dataset_card,
+                              iter_shard_rows, pair_shards, write_parquet, write_shards)
 from ..stages.restore import RestorationPlan, faithful_restoration, restore_script
 from .provenance import provenance, reasons_table
 from .resources import ArtifactStore, CatalogResource, RestorationLlmResource, report_path
@@ -89,11 +89,10 @@ def restored_scripts(context: dg.AssetExecutionContext, config: RestoredScriptsC
     per_script = plan.restorations if generator else 1
     return dg.MaterializeResult(metadata={
         "shooting_scripts": len(rows), "restorations": kept, "lost": len(losses),
-        "restorations_per_script": per_script,
-        "requests": len(scripts) * math.ceil(plan.restorations / max(1, plan.samples_per_request)) if generator else 0,
-        "samples_per_request": min(plan.samples_per_request, plan.restorations) if generator else 0,
-        "shards": len(shards), "model_id": model_id, "llm": llm_status, "language": language,
-        "seconds": round(time.perf_counter() - started, 2), "loss_reasons": reasons_table(losses),
+        "restorations_per_script": per_script, "shards": len(shards), "model_id": model_id, "llm": llm_status,
+        "language": language, "seconds": round(time.perf_counter() - started, 2), "loss_reasons": reasons_table(losses),
+        **({"requests": len(scripts) * math.ceil(plan.restorations / max(1, plan.samples_per_request)),
+            "samples_per_request": min(plan.samples_per_request, plan.restorations)} if generator else {}),
     })
 
 
@@ -174,7 +173,7 @@ def script_pairs(context: dg.AssetExecutionContext, config: ScriptPairsConfig, c
                 "seed": restoration.get("seed"),
             }
 
-    shards = write_shards(pairs(), fs, f"{folder}/data", schema=PAIR_SCHEMA, rows_per_shard=config.rows_per_shard) if releasing else []
+    shards = write_shards(pairs(), fs, f"{folder}/{PAIR_SHARD_FOLDER}", schema=PAIR_SCHEMA, rows_per_shard=config.rows_per_shard) if releasing else []
     losses, relationship_rows, label_status = [], {}, "-"
     if releasing:
         generator, label_status = _restoration_generator(context, restoration_llm)
@@ -189,7 +188,7 @@ def script_pairs(context: dg.AssetExecutionContext, config: ScriptPairsConfig, c
             relationship_rows[path] = len(table)
     _record_shards(db, prov, drama_id, shards, fs, losses)
     card = dataset_card(name=f"SkyScript pairs: {drama_id}", pairs=counts["pairs"], dramas=1 if counts["pairs"] else 0,
-                        shooting_scripts=len(released_scripts), shard_glob="data/*.parquet",
+                        shooting_scripts=len(released_scripts), shard_glob=f"{PAIR_SHARD_FOLDER}/*.parquet",
                         loss_rates=_loss_rates(db, drama_id), licences=LICENCES, relationship_rows=relationship_rows)
     with fs.open(f"{folder}/README.md", "wb") as f:
         f.write(card.encode())
@@ -198,7 +197,7 @@ def script_pairs(context: dg.AssetExecutionContext, config: ScriptPairsConfig, c
         f.write(json.dumps(keyframes_manifest, indent=2).encode())
     uncalibrated = counts["uncalibrated"]
     return dg.MaterializeResult(
-        metadata={"pairs": counts["pairs"], "shards": sum(1 for s in shards if "/data/" in s.path),
+        metadata={"pairs": counts["pairs"], "shards": len(pair_shards(s.path for s in shards)),
                   "calibration": ", ".join(sorted(statuses)) or "-",
                   "released_keyframes": sum(len(v) for v in released.values()),
                   "relationship_edges": relationship_rows.get("relationships/relationship_edges.parquet", 0),

@@ -6,9 +6,11 @@ loads; a billion pairs live in shards, never in database rows.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import fsspec
 import pyarrow as pa
@@ -195,3 +197,60 @@ from datasets import load_dataset
 pairs = load_dataset("parquet", data_files="{shard_glob}")
 ```
 """
+
+
+# --- exports of a release (`skyscript export`) ----------------------------------------------
+
+PAIR_SHARD_FOLDER = "data"  # the pair shards sit in <release>/data/; relationships in <release>/relationships/
+
+
+def pair_shards(uris: Iterable[str]) -> list[str]:
+    """The pair shards among a release's files, in order."""
+    return sorted(u for u in uris if u.rstrip("/").rsplit("/", 2)[-2:-1] == [PAIR_SHARD_FOLDER])
+
+
+def fountain_file_name(pair_id: str, taken: set[str]) -> str:
+    """A safe, unique file name for a pair's screenplay: `ep01__scene-0003__r007.fountain`
+    (the drama id, the first part, is the folder's business, not the file's)."""
+    parts = pair_id.split("/")[1:] or pair_id.split("/")
+    stem = "__".join(re.sub(r"[^\w.-]+", "_", part).strip("._") or "_" for part in parts)[:200]
+    name, number = f"{stem}.fountain", 1
+    while name in taken:  # two ids that differ only in unsafe characters
+        number += 1
+        name = f"{stem}-{number}.fountain"
+    taken.add(name)
+    return name
+
+
+def export_jsonl(fs: fsspec.AbstractFileSystem, shards: list[str], path: Path) -> int:
+    """One JSON object per pair, written to a temporary name and moved into place."""
+    count = 0
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        for row in iter_shard_rows(fs, shards):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    tmp.replace(path)
+    return count
+
+
+def export_fountain(fs: fsspec.AbstractFileSystem, shards: list[str], folder: Path) -> int:
+    """One `.fountain` file per restoration, named from the pair id."""
+    taken: set[str] = set()
+    count = 0
+    for row in iter_shard_rows(fs, shards):
+        (folder / fountain_file_name(row["pair_id"], taken)).write_text(row["script"], encoding="utf-8")
+        count += 1
+    return count
+
+
+def export_parquet(fs: fsspec.AbstractFileSystem, release_folder: str, folder: Path) -> int:
+    """The release folder as it is: pair shards, dataset card, relationships, keyframe manifest.
+    Returns the number of files copied."""
+    root = release_folder.rstrip("/")
+    files = [f for f in fs.find(root) if not f.endswith(".tmp")]
+    for remote in files:
+        local = folder / remote[len(root) + 1:]
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(remote, str(local))
+    return len(files)
