@@ -321,6 +321,21 @@ def test_profile_switch_selects_resources_and_executor(monkeypatch):
         current_profile()
 
 
+def test_k8s_restoration_llm_comes_from_the_environment_and_is_optional(monkeypatch):
+    monkeypatch.setenv("SKYSCRIPT_PROFILE", "k8s")
+    for name in ("SKYSCRIPT_RESTORE_BASE_URL", "SKYSCRIPT_RESTORE_MODEL_PATH", "SKYSCRIPT_RESTORE_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    offline = build_profile([drama_manifest]).resources["restoration_llm"]
+    assert offline.backend == "" and not offline.is_configured()  # the faithful renderer, said in the metadata
+    monkeypatch.setenv("SKYSCRIPT_RESTORE_BASE_URL", "http://vllm-restorer.skyscript.svc:8000/v1")
+    served = build_profile([drama_manifest]).resources["restoration_llm"]
+    assert served.backend == "openai" and served.is_configured()
+    monkeypatch.delenv("SKYSCRIPT_RESTORE_BASE_URL")
+    monkeypatch.setenv("SKYSCRIPT_RESTORE_MODEL_PATH", "/models/qwen2-7b-instruct")
+    in_process = build_profile([drama_manifest]).resources["restoration_llm"]
+    assert (in_process.backend, in_process.model_path) == ("lmdeploy", "/models/qwen2-7b-instruct")
+
+
 def test_code_location_loads_under_the_k8s_profile(monkeypatch):
     import importlib
 
