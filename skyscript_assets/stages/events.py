@@ -3,9 +3,11 @@
 A shot continues the current event unless one of these starts a new one:
 * a long gap (more than MAX_EVENT_GAP_S between the shots);
 * a change of the characters present: the shot shows people and none of them is in the
-  event so far (a shot / reverse shot between two people who are both in it continues it);
-* a change of the action: the shot's action shares no word with the event's actions, and
-  the shot does not answer a line of the event (a dialogue exchange is one event).
+  event so far;
+* a change of the action: the shot's action shares no word with the event's actions;
+
+except that a shot in which someone speaks after a line of the event answers it and
+continues it (a dialogue exchange, shot / reverse shot, is one event).
 
 The event's text is made only of what the shots say: the names present, their actions, and
 the first line spoken, quoted. Nothing is invented; an event with neither actions nor lines
@@ -43,10 +45,11 @@ def group_events(shots: list[ShotScript]) -> list[Event]:
         people = {c.character_id for c in shot.characters}
         words = _content_words(shot.action)
         speaks = any(c.line for c in shot.characters)
+        answers = speaks and has_line
         new = (previous is None
                or shot.start_s - previous.end_s > MAX_EVENT_GAP_S
-               or bool(people and cast and not people & cast)
-               or bool(words and action_words and not words & action_words and not (speaks and has_line)))
+               or (not answers and bool(people and cast and not people & cast))
+               or (not answers and bool(words and action_words and not words & action_words)))
         if new:
             events.append(Event(len(events) + 1))
             cast, action_words, has_line = set(), set(), False
