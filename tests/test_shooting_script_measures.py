@@ -123,6 +123,8 @@ def test_events_follow_cast_action_and_gaps():
     assert events[0].text == 'Emma, Leo: pours coffee; sits down — Emma says "You came back."'
     assert events[1].text == "Kai: opens the door; opens the door slowly"
     assert group_events([_shot(0, 1)])[0].text is None  # nothing said or done: no text made up
+    assert group_events([_shot(0, 1, ("c1", "Emma", "Hi."))])[0].text == 'Emma says "Hi."'
+    assert group_events([_shot(0, 1, emma, leo)])[0].text == "Emma, Leo"
 
 
 # --- layout: depth, occlusion, registration, new views ----------------------------------------

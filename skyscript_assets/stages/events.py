@@ -9,8 +9,8 @@ A shot continues the current event unless one of these starts a new one:
 except that a shot in which someone speaks after a line of the event answers it and
 continues it (a dialogue exchange, shot / reverse shot, is one event).
 
-The event's text is made only of what the shots say: the names present, their actions, and
-the first line spoken, quoted. Nothing is invented; an event with neither actions nor lines
+The event's text is made only of what the shots say: the names present with their actions,
+and the first line spoken, quoted with its speaker. Nothing is invented; an event with neither actions nor lines
 has just the names, or no text at all.
 """
 
@@ -73,7 +73,7 @@ def event_text(shots: list[ShotScript]) -> str | None:
     if line:
         parts.append(f'{line[0]} says "{line[1]}"')
     text = " — ".join(parts)
-    if names:
+    if names and (actions or not line):  # who acts; a line alone already names its speaker
         text = f"{', '.join(names)}: {text}" if text else ", ".join(names)
     if len(text) > MAX_EVENT_TEXT:
         text = text[:MAX_EVENT_TEXT - 1].rstrip() + "…"
