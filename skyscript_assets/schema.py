@@ -192,7 +192,7 @@ class ShotScript(BaseModel):
     start_s: float
     end_s: float
     shot_size: str | None = None  # extreme_close_up, close_up, medium, full, wide
-    camera_angle: str | None = None  # eye_level, high, low, ...
+    camera_angle: str | None = None  # eye_level, high, low, overhead, dutch
     camera_movement: str | None = None  # static, pan, tilt, zoom, handheld
     focus: str | None = None  # the main subject
     action: str | None = None
@@ -202,6 +202,9 @@ class ShotScript(BaseModel):
     music: ShotMusic | None = None
     event_number: int | None = None
     event: str | None = None
+    # 3x4: scene point (cm, homogeneous) -> homogeneous pixel of the shot's keyframe; None with nobody placed
+    projection_matrix: list[list[float]] | None = None
+    layout_registered: bool | None = None  # False: shares no character with the scene's earlier shots
 
     @property
     def duration_s(self) -> float:

@@ -1,10 +1,11 @@
 """calibrated_shooting_scripts: scenes and shots assembled from every earlier stage, with
-character identities across the drama, highlight scores, 3D positions, Table 1 text, and
-the calibration packets whose human review gates the release."""
+character identities across the drama, highlight scores, camera angles, events, 3D positions
+registered across each scene's shots, Table 1 text, and the calibration packets whose human
+review gates the release."""
 
 import base64
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import dagster as dg
@@ -20,14 +21,14 @@ from ..stages.calibration import grade_packet, load_reviews, make_packets
 from ..stages.highlight import plot_highlight_curve
 from ..stages.landing import open_fs
 from ..stages.shooting_scripts import (KeyframeEvidence, ShotEvidence, assemble_episode, identities_for_drama,
-                                       sample_shot_frames)
+                                       sample_shot_frames, scene_view_png)
 from ..stages.table1 import shooting_script_text
 from .partitions import dramas_partitions
 from .provenance import provenance
 from .resources import ArtifactStore, CatalogResource, LandingZone
 from .vision import character_refinements
 
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"  # 2: camera angle, events, reconciled shot size, registered layout
 REVIEWS_FILE = "calibration_reviews.json"  # beside the episodes in the landing zone, written by reviewers
 
 
@@ -37,7 +38,9 @@ REVIEWS_FILE = "calibration_reviews.json"  # beside the episodes in the landing 
     group_name="scripts",
     kinds={"python", "json"},
     description="One shooting script per scene (schema.ShootingScript and its Table 1 text): scenes grouped by "
-    "continuity, character identities across episodes, camera movement, highlight score, 3D locations; "
+    "continuity, character identities across episodes, camera angle and movement, shot size reconciled with the "
+    "faces, events, highlight score, 3D locations registered across each scene's shots with a projection matrix "
+    "per shot; "
     "calibration packets of 200-500 shots for human review, graded against the 90 % gate.",
     check_specs=[dg.AssetCheckSpec("calibration_gate", asset="calibrated_shooting_scripts",
                                    description="Every calibration packet reviewed and at least 90 % accurate.")],
@@ -76,6 +79,7 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
             by_shot[(a.episode_id, k.shot_index)].append(
                 KeyframeEvidence(a.item, images[a.item], a.annotation, people.get(a.item, []), objects.get(a.item, [])))
     rows, curves, record_ids = [], {}, []
+    figures, view = Counter(), None
     for episode in episodes:
         episode_shots = [s for s in shots if s.episode_id == episode.episode_id]
         if not episode_shots:
@@ -86,7 +90,8 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
         evidence = [ShotEvidence(s.shot_index, s.start_s, s.end_s, by_shot.get((episode.episode_id, s.shot_index), []),
                                  frames.get(s.shot_index, []), audio=analyse_range(audio, s.start_s, s.end_s) if audio is not None else None)
                     for s in episode_shots]
-        scripts = assemble_episode(drama_id, episode.episode_id, evidence, identity_of)
+        scripts = assemble_episode(drama_id, episode.episode_id, evidence, identity_of, figures)
+        view = view or next((png for png in map(scene_view_png, scripts) if png), None)
         for script in scripts:
             text = shooting_script_text(script)
             value = script.model_dump(mode="json")
@@ -115,6 +120,17 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
             "shots": sum(r.shots for r in rows),
             "characters": len({cid for cid, _ in identity_of.values()}),
             "character_names": ", ".join(names[:20]) or "-",
+            "camera_angle_coverage": round(figures["shots_with_camera_angle"] / figures["shots"], 3) if figures["shots"] else 0.0,
+            "events": figures["events"],
+            "shot_size_measured": figures["shot_size_measured"],
+            "shot_size_disagreements": figures["shot_size_disagreements"],
+            "occlusion_conflicts": figures["occlusion_conflicts"],
+            "occlusion_conflicts_unresolved": figures["occlusion_conflicts_unresolved"],
+            "shots_registered": figures["shots_registered"],
+            "shots_unregistered": figures["shots_unregistered"],
+            "virtual_view": dg.MetadataValue.md(
+                f"![characters of a scene from a virtual camera](data:image/png;base64,{base64.b64encode(view).decode()})"
+                if view else "Nobody placed in 3D."),
             "calibration_packets": len(packets),
             "calibration_status": status,
             "highlight_curves": dg.MetadataValue.md(_curves_markdown(curves)),

@@ -93,3 +93,164 @@ def occlusion_conflicts(placed: list[PlacedCharacter]) -> list[tuple[str, str]]:
 
 def _overlap(a, b) -> bool:
     return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+# --- one frame: depth in centimetres, occlusion order -------------------------------------
+
+def metric_distances(prior_cm: list[float], inverse_depth: list[float | None]) -> list[float]:
+    """Distances (cm) of the characters of one frame. Depth Anything's relative inverse depth
+    r has an unknown scale per frame: distance = s / r, with s fitted against the size priors
+    (median of prior * r, in log space, so one odd face does not move the rest). Characters
+    without a depth keep their prior; with no depth at all the priors come back unchanged."""
+    pairs = [(p, r) for p, r in zip(prior_cm, inverse_depth) if r is not None and r > 0 and p > 0]
+    if not pairs:
+        return list(prior_cm)
+    scale = float(np.exp(np.median([np.log(p * r) for p, r in pairs])))
+    return [scale / r if r is not None and r > 0 else p for p, r in zip(prior_cm, inverse_depth)]
+
+
+@dataclass
+class FrameLayout:
+    """Characters of one keyframe in its camera's frame (the camera at (0, CAMERA_HEIGHT_CM, 0)
+    looking along +z), and what the occlusion check found."""
+
+    intrinsics: np.ndarray
+    placed: list[PlacedCharacter]
+    conflicts: list[tuple[str, str]]  # found with the depth-derived distances
+    unresolved: list[tuple[str, str]]  # still there after the repair
+
+
+def place_frame(face_boxes: dict[str, tuple[float, float, float, float]], inverse_depth: dict[str, float | None],
+                intrinsics: np.ndarray) -> FrameLayout:
+    """Place a frame's characters from their face boxes, at depth-derived distances where Depth
+    Anything ran. A pair whose depth order contradicts what the image shows (occlusion_conflicts)
+    is repaired by placing both at their size-prior distances, which follow the image by
+    construction; a pair still in conflict is reported as unresolved."""
+    ids = list(face_boxes)
+    priors = [distance_from_size(face_boxes[i][3] - face_boxes[i][1], FACE_HEIGHT_CM, intrinsics) for i in ids]
+    distances = dict(zip(ids, metric_distances(priors, [inverse_depth.get(i) for i in ids])))
+    placed = [place_character(i, face_boxes[i], intrinsics, is_face=True, depth_cm=distances[i]) for i in ids]
+    conflicts = occlusion_conflicts(placed)
+    if conflicts:
+        repair = {i for pair in conflicts for i in pair}
+        placed = [place_character(i, face_boxes[i], intrinsics, is_face=True,
+                                  depth_cm=None if i in repair else distances[i]) for i in ids]
+    return FrameLayout(intrinsics, placed, conflicts, occlusion_conflicts(placed) if conflicts else [])
+
+
+# --- a scene: shots registered to the first one's camera --------------------------------------
+
+@dataclass(frozen=True)
+class CameraPose:
+    """A shot's camera in the scene frame: where it stands and how far it is turned right."""
+
+    yaw_deg: float = 0.0
+    position_cm: tuple[float, float, float] = (0.0, CAMERA_HEIGHT_CM, 0.0)
+    registered: bool = True  # False: it shares no character with the scene so far, so assumed at the origin
+
+    def to_scene(self, local_cm) -> np.ndarray:
+        """A point in this camera's frame (as place_character returns it) -> the scene frame."""
+        local = np.asarray(local_cm, float) - np.array([0.0, CAMERA_HEIGHT_CM, 0.0])
+        return np.asarray(self.position_cm, float) + _yaw_rotation(self.yaw_deg).T @ local
+
+    def matrix(self, intrinsics: np.ndarray) -> np.ndarray:
+        return projection_matrix(intrinsics, self.yaw_deg, self.position_cm)
+
+
+def register_shots(frames: list[FrameLayout | None]) -> list[CameraPose | None]:
+    """Camera poses of a scene's shots (None for a shot with nobody placed). The first placed
+    shot's camera is the scene frame. A later shot sharing characters with the shots before it
+    is turned and moved so that the shared characters land where they were first placed: with
+    two or more, yaw and translation on the floor plane (least squares); with one, translation
+    only, keeping the yaw of the shot it was seen in (the same set-up again). A shot sharing
+    nobody cannot be registered: it is assumed at the origin and marked as such."""
+    poses: list[CameraPose | None] = []
+    anchors: dict[str, tuple[np.ndarray, float]] = {}  # character -> (scene position, yaw of its shot)
+    for frame in frames:
+        if frame is None or not frame.placed:
+            poses.append(None)
+            continue
+        local = {p.character_id: np.asarray(p.location_cm, float) for p in frame.placed}
+        shared = [c for c in local if c in anchors]
+        if not anchors:
+            pose = CameraPose()
+        elif not shared:
+            pose = CameraPose(registered=False)
+        elif len(shared) == 1:
+            scene_point, yaw = anchors[shared[0]]
+            offset = _yaw_rotation(yaw).T @ (local[shared[0]] - np.array([0.0, CAMERA_HEIGHT_CM, 0.0]))
+            position = scene_point - offset
+            pose = CameraPose(yaw, (float(position[0]), CAMERA_HEIGHT_CM, float(position[2])))
+        else:
+            pose = _fit_pose(np.array([local[c] for c in shared]), np.array([anchors[c][0] for c in shared]))
+        poses.append(pose)
+        if pose.registered:
+            for character, point in local.items():
+                anchors.setdefault(character, (pose.to_scene(point), pose.yaw_deg))
+    return poses
+
+
+def _fit_pose(local: np.ndarray, scene: np.ndarray) -> CameraPose:
+    """Yaw and floor-plane position with scene ~ position + R(yaw)^T (local - camera), least squares (2-D Kabsch on x, z)."""
+    a = local[:, [0, 2]]
+    b = scene[:, [0, 2]]
+    a_mean, b_mean = a.mean(axis=0), b.mean(axis=0)
+    u, _, vt = np.linalg.svd((a - a_mean).T @ (b - b_mean))
+    rotation = (u @ np.diag([1.0, np.sign(np.linalg.det(u @ vt))]) @ vt).T  # b - b_mean ~ rotation @ (a - a_mean)
+    # R(yaw)^T restricted to (x, z) is [[cos, sin], [-sin, cos]]
+    yaw = float(np.degrees(np.arctan2(rotation[0, 1], rotation[0, 0])))
+    x, z = b_mean - rotation @ a_mean
+    return CameraPose(round(yaw, 3), (float(x), CAMERA_HEIGHT_CM, float(z)))
+
+
+def _yaw_rotation(yaw_deg: float) -> np.ndarray:
+    yaw = np.radians(yaw_deg)
+    return np.array([[np.cos(yaw), 0, -np.sin(yaw)], [0, 1, 0], [np.sin(yaw), 0, np.cos(yaw)]])
+
+
+# --- a new view -------------------------------------------------------------------------------
+
+def render_view(positions_cm: dict[str, tuple[float, float, float]], matrix: np.ndarray, size: tuple[int, int] | None = None,
+                labels: dict[str, str] | None = None) -> tuple[dict[str, tuple[float, float] | None], np.ndarray | None]:
+    """Project the scene's characters through a (virtual) camera's 3x4 matrix: pixel per
+    character (None behind the camera). With `size` (width, height) also a small RGB sketch: a
+    dot per character, larger when nearer, with its label."""
+    ids = list(positions_cm)
+    pixels = project(matrix, np.array([positions_cm[i] for i in ids], float)) if ids else np.zeros((0, 2))
+    result = {i: None if np.isnan(p).any() else (float(p[0]), float(p[1])) for i, p in zip(ids, pixels)}
+    if size is None:
+        return result, None
+    import cv2
+
+    width, height = size
+    image = np.full((height, width, 3), 32, np.uint8)
+    for character in ids:
+        pixel = result[character]
+        if pixel is None:
+            continue
+        # the dot is as tall as a face there: the distance between the projected chin and crown
+        head = np.asarray(positions_cm[character], float)
+        ends = project(matrix, np.array([head + [0, FACE_HEIGHT_CM / 2, 0], head - [0, FACE_HEIGHT_CM / 2, 0]]))
+        radius = int(np.clip(np.nan_to_num(np.linalg.norm(ends[0] - ends[1]) / 2, nan=2), 2, height // 4))
+        centre = (int(round(pixel[0])), int(round(pixel[1])))
+        cv2.circle(image, centre, radius, (230, 200, 60), -1)
+        cv2.putText(image, (labels or {}).get(character, character), (centre[0] + radius + 2, centre[1]),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return result, image
+
+
+def orbit_view(positions_cm: dict[str, tuple[float, float, float]], yaw_deg: float, size: tuple[int, int],
+               labels: dict[str, str] | None = None, hfov_deg: float = DEFAULT_HFOV_DEG
+               ) -> tuple[dict[str, tuple[float, float] | None], np.ndarray | None]:
+    """A virtual camera at eye level turned `yaw_deg` and stepped back so that it looks at the
+    characters' centroid from at least 3 m away: the scene seen from a new angle."""
+    if not positions_cm:
+        return {}, None
+    points = np.array(list(positions_cm.values()), float)
+    centre = points.mean(axis=0)
+    reach = float(np.max(np.linalg.norm(points[:, [0, 2]] - centre[[0, 2]], axis=1)))
+    distance = max(300.0, 2.5 * reach)
+    forward = np.array([np.sin(np.radians(yaw_deg)), 0.0, np.cos(np.radians(yaw_deg))])
+    position = centre - distance * forward
+    matrix = projection_matrix(camera_intrinsics(*size, hfov_deg), yaw_deg, (position[0], CAMERA_HEIGHT_CM, position[2]))
+    return render_view(positions_cm, matrix, size, labels)

@@ -6,22 +6,30 @@
 their cleaned annotation, refined characters and grounded objects, a few grey frames for
 the camera movement, and its audio. The result is one `ShootingScript` per scene. Nothing
 is invented: a field no stage could fill stays None.
+
+Per shot: the camera angle from the keyframes' lines, the shot size reconciled between the
+MLLM and the face / body boxes, the characters placed in 3D from the shot's face boxes (and
+Depth Anything's depth where it ran). Per scene: the shots' cameras registered to the first
+one through shared characters (a projection matrix per shot), and the shots grouped into
+events. `figures`, when given, counts what was measured and what disagreed.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..schema import CharacterInShot, ObjectInShot, ShootingScript, ShotMusic, ShotScript
 from .audio import AudioSignals
+from .camera_angle import estimate_camera_angle, shot_camera_angle
 from .camera_motion import estimate_camera_motion
+from .events import group_events
 from .highlight import ShotSignals, highlight_scores
-from .layout import camera_intrinsics, place_character
+from .layout import FrameLayout, camera_intrinsics, orbit_view, place_frame, register_shots
 from .scenes import ShotForScene, group_scenes
-
-SIZE_ORDER = ["extreme_close_up", "close_up", "medium", "full", "wide"]
+from .shot_size import SIZE_ORDER, ReconciledSize, is_person, measured_shot_size, reconcile_shot_size
 
 
 @dataclass
@@ -45,8 +53,10 @@ class ShotEvidence:
 
 
 def assemble_episode(drama_id: str, episode_id: str, shots: list[ShotEvidence],
-                     identity_of: dict[tuple[str, int], tuple[str, str]]) -> list[ShootingScript]:
+                     identity_of: dict[tuple[str, int], tuple[str, str]], figures: Counter | None = None
+                     ) -> list[ShootingScript]:
     """`identity_of[(keyframe item, person index)] = (character id, name)` from the drama's clustering."""
+    figures = Counter() if figures is None else figures
     if not shots:
         return []
     scene_inputs = []
@@ -56,7 +66,16 @@ def assemble_episode(drama_id: str, episode_id: str, shots: list[ShotEvidence],
         people = {identity_of.get((k.item, i), ("", ""))[0] for k in shot.keyframes for i, _ in enumerate(k.characters)} - {""}
         scene_inputs.append(ShotForScene(shot.start_s, shot.end_s, first.rgb if first else None, scene.get("name"),
                                          first.annotation.get("scene_description") if first else None, frozenset(people)))
-    shot_scripts = [_shot_script(number, shot, identity_of) for number, shot in enumerate(shots, start=1)]
+    assembled = [_shot_script(number, shot, identity_of) for number, shot in enumerate(shots, start=1)]
+    shot_scripts = [script for script, _, _ in assembled]
+    for script, frame, size in assembled:
+        figures["shots"] += 1
+        figures["shots_with_camera_angle"] += script.camera_angle is not None
+        figures["shot_size_measured"] += size.measured is not None
+        figures["shot_size_disagreements"] += size.disagreed
+        if frame is not None:
+            figures["occlusion_conflicts"] += len(frame.conflicts)
+            figures["occlusion_conflicts_unresolved"] += len(frame.unresolved)
     scores = highlight_scores([ShotSignals(s.end_s - s.start_s,
                                            [(c.vad.valence, c.vad.arousal, c.vad.dominance) for c in s.characters
                                             if c.vad and None not in (c.vad.valence, c.vad.arousal, c.vad.dominance)],
@@ -69,38 +88,52 @@ def assemble_episode(drama_id: str, episode_id: str, shots: list[ShotEvidence],
         members = [shots[i] for i in group.shot_indices]
         descriptions = [k.annotation.get("scene_description") for s in members for k in s.keyframes if k.annotation.get("scene_description")]
         scene_shots = [shot_scripts[i] for i in group.shot_indices]
-        for event_number, shot in enumerate(scene_shots, start=1):
-            shot.shot_number = event_number
+        for shot_number, shot in enumerate(scene_shots, start=1):
+            shot.shot_number = shot_number
+        _scene_layout(scene_shots, [assembled[i][1] for i in group.shot_indices], figures)
+        for event in group_events(scene_shots):
+            figures["events"] += 1
+            for i in event.shot_indices:
+                scene_shots[i].event_number, scene_shots[i].event = event.number, event.text
         scripts.append(ShootingScript(drama_id=drama_id, episode_id=episode_id, scene_number=number,
                                       interior=group.interior, location=group.location, time_of_day=group.time_of_day,
                                       description=descriptions[0] if descriptions else None, shots=scene_shots))
     return scripts
 
 
-def _shot_script(number: int, shot: ShotEvidence, identity_of) -> ShotScript:
+def _shot_script(number: int, shot: ShotEvidence, identity_of) -> tuple[ShotScript, FrameLayout | None, ReconciledSize]:
     characters: dict[str, CharacterInShot] = {}
-    sizes = []
+    sizes, measured_sizes, angles = [], [], []
     objects: dict[str, ObjectInShot] = {}
+    face_boxes: dict[str, tuple] = {}  # the shot's keyframes taken as one view: each character's first face box
+    inverse_depth: dict[str, float | None] = {}
+    intrinsics = None
     for keyframe in shot.keyframes:
         people = keyframe.annotation.get("people") or []
         height, width = keyframe.rgb.shape[:2]
-        intrinsics = camera_intrinsics(width, height)
+        angles.append(estimate_camera_angle(keyframe.rgb).angle)
+        faces = [r["face_box"] for r in keyframe.characters if r.get("face_box")]
+        bodies = [o["box"] for o in keyframe.objects if o.get("box") and not o.get("phantom") and is_person(o.get("name"))]
+        measured = measured_shot_size([b[3] - b[1] for b in faces], [b[3] - b[1] for b in bodies], height)
+        if measured:
+            measured_sizes.append(measured)
         for index, person in enumerate(people):
             refined = keyframe.characters[index] if index < len(keyframe.characters) else {}
             character_id, name = identity_of.get((keyframe.item, index), (f"{keyframe.item}#{index}", f"Person {index + 1}"))
             if person.get("shot_type"):
                 sizes.append(person["shot_type"])
+            if refined.get("face_box") and character_id not in face_boxes:
+                face_boxes[character_id] = tuple(float(v) for v in refined["face_box"])
+                inverse_depth[character_id] = refined.get("depth")
+                intrinsics = camera_intrinsics(width, height) if intrinsics is None else intrinsics
             if character_id in characters:
                 continue
-            location = None
-            if refined.get("face_box"):
-                location = place_character(character_id, tuple(refined["face_box"]), intrinsics, is_face=True).location_cm
             vad = person.get("vad")
             characters[character_id] = CharacterInShot(
                 character_id=character_id, name=name, emotion=(refined.get("face") or {}).get("emotion") or person.get("emotion"),
                 vad=vad if vad and all(vad.get(k) is not None for k in ("valence", "arousal", "dominance")) else None,
                 looks=person.get("looks"), action=person.get("actions"), posture=refined.get("posture"),
-                location_cm=location, line=refined.get("line") or person.get("line"),
+                line=refined.get("line") or person.get("line"),
                 temperament=person.get("temperament"), facial_attractiveness=person.get("facial_attractiveness"))
         for obj in keyframe.objects:
             if obj.get("name") and obj["name"] not in objects:
@@ -110,16 +143,50 @@ def _shot_script(number: int, shot: ShotEvidence, identity_of) -> ShotScript:
             if obj.get("name") and obj["name"] not in objects:
                 objects[obj["name"]] = ObjectInShot(name=obj["name"], description=obj.get("description"))
     motion = estimate_camera_motion(shot.frames_gray, shot.sample_fps).movement if len(shot.frames_gray) >= 2 else None
-    size = min(sizes, key=SIZE_ORDER.index) if sizes and all(s in SIZE_ORDER for s in sizes) else None
+    mllm_size = min(sizes, key=SIZE_ORDER.index) if sizes and all(s in SIZE_ORDER for s in sizes) else None
+    size = reconcile_shot_size(mllm_size, min(measured_sizes, key=SIZE_ORDER.index) if measured_sizes else None)
+    frame = place_frame(face_boxes, inverse_depth, intrinsics) if face_boxes else None
     actions = [c.action for c in characters.values() if c.action]
     focus = max(characters.values(), key=lambda c: bool(c.line)).name if characters else None
     music = None
     if shot.audio is not None:
         music = ShotMusic(present=shot.audio.music, tempo_bpm=shot.audio.tempo_bpm if shot.audio.music else None)
-    return ShotScript(shot_number=number, start_s=round(shot.start_s, 3), end_s=round(shot.end_s, 3), shot_size=size,
-                      camera_angle=None, camera_movement=motion, focus=focus, action="; ".join(actions) or None,
-                      characters=list(characters.values()), objects=list(objects.values()), music=music,
-                      event_number=None, event=None)
+    script = ShotScript(shot_number=number, start_s=round(shot.start_s, 3), end_s=round(shot.end_s, 3), shot_size=size.size,
+                        camera_angle=shot_camera_angle(angles), camera_movement=motion, focus=focus,
+                        action="; ".join(actions) or None, characters=list(characters.values()),
+                        objects=list(objects.values()), music=music)
+    return script, frame, size
+
+
+def _scene_layout(shots: list[ShotScript], frames: list[FrameLayout | None], figures: Counter) -> None:
+    """Characters' locations in the scene frame (the first placed shot's camera) and each
+    placed shot's projection matrix."""
+    for shot, frame, pose in zip(shots, frames, register_shots(frames)):
+        if frame is None or pose is None:
+            continue
+        figures["shots_registered" if pose.registered else "shots_unregistered"] += 1
+        located = {p.character_id: pose.to_scene(p.location_cm) for p in frame.placed}
+        for character in shot.characters:
+            if character.character_id in located:
+                character.location_cm = tuple(round(float(c), 1) for c in located[character.character_id])
+        shot.projection_matrix = [[round(float(v), 4) for v in row] for row in pose.matrix(frame.intrinsics)]
+        shot.layout_registered = pose.registered
+
+
+def scene_view_png(script: ShootingScript, yaw_deg: float = 40.0, size: tuple[int, int] = (320, 180)) -> bytes | None:
+    """The scene's characters (where registered shots placed them first) drawn from a virtual
+    camera turned `yaw_deg` from the scene's first camera; None when nobody was placed."""
+    import cv2
+
+    positions, labels = {}, {}
+    for shot in script.shots:
+        if not shot.layout_registered:
+            continue
+        for character in shot.characters:
+            if character.location_cm is not None and character.character_id not in positions:
+                positions[character.character_id], labels[character.character_id] = character.location_cm, character.name
+    _, image = orbit_view(positions, yaw_deg, size, labels)
+    return None if image is None else cv2.imencode(".png", image[:, :, ::-1])[1].tobytes()
 
 
 def identities_for_drama(faces: list[tuple[str, int, np.ndarray, tuple, str | None, tuple[int, float]]]

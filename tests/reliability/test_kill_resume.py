@@ -4,7 +4,6 @@ same catalog content and artifacts as a run that was never interrupted.
 The run covers every asset in DRAMA_ASSETS (through `skyscript ingest --run`), so each
 stage is exercised here as soon as it joins the pipeline."""
 
-import hashlib
 import os
 import random
 import shutil
@@ -15,15 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select
 
-from skyscript_assets.catalog import Base
+from .snapshots import artifact_snapshot, catalog_snapshot
 
 pytestmark = pytest.mark.slow
 KILL_POINTS = int(os.environ.get("SKYSCRIPT_KILL_POINTS", "4"))
-# Columns that legitimately differ between two runs of the same inputs (the counts inside
-# episode_progress.summary are checked through the shots and keyframes tables themselves).
-RUN_SPECIFIC = {"id", "run_id", "created_at", "summary", "seconds"}  # timings differ run to run
 
 
 def _cli(home: Path, source: Path) -> subprocess.Popen:
@@ -32,24 +27,6 @@ def _cli(home: Path, source: Path) -> subprocess.Popen:
                              str(source), "--drama-id", "kill-drama", "--run"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-
-
-def _catalog_snapshot(home: Path) -> dict[str, list[tuple]]:
-    engine = create_engine(f"sqlite:///{home / 'catalog.db'}")
-    snapshot = {}
-    with engine.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            columns = [c for c in table.columns if c.name not in RUN_SPECIFIC]
-            rows = conn.execute(select(*columns)).all()
-            snapshot[table.name] = sorted(tuple(str(v) for v in row) for row in rows)
-    engine.dispose()
-    return snapshot
-
-
-def _artifact_snapshot(home: Path) -> dict[str, str]:
-    root = home / "artifacts"
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".tmp")}
 
 
 def _reset(home: Path) -> None:
@@ -68,26 +45,38 @@ def test_random_kills_then_rerun_match_an_uninterrupted_run(tmp_path, make_video
     make_video(source / "ep3.mp4", [((90, 30, 160), 1.5, "start")], size=(160, 96))
     home = tmp_path / "home"
 
+    started = time.monotonic()
     reference = _cli(home, source)
     out, _ = reference.communicate(timeout=600)
     assert reference.returncode == 0, out
-    expected_rows, expected_files = _catalog_snapshot(home), _artifact_snapshot(home)
+    run_seconds = time.monotonic() - started
+    expected_rows, expected_files = catalog_snapshot(home), artifact_snapshot(home)
     assert expected_rows["episodes"], "the reference run wrote no episodes"
 
+    # Kill at a random moment, re-run, kill again... A run that finishes before its kill ends
+    # the chain: its result must already match, and the next chain starts from nothing, so
+    # every one of the KILL_POINTS kills lands inside real work.
     _reset(home)
     rng = random.Random(20261124)
-    killed = 0
-    for _ in range(KILL_POINTS):
+    killed = attempts = 0
+    while killed < KILL_POINTS and attempts < 3 * KILL_POINTS:
+        attempts += 1
         proc = _cli(home, source)
-        time.sleep(rng.uniform(1.0, 25.0))  # anywhere from the manifest to the refinement stages
-        if proc.poll() is None:
+        try:  # anywhere from start-up to the release stages
+            out, _ = proc.communicate(timeout=rng.uniform(1.0, run_seconds))
+        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=60)
             killed += 1
-        proc.communicate(timeout=60)
+            continue
+        assert proc.returncode == 0, out
+        assert catalog_snapshot(home) == expected_rows
+        assert artifact_snapshot(home) == expected_files
+        _reset(home)
+    assert killed == KILL_POINTS, f"only {killed} of {KILL_POINTS} runs were interrupted"
     final = _cli(home, source)
     out, _ = final.communicate(timeout=600)
     assert final.returncode == 0, out
-    assert killed >= 1, "no run was interrupted; raise the kill window"
 
-    assert _catalog_snapshot(home) == expected_rows
-    assert _artifact_snapshot(home) == expected_files
+    assert catalog_snapshot(home) == expected_rows
+    assert artifact_snapshot(home) == expected_files

@@ -32,8 +32,8 @@ MIN_OCR_CONFIDENCE = 0.6
 MIN_BODY_SCORE = 1.0  # the HOG detector fires around 0.5-0.9 on textured non-people (the astronaut's suit)
 
 # Share of the frame height taken by a face -> shot size; the last entry catches the rest.
-_FACE_SHOT_SIZES = ((0.5, "extreme_close_up"), (0.25, "close_up"), (0.12, "medium"), (0.05, "full"), (0.0, "wide"))
-_BODY_SHOT_SIZES = ((0.7, "full"), (0.0, "wide"))  # a body with no face found: at most a full shot
+FACE_SHOT_SIZES = ((0.5, "extreme_close_up"), (0.25, "close_up"), (0.12, "medium"), (0.05, "full"), (0.0, "wide"))
+BODY_SHOT_SIZES = ((0.7, "full"), (0.0, "wide"))  # a body with no face found: at most a full shot
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Box:
         return self.x <= cx <= self.x + self.w and self.y <= cy <= self.y + self.h
 
 
-def shot_size(share: float, table=_FACE_SHOT_SIZES) -> str:
+def shot_size(share: float, table=FACE_SHOT_SIZES) -> str:
     return next(size for threshold, size in table if share >= threshold)
 
 
@@ -114,7 +114,7 @@ class BaselineAnnotator:
             rects, weights = self.bodies.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
             bodies = [Box(*map(int, r)) for r, w in zip(rects, np.ravel(weights)) if w >= MIN_BODY_SCORE]
         sizes = [(f.h, shot_size(f.h / height)) for f in faces]
-        sizes += [(b.h, shot_size(b.h / height, _BODY_SHOT_SIZES))
+        sizes += [(b.h, shot_size(b.h / height, BODY_SHOT_SIZES))
                   for b in bodies if not any(b.contains_centre_of(f) for f in faces)]
         return [size for _, size in sorted(sizes, key=lambda s: -s[0])]
 
