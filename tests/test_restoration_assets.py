@@ -83,7 +83,7 @@ def test_one_request_per_shooting_script_with_n_samples_then_a_release_with_rela
         meta = materialize_release(instance, llm, config, assets=[restored_scripts])["restored_scripts"]
         restore_bodies = list(server.bodies)
         assert len(restore_bodies) == 2 and all(b["n"] == 6 for b in restore_bodies)  # one per shooting script, never 6
-        assert meta["requests"] == 2 and meta["restorations_per_script"] == 6 and meta["model_id"] == "openai:restorer"
+        assert meta["requests_planned"] == 2 and meta["restorations_per_script"] == 6 and meta["model_id"] == "openai:restorer"
         # six samples each, the fake's fourth a copy of its third: five kept, one near-duplicate lost per script
         assert meta["restorations"] == 10 and meta["lost"] == 2 and meta["language"] == "fr"
         rows = _restoration_rows(skyscript_home)
@@ -141,7 +141,7 @@ def test_samples_per_request_splits_n_into_requests_of_different_styles(skyscrip
         instance.add_dynamic_partitions("dramas", [DRAMA])
         meta = materialize_release(instance, llm, {"restorations_per_script": 6, "samples_per_request": 3},
                             assets=[restored_scripts])["restored_scripts"]
-    assert [b["n"] for b in server.bodies] == [3, 3] and meta["requests"] == 2
+    assert [b["n"] for b in server.bodies] == [3, 3] and meta["requests_planned"] == 2
     prompts = [b["messages"][0]["content"] for b in server.bodies]
     assert prompts[0].split("Style of this version:")[0] == prompts[1].split("Style of this version:")[0]  # shared prefix
     assert len({p.split("Style of this version:")[1] for p in prompts}) == 2
@@ -181,3 +181,18 @@ def test_offline_one_faithful_restoration_per_script_and_unlabelled_relationship
     assert missing["restored_scripts"]["llm"].startswith("not run: no weights at")
     rows = _restoration_rows(skyscript_home)
     assert [(r["style"], r["seed"], r["model_id"]) for r in rows] == [("faithful", None, "fountain-renderer/1")] * 2
+
+
+def test_the_default_config_asks_100_restorations_in_ten_requests_of_ten(skyscript_home, server):
+    seed_catalog(sample_scripts("restore")[:1])
+    llm = RestorationLlmResource(backend="openai", base_url=server.base_url, model="restorer")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("dramas", [DRAMA])
+        meta = materialize_release(instance, llm, {}, assets=[restored_scripts])["restored_scripts"]
+    assert [b["n"] for b in server.bodies] == [10] * 10 and len({b["seed"] for b in server.bodies}) == 10
+    assert meta["restorations_per_script"] == 100
+    # the fake repeats samples 3 and 7 of each request: 20 near-duplicates go, 80 distinct restorations stay
+    assert meta["restorations"] == 80 and meta["lost"] == 20
+    rows = _restoration_rows(skyscript_home)
+    assert len({r["style"] for r in rows}) == 10
+    assert sorted({r["restoration_index"] % 10 for r in rows}) == [0, 1, 2, 4, 5, 6, 8, 9]  # 3 and 7 were copies

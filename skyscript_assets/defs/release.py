@@ -91,7 +91,7 @@ def restored_scripts(context: dg.AssetExecutionContext, config: RestoredScriptsC
         "shooting_scripts": len(rows), "restorations": kept, "lost": len(losses),
         "restorations_per_script": per_script, "shards": len(shards), "model_id": model_id, "llm": llm_status,
         "language": language, "seconds": round(time.perf_counter() - started, 2), "loss_reasons": reasons_table(losses),
-        **({"requests": len(scripts) * math.ceil(plan.restorations / max(1, plan.samples_per_request)),
+        **({"requests_planned": len(scripts) * math.ceil(plan.restorations / max(1, plan.samples_per_request)),
             "samples_per_request": min(plan.samples_per_request, plan.restorations)} if generator else {}),
     })
 
