@@ -183,16 +183,16 @@ def test_offline_one_faithful_restoration_per_script_and_unlabelled_relationship
     assert [(r["style"], r["seed"], r["model_id"]) for r in rows] == [("faithful", None, "fountain-renderer/1")] * 2
 
 
-def test_the_default_config_asks_100_restorations_in_ten_requests_of_ten(skyscript_home, server):
+def test_the_default_config_asks_100_restorations_in_one_request(skyscript_home, server):
     seed_catalog(sample_scripts("restore")[:1])
     llm = RestorationLlmResource(backend="openai", base_url=server.base_url, model="restorer")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dramas", [DRAMA])
         meta = materialize_release(instance, llm, {}, assets=[restored_scripts])["restored_scripts"]
-    assert [b["n"] for b in server.bodies] == [10] * 10 and len({b["seed"] for b in server.bodies}) == 10
-    assert meta["restorations_per_script"] == 100
-    # the fake repeats samples 3 and 7 of each request: 20 near-duplicates go, 80 distinct restorations stay
-    assert meta["restorations"] == 80 and meta["lost"] == 20
+    assert [b["n"] for b in server.bodies] == [100]  # one request with n = N, never N requests
+    assert meta["restorations_per_script"] == 100 and meta["requests_planned"] == 1 and meta["samples_per_request"] == 100
+    # the fake repeats every fourth sample: 25 near-duplicates go, 75 distinct restorations stay
+    assert meta["restorations"] == 75 and meta["lost"] == 25
     rows = _restoration_rows(skyscript_home)
-    assert len({r["style"] for r in rows}) == 10
-    assert sorted({r["restoration_index"] % 10 for r in rows}) == [0, 1, 2, 4, 5, 6, 8, 9]  # 3 and 7 were copies
+    assert len({r["style"] for r in rows}) == 1 and len({r["seed"] for r in rows}) == 1
+    assert sorted({r["restoration_index"] % 4 for r in rows}) == [0, 1, 2]  # every fourth was a copy

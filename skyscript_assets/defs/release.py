@@ -32,7 +32,7 @@ class RestoredScriptsConfig(dg.Config):
     rows_per_shard: int = 50_000
     # With an LLM configured (RestorationLlmResource); offline it is one faithful rendering each.
     restorations_per_script: int = 100  # N (the paper: 100)
-    samples_per_request: int = 10  # samples sharing one prompt and style; = N for one request per shooting script
+    samples_per_request: int = 0  # 0: all N in one request per shooting script; k: N/k requests of k, one style each
     seed: int = 0  # styles and sampling seeds derive from it: equal config, equal requests
     temperature: float = 0.9
     max_tokens: int = 1024
@@ -91,8 +91,8 @@ def restored_scripts(context: dg.AssetExecutionContext, config: RestoredScriptsC
         "shooting_scripts": len(rows), "restorations": kept, "lost": len(losses),
         "restorations_per_script": per_script, "shards": len(shards), "model_id": model_id, "llm": llm_status,
         "language": language, "seconds": round(time.perf_counter() - started, 2), "loss_reasons": reasons_table(losses),
-        **({"requests_planned": len(scripts) * math.ceil(plan.restorations / max(1, plan.samples_per_request)),
-            "samples_per_request": min(plan.samples_per_request, plan.restorations)} if generator else {}),
+        **({"requests_planned": len(scripts) * math.ceil(plan.restorations / plan.per_request),
+            "samples_per_request": plan.per_request} if generator else {}),
     })
 
 

@@ -137,7 +137,14 @@ class RestorationPlan:
     """How many restorations per shooting script and how they are asked for."""
 
     restorations: int = 100  # N per shooting script (the paper: 100)
-    samples_per_request: int = 10  # samples sharing one prompt (one style); N here = one request per script
+    # Samples sharing one prompt, hence one style. 0 (the default): all N in one request per
+    # shooting script, styles varied across scripts; a smaller group varies them within a script
+    # too, at the price of N / group requests.
+    samples_per_request: int = 0
+
+    @property
+    def per_request(self) -> int:
+        return min(self.samples_per_request, self.restorations) if self.samples_per_request > 0 else max(1, self.restorations)
     seed: int = 0
     language: str = "en"
     temperature: float = 0.9
@@ -157,7 +164,7 @@ def restoration_requests(script: ShootingScript, reference: str, plan: Restorati
     """The requests for one shooting script: N samples in groups of `samples_per_request`, one
     style per group, styles and seeds derived from (plan seed, script id): the same plan asks
     the same requests on every run, and neighbouring scripts get different styles."""
-    per_request = max(1, plan.samples_per_request)
+    per_request = plan.per_request
     count = math.ceil(plan.restorations / per_request)
     styles = style_variants(count, derived_seed(plan.seed, script.script_id, "styles"), plan.language)
     requests = []
