@@ -99,7 +99,8 @@ class BaselineAnnotator:
         persons = [{"type": "person", "shot_type": size, "line": line if len(people) == 1 else None}
                    for size in people]
         count = f"{len(people)} person{'s' if len(people) != 1 else ''} detected"
-        description = f"A {brightness_word(float(gray.mean()))} frame; {count} (baseline from pixels)."
+        light = brightness_word(float(gray.mean()))
+        description = f"{'An' if light[0] in 'aeiou' else 'A'} {light} frame; {count} (baseline from pixels)."
         return {"scene": None, "bgm": None, "scene_description": description, "people": persons, "objects": []}
 
     def people(self, gray: np.ndarray) -> list[str]:
