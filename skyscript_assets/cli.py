@@ -316,16 +316,15 @@ def _run_drama(drama_id: str, instance, demo: bool = False) -> int:
     from .definitions import DRAMA_ASSETS, REPORT_ASSETS
     from .defs.runner import materialize_drama
 
-    # The demo's drama has no human review: it is released anyway so the release can be seen,
-    # and every pair says calibration_status "pending" (a real drama waits for its reviews).
-    config = {"script_pairs": {"include_uncalibrated": True}} if demo else None
-    outcomes = materialize_drama(drama_id, DRAMA_ASSETS, instance=instance, asset_config=config)
+    outcomes = materialize_drama(drama_id, DRAMA_ASSETS, instance=instance)
+    if demo and all(o.ok for o in outcomes):
+        outcomes = _demo_review(drama_id, instance, outcomes)
     if all(o.ok for o in outcomes):
         outcomes += materialize_drama(None, REPORT_ASSETS, instance=instance)
     _print_summary(drama_id, outcomes)
     if demo:
         release = settings.artifacts_url() + f"/{drama_id}/script_pairs"
-        print(f"\nRelease (uncalibrated demo): {release}/README.md and {release}/data/*.parquet")
+        print(f"\nRelease: {release}/README.md and {release}/data/*.parquet")
         print(f"  python -c \"import datasets; print(datasets.load_dataset('parquet', data_files='{release}/data/*.parquet'))\"")
         if all(o.ok for o in outcomes):
             _demo_export(drama_id)
@@ -337,6 +336,30 @@ def _run_drama(drama_id: str, instance, demo: bool = False) -> int:
         print(_demo_accuracy(drama_id, truth_path))
         print(f"Ground truth of the demo drama: {truth_path}")
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _demo_review(drama_id: str, instance, outcomes: list) -> list:
+    """The calibration loop, end to end: a simulated reviewer corrects one field of the demo's
+    Label Studio tasks and exports them into the drama's landing folder; the shooting scripts
+    are graded again, pass the 90 % gate, and the release follows. Returns the outcomes with
+    those of the second pass in place of the first."""
+    import json
+
+    from .defs.release import restored_scripts, script_pairs
+    from .defs.runner import materialize_drama
+    from .defs.scripts import REVIEWS_FOLDER, calibrated_shooting_scripts
+    from .stages.calibration import simulated_review
+
+    calibration = Path(settings.artifacts_url()) / drama_id / "calibrated_shooting_scripts" / "calibration"
+    tasks = [task for path in sorted(calibration.glob("*.tasks.json")) for task in json.loads(path.read_text())]
+    export = Path(settings.landing_url()) / drama_id / REVIEWS_FOLDER / "demo-reviewer.json"
+    export.parent.mkdir(parents=True, exist_ok=True)
+    export.write_text(json.dumps(simulated_review(tasks, corrections=1), indent=1))
+    print(f"\nCalibration: {len(tasks)} Label Studio tasks in {calibration}; a simulated reviewer corrected one field "
+          f"and exported them to {export}. Grading again:")
+    again = materialize_drama(drama_id, [calibrated_shooting_scripts, restored_scripts, script_pairs], instance=instance)
+    replaced = {o.asset for o in again}
+    return [o for o in outcomes if o.asset not in replaced] + again
 
 
 def _demo_export(drama_id: str) -> None:

@@ -1,5 +1,7 @@
 """Stage functions behind the shooting scripts: camera movement, highlight score, 3D layout."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -203,7 +205,11 @@ def test_introductions(line, names):
 
 # --- calibration ------------------------------------------------------------------------
 
-from skyscript_assets.stages.calibration import grade_packet, load_reviews, make_packets  # noqa: E402
+from xml.etree import ElementTree  # noqa: E402
+
+from skyscript_assets.schema import CharacterInShot, ShotScript  # noqa: E402
+from skyscript_assets.stages.calibration import (RecordReview, grade_packet, label_config, label_studio_task,  # noqa: E402
+                                                 load_reviews, make_packets, shot_fields, simulated_review)
 
 
 def test_packets_are_seeded_sized_and_cover_every_record():
@@ -216,12 +222,59 @@ def test_packets_are_seeded_sized_and_cover_every_record():
     assert len(make_packets(ids[:50], drama_id="d")) == 1
 
 
-def test_accuracy_gate():
+def test_accuracy_gate_on_the_short_review_form():
     [packet] = make_packets([f"r{i}" for i in range(200)], drama_id="d")
-    good = {r: i % 20 != 0 for i, r in enumerate(packet.record_ids)}  # 95 % correct
-    bad = {r: i % 5 != 0 for i, r in enumerate(packet.record_ids)}  # 80 % correct
-    assert grade_packet(packet, good).status == "passed"
+    good = load_reviews(json.dumps({r: i % 20 != 0 for i, r in enumerate(packet.record_ids)}))  # 95 % correct
+    bad = load_reviews(json.dumps({r: i % 5 != 0 for i, r in enumerate(packet.record_ids)}))  # 80 % correct
+    assert grade_packet(packet, good).status == "passed" and grade_packet(packet, good).accuracy == 0.95
     assert grade_packet(packet, bad).status == "needs_repair"
     partial = dict(list(good.items())[:10])
-    assert grade_packet(packet, partial).status == "pending"
-    assert load_reviews('[{"record_id": "a", "correct": true}]') == {"a": True}
+    assert grade_packet(packet, partial).status == "pending" and grade_packet(packet, partial).accuracy is None
+    assert load_reviews('[{"record_id": "a", "correct": false}]') == {"a": RecordReview(1, 1)}
+
+
+def _shot(**k) -> ShotScript:
+    return ShotScript(shot_number=1, start_s=0, end_s=2, shot_size="medium", camera_angle="eye_level", camera_movement="pan",
+                      focus="Emma", characters=[CharacterInShot(character_id="char-1", name="Emma", line="You came back.")], **k)
+
+
+def test_label_studio_tasks_have_the_import_format_and_match_the_labeling_config():
+    fields = shot_fields(_shot())
+    task = label_studio_task("d/ep01/scene-0001/shot-001", "/data/local-files/?d=d/keyframes/ep01/a.jpg", fields,
+                             "SCENE 1 ...", "calibrated_shooting_scripts/2")
+    assert set(task) == {"data", "predictions"} and task["data"]["image"].startswith("/data/local-files/")
+    [prediction] = task["predictions"]
+    names = {r["from_name"] for r in prediction["result"]}
+    assert names == {"shot_size", "camera_angle", "camera_movement", "characters", "focus", "line"}  # action is None
+    config = ElementTree.fromstring(label_config())  # valid XML whose control tags name every result
+    controls = {e.get("name"): e for e in config.iter() if e.tag in ("Choices", "TextArea")}
+    for result in prediction["result"]:
+        assert set(result) == {"from_name", "to_name", "type", "value"} and result["to_name"] == "image"
+        control = controls[result["from_name"]]
+        assert control.get("toName") == "image" and result["type"] == control.tag.lower()
+        if result["type"] == "choices":
+            assert result["value"]["choices"][0] in {c.get("value") for c in control}
+    assert {e.get("value") for e in config.iter("Image")} == {"$image"}
+
+
+def test_label_studio_export_gives_fields_changed_over_fields_checked():
+    records = {f"d/ep01/scene-0001/shot-{n:03d}": shot_fields(_shot(action="turns away" if n % 2 else None)) for n in range(1, 21)}
+    tasks = [label_studio_task(r, None, f, "", "v") for r, f in records.items()]
+    checked = sum(len([v for v in f.values() if v is not None]) for f in records.values())  # 6 or 7 per shot: 130
+    export = simulated_review(tasks, corrections=3, seed=4)
+    # an extra field the pipeline left empty, filled by the reviewer: checked and changed
+    export[1]["annotations"][0]["result"].append({"from_name": "action", "to_name": "image", "type": "textarea",
+                                                  "value": {"text": ["sits down"]}})
+    export.append({"data": {"record_id": "elsewhere"}, "annotations": [{"result": []}]})  # not in this drama
+    reviews = load_reviews(json.dumps(export), records)
+    assert set(reviews) == set(records)
+    assert sum(r.fields_checked for r in reviews.values()) == checked + 1
+    assert sum(r.fields_changed for r in reviews.values()) == 4
+    [packet] = make_packets(list(records), drama_id="d")
+    grade = grade_packet(packet, reviews)
+    assert grade.accuracy == round(1 - 4 / 131, 4) and grade.status == "passed"
+    # a cancelled annotation is no review
+    export[0]["annotations"][0]["was_cancelled"] = True
+    assert tasks[0]["data"]["record_id"] not in load_reviews(json.dumps(export), records)
+    # twenty corrections out of 131 fields: 84.7 %, back for repair
+    assert grade_packet(packet, load_reviews(json.dumps(simulated_review(tasks, corrections=20)), records)).status == "needs_repair"

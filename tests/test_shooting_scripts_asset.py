@@ -11,14 +11,16 @@ from skyscript_assets.definitions import DRAMA_ASSETS
 from skyscript_assets.defs.resources import local_resources
 from skyscript_assets.defs.release import loss_rate_report, restored_scripts, script_pairs
 from skyscript_assets.defs.scripts import calibrated_shooting_scripts
+from skyscript_assets.defs.video import keyframes
 from skyscript_assets.schema import ShootingScript
 from skyscript_assets.settings import database_url
+from skyscript_assets.stages.calibration import simulated_review
 from skyscript_assets.stages.synthetic import ShotSpec, render_video
 
 
 def _materialize(instance, assets):
     return dg.materialize(assets, partition_key="script-drama", instance=instance, resources=local_resources(),
-                          run_config={"ops": {"keyframes": {"config": {"workers": 1}}}} if len(assets) > 1 else None,
+                          run_config={"ops": {"keyframes": {"config": {"workers": 1}}}} if keyframes in assets else None,
                           raise_on_error=False)
 
 
@@ -47,11 +49,15 @@ def test_shooting_scripts_are_assembled_and_gated_by_review(skyscript_home, monk
         assert [shot.camera_movement for shot in shots] == ["zoom", "pan", "static"]
         assert all(0.0 <= shot.highlight_score <= 1.0 for shot in shots)
 
-        # Reviewers mark every shot of the packet; 100 % correct passes the gate.
-        packets = json.loads((skyscript_home / "artifacts" / "script-drama" / "calibrated_shooting_scripts" / "calibration"
-                              / "packets.json").read_text())["packets"]
-        reviews = {record: True for packet in packets for record in packet["record_ids"]}
-        (folder / "calibration_reviews.json").write_text(json.dumps(reviews))
+        # Reviewers import the packet's Label Studio tasks, accept the pre-annotations and export.
+        calibration = skyscript_home / "artifacts" / "script-drama" / "calibrated_shooting_scripts" / "calibration"
+        packets = json.loads((calibration / "packets.json").read_text())["packets"]
+        tasks = json.loads((calibration / f"{packets[0]['packet_id']}.tasks.json").read_text())
+        assert [t["data"]["record_id"] for t in tasks] == packets[0]["record_ids"]
+        assert all(t["data"]["image"].startswith("/data/local-files/?d=script-drama/keyframes/") for t in tasks)
+        assert (calibration / "label_config.xml").read_text().startswith("<View>")
+        (folder / "calibration").mkdir()
+        (folder / "calibration" / "export-1.json").write_text(json.dumps(simulated_review(tasks, corrections=0)))
         again = _materialize(instance, [calibrated_shooting_scripts])
         [gate] = [e for e in again.get_asset_check_evaluations() if e.check_name == "calibration_gate"]
         assert gate.passed
@@ -76,9 +82,13 @@ def test_shooting_scripts_are_assembled_and_gated_by_review(skyscript_home, monk
         markdown = (skyscript_home / "artifacts" / "_reports" / "loss_rate_report.md").read_text()
         assert report.success and "| script-drama | keyframes (invalid) |" in markdown
 
-        # One wrong shot in a packet of three is 67 %: back for repair.
-        reviews[next(iter(reviews))] = False
-        (folder / "calibration_reviews.json").write_text(json.dumps(reviews))
-        repaired = _materialize(instance, [calibrated_shooting_scripts])
+        # Two corrected fields of a packet of three shots: below 90 %, back for repair, and the
+        # blocking gate keeps the drama out of the release.
+        (folder / "calibration" / "export-1.json").write_text(json.dumps(simulated_review(tasks, corrections=2)))
+        repaired = _materialize(instance, [calibrated_shooting_scripts, restored_scripts, script_pairs])
         [gate] = [e for e in repaired.get_asset_check_evaluations() if e.check_name == "calibration_gate"]
-        assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
+        assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR and "ep1" in gate.description
+        assert not repaired.success
+        assert {e.asset_key.to_user_string() for e in repaired.get_asset_materialization_events()} == {"calibrated_shooting_scripts"}
+        packets = json.loads((calibration / "packets.json").read_text())
+        assert packets["episodes_to_repair"] == ["ep1"] and packets["packets"][0]["status"] == "needs_repair"

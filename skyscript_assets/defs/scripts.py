@@ -17,7 +17,8 @@ from ..catalog import (CharacterObservation, Episode, FrameAnnotationRow, Keyfra
 from ..models.mllm import decode_rgb
 from ..stages.annotate import read_image_bytes
 from ..stages.audio import analyse_range, decode_mono
-from ..stages.calibration import grade_packet, load_reviews, make_packets
+from ..stages.calibration import (RecordReview, grade_packet, label_config, label_studio_task, load_reviews, make_packets,
+                                  shot_fields)
 from ..stages.highlight import plot_highlight_curve
 from ..stages.landing import open_fs
 from ..stages.shooting_scripts import (KeyframeEvidence, ShotEvidence, assemble_episode, identities_for_drama,
@@ -29,7 +30,10 @@ from .resources import ArtifactStore, CatalogResource, LandingZone
 from .vision import character_refinements
 
 STAGE_VERSION = "2"  # 2: camera angle, events, reconciled shot size, registered layout
-REVIEWS_FILE = "calibration_reviews.json"  # beside the episodes in the landing zone, written by reviewers
+# Reviewers' Label Studio exports (or the short {record_id: true|false} form), in the drama's
+# landing folder: this file and/or any *.json under calibration/.
+REVIEWS_FILE = "calibration_reviews.json"
+REVIEWS_FOLDER = "calibration"
 
 
 @dg.asset(
@@ -42,8 +46,9 @@ REVIEWS_FILE = "calibration_reviews.json"  # beside the episodes in the landing 
     "faces, events, highlight score, 3D locations registered across each scene's shots with a projection matrix "
     "per shot; "
     "calibration packets of 200-500 shots for human review, graded against the 90 % gate.",
-    check_specs=[dg.AssetCheckSpec("calibration_gate", asset="calibrated_shooting_scripts",
-                                   description="Every calibration packet reviewed and at least 90 % accurate.")],
+    check_specs=[dg.AssetCheckSpec("calibration_gate", asset="calibrated_shooting_scripts", blocking=True,
+                                   description="Every calibration packet reviewed and at least 90 % accurate; a packet "
+                                   "below 90 % blocks the release of the drama.")],
 )
 def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: CatalogResource, artifacts: ArtifactStore,
                                 landing: LandingZone) -> dg.MaterializeResult:
@@ -78,7 +83,8 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
             k = keyframes[(a.episode_id, a.keyframe_index)]
             by_shot[(a.episode_id, k.shot_index)].append(
                 KeyframeEvidence(a.item, images[a.item], a.annotation, people.get(a.item, []), objects.get(a.item, [])))
-    rows, curves, record_ids = [], {}, []
+    uri_of = {a.item: keyframes[(a.episode_id, a.keyframe_index)].uri for a in annotations if a.item in images}
+    rows, curves, records = [], {}, {}  # records: record id -> (episode, fields, keyframe uri, context)
     figures, view = Counter(), None
     for episode in episodes:
         episode_shots = [s for s in shots if s.episode_id == episode.episode_id]
@@ -99,18 +105,30 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
             artifacts.write_bytes(text.encode(), drama_id, "calibrated_shooting_scripts", episode.episode_id, f"scene-{script.scene_number:04d}.txt")
             rows.append(ShootingScriptRow(drama_id=drama_id, episode_id=episode.episode_id, scene_number=script.scene_number,
                                           shots=len(script.shots), script=value, text=text, calibration_status="pending", **prov))
-            record_ids += [f"{script.script_id}/shot-{shot.shot_number:03d}" for shot in script.shots]
+            first_keyframe = {round(e.start_s, 3): uri_of.get(e.keyframes[0].item) for e in evidence if e.keyframes}
+            for shot in script.shots:
+                records[f"{script.script_id}/shot-{shot.shot_number:03d}"] = (
+                    episode.episode_id, shot_fields(shot), first_keyframe.get(round(shot.start_s, 3)), text)
         curves[episode.episode_id] = [shot.highlight_score or 0.0 for script in scripts for shot in script.shots]
 
-    packets = make_packets(record_ids, drama_id=drama_id) if record_ids else []
-    reviews = _reviews(landing, drama_id)
+    packets = make_packets(list(records), drama_id=drama_id) if records else []
+    predictions = {record_id: fields for record_id, (_, fields, _, _) in records.items()}
+    reviews = _reviews(landing, drama_id, predictions)
     grades = [grade_packet(p, reviews) for p in packets]
     status = ("passed" if grades and all(g.status == "passed" for g in grades)
               else "needs_repair" if any(g.status == "needs_repair" for g in grades) else "pending")
+    to_repair = sorted({records[r][0] for p, g in zip(packets, grades) if g.status == "needs_repair" for r in p.record_ids})
     for row in rows:
         row.calibration_status = status
-    artifacts.write_json({"packets": [{"packet_id": p.packet_id, "record_ids": p.record_ids} for p in packets],
-                          "grades": [g.__dict__ for g in grades], "reviews_file": f"<landing>/{drama_id}/{REVIEWS_FILE}"},
+    for packet in packets:  # the Label Studio tasks of each packet, to import into a project
+        tasks = [label_studio_task(r, _image_url(artifacts, records[r][2]), records[r][1], records[r][3], prov["asset_key"] + "/" + STAGE_VERSION)
+                 for r in packet.record_ids]
+        artifacts.write_json(tasks, drama_id, "calibrated_shooting_scripts", "calibration", f"{packet.packet_id}.tasks.json")
+    artifacts.write_bytes(label_config().encode(), drama_id, "calibrated_shooting_scripts", "calibration", "label_config.xml")
+    artifacts.write_json({"packets": [{"packet_id": p.packet_id, "record_ids": p.record_ids, "status": g.status,
+                                       "accuracy": g.accuracy} for p, g in zip(packets, grades)],
+                          "grades": [g.__dict__ for g in grades], "episodes_to_repair": to_repair,
+                          "reviews": f"<landing>/{drama_id}/{REVIEWS_FILE} or <landing>/{drama_id}/{REVIEWS_FOLDER}/*.json"},
                          drama_id, "calibrated_shooting_scripts", "calibration", "packets.json")
     db.replace_partition_rows(asset_key=prov["asset_key"], partition=drama_id, rows=rows, tables=[ShootingScriptRow])
     names = sorted({name for _, name in identity_of.values()})
@@ -133,28 +151,48 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
                 if view else "Nobody placed in 3D."),
             "calibration_packets": len(packets),
             "calibration_status": status,
+            **({"calibration_accuracy": min(g.accuracy for g in grades)} if grades and all(g.accuracy is not None for g in grades) else {}),
+            "calibration_tasks": dg.MetadataValue.path(artifacts.path(drama_id, "calibrated_shooting_scripts", "calibration")),
+            "episodes_to_repair": ", ".join(to_repair) or "-",
             "highlight_curves": dg.MetadataValue.md(_curves_markdown(curves)),
             "example": dg.MetadataValue.md("```\n" + (rows[0].text if rows else "") + "```"),
         },
         check_results=[dg.AssetCheckResult(
             check_name="calibration_gate", passed=status == "passed",
             severity=dg.AssetCheckSeverity.ERROR if status == "needs_repair" else dg.AssetCheckSeverity.WARN,
-            description={"pending": f"awaiting review: write {REVIEWS_FILE} in the drama's landing folder",
-                         "needs_repair": "a packet is below 90 % accuracy: repair and review again"}.get(status),
+            description={"pending": f"awaiting review: import calibration/*.tasks.json into Label Studio and put its JSON "
+                                    f"export in the drama's landing folder ({REVIEWS_FOLDER}/ or {REVIEWS_FILE})",
+                         "needs_repair": f"a packet is below 90 % accuracy: repair episodes {', '.join(to_repair)}, "
+                                         "re-run them and review again"}.get(status),
             metadata={"packets": len(packets), **{g.packet_id: g.accuracy if g.accuracy is not None else "pending" for g in grades[:20]}})],
     )
 
 
-def _reviews(landing: LandingZone, drama_id: str) -> dict[str, bool]:
+def _reviews(landing: LandingZone, drama_id: str, predictions: dict) -> dict[str, RecordReview]:
+    """Every review file of the drama, later files overriding earlier ones record by record."""
     fs, root = open_fs(landing.resolved_url())
-    path = f"{root}/{drama_id}/{REVIEWS_FILE}"
-    if not fs.exists(path):
-        return {}
-    try:
-        with fs.open(path, "rb") as f:
-            return load_reviews(f.read().decode("utf-8"))
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-        return {}  # an unreadable review file counts as not reviewed yet
+    paths = [f"{root}/{drama_id}/{REVIEWS_FILE}", *sorted(fs.glob(f"{root}/{drama_id}/{REVIEWS_FOLDER}/*.json"))]
+    reviews: dict[str, RecordReview] = {}
+    for path in paths:
+        if not fs.exists(path):
+            continue
+        try:
+            with fs.open(path, "rb") as f:
+                reviews.update(load_reviews(f.read().decode("utf-8"), predictions))
+        except (ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError):
+            continue  # an unreadable review file counts as not reviewed yet
+    return reviews
+
+
+def _image_url(artifacts: ArtifactStore, uri: str | None) -> str | None:
+    """Where Label Studio finds the keyframe: its local-files route under the artifact root
+    (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT = the artifact root), or the object-store URI."""
+    if not uri:
+        return None
+    root = artifacts.resolved_root()
+    if "://" not in root and uri.startswith(root.rstrip("/") + "/"):
+        return f"/data/local-files/?d={uri[len(root.rstrip('/')) + 1:]}"
+    return uri
 
 
 def _curves_markdown(curves: dict[str, list[float]]) -> str:
