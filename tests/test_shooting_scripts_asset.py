@@ -1,12 +1,13 @@
 """calibrated_shooting_scripts: scenes from the whole pipeline, and the human calibration gate."""
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import skimage.data
 from sqlalchemy import select
 
-from skyscript_assets.catalog import Catalog, ShootingScriptRow
+from skyscript_assets.catalog import Catalog, CharacterRow, ShootingScriptRow
 from skyscript_assets.definitions import DRAMA_ASSETS
 from skyscript_assets.defs.resources import local_resources
 from skyscript_assets.defs.release import loss_rate_report, restored_scripts, script_pairs
@@ -45,6 +46,12 @@ def test_shooting_scripts_are_assembled_and_gated_by_review(skyscript_home, monk
         scripts = [ShootingScript.model_validate(r.script) for r in rows]
         assert sum(len(s.shots) for s in scripts) == 3
         assert all(r.text.startswith(f"SCENE {r.scene_number} ") and r.calibration_status == "pending" for r in rows)
+        with Catalog(database_url()).session() as session:
+            library = list(session.scalars(select(CharacterRow)))
+        # the astronaut's face: the first character of the library (HOG: no DeepFace weights here)
+        assert [(c.character_id, c.first_episode_id, c.embedding_kind) for c in library][:1] == [("char-1", "ep1", "hog")]
+        assert library[0].observations >= 1 and library[0].first_time_s < 3.0
+        assert all(Path(c.face_uri).read_bytes().startswith(b"\xff\xd8") for c in library)
         shots = [shot for s in scripts for shot in s.shots]
         assert [shot.camera_movement for shot in shots] == ["zoom", "pan", "static"]
         assert all(0.0 <= shot.highlight_score <= 1.0 for shot in shots)

@@ -2,8 +2,9 @@
 
 from .store import Catalog, make_engine, upgrade
 from .tables import (Base, CharacterObservation, Drama, Episode, EpisodeProgress, FrameAnnotationRow, Keyframe, Loss,
-                     ObjectDetection, Provenance, RawMllmOutput, ReleasedKeyframe, ReleaseShard, Shot, ShootingScriptRow)
+                     ObjectDetection, Provenance, RawMllmOutput, ReleasedKeyframe, ReleaseShard, Shot, ShootingScriptRow,
+                     CharacterRow)
 
 __all__ = ["Base", "Catalog", "CharacterObservation", "Drama", "Episode", "EpisodeProgress", "FrameAnnotationRow", "Keyframe", "Loss",
-           "ObjectDetection", "Provenance", "RawMllmOutput", "ReleasedKeyframe", "ReleaseShard", "Shot", "ShootingScriptRow",
+           "ObjectDetection", "Provenance", "RawMllmOutput", "ReleasedKeyframe", "ReleaseShard", "Shot", "ShootingScriptRow", "CharacterRow",
            "make_engine", "upgrade"]

@@ -228,6 +228,24 @@ class ShootingScriptRow(Provenance, Base):
     calibration_status: Mapped[str] = mapped_column(String(32))  # pending, passed, needs_repair
 
 
+class CharacterRow(Provenance, Base):
+    """The drama's character library: one row per character identity across its episodes."""
+
+    __tablename__ = "characters"
+    __table_args__ = (Index("ix_characters_character", "drama_id", "character_id", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64))
+    character_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(Text)
+    named_from: Mapped[str] = mapped_column(String(16))  # caption, dialogue or default
+    observations: Mapped[int] = mapped_column(Integer)  # faces clustered into this character
+    first_episode_id: Mapped[str] = mapped_column(String(200))
+    first_time_s: Mapped[float] = mapped_column(Float)
+    face_uri: Mapped[str] = mapped_column(Text)  # a face crop of its first appearance
+    embedding_kind: Mapped[str] = mapped_column(String(16))  # deepface or hog
+
+
 class ReleaseShard(Provenance, Base):
     """A Parquet shard an asset wrote (restorations, release pairs): the catalog indexes
     shards, the rows themselves live in the files."""

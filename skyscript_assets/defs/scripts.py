@@ -12,8 +12,10 @@ import dagster as dg
 import numpy as np
 from sqlalchemy import select
 
-from ..catalog import (CharacterObservation, Episode, FrameAnnotationRow, Keyframe, ObjectDetection, Shot,
+from ..catalog import (CharacterObservation, CharacterRow, Episode, FrameAnnotationRow, Keyframe, ObjectDetection, Shot,
                        ShootingScriptRow)
+from ..models.base import WeightsMissing
+from ..models.faces import FaceEmbedder
 from ..models.mllm import decode_rgb
 from ..stages.annotate import read_image_bytes
 from ..stages.audio import analyse_range, decode_mono
@@ -21,12 +23,12 @@ from ..stages.calibration import (RecordReview, grade_packet, label_config, labe
                                   shot_fields)
 from ..stages.highlight import plot_highlight_curve
 from ..stages.landing import open_fs
-from ..stages.shooting_scripts import (KeyframeEvidence, ShotEvidence, assemble_episode, identities_for_drama,
+from ..stages.shooting_scripts import (KeyframeEvidence, ShotEvidence, assemble_episode, character_library, identities_for_drama,
                                        sample_shot_frames, scene_view_png)
 from ..stages.table1 import shooting_script_text
 from .partitions import dramas_partitions
 from .provenance import provenance
-from .resources import ArtifactStore, CatalogResource, LandingZone
+from .resources import ArtifactStore, CatalogResource, LandingZone, VisionModelsResource
 from .vision import character_refinements
 
 STAGE_VERSION = "2"  # 2: camera angle, events, reconciled shot size, registered layout
@@ -51,7 +53,7 @@ REVIEWS_FOLDER = "calibration"
                                    "below 90 % blocks the release of the drama.")],
 )
 def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: CatalogResource, artifacts: ArtifactStore,
-                                landing: LandingZone) -> dg.MaterializeResult:
+                                landing: LandingZone, vision: VisionModelsResource) -> dg.MaterializeResult:
     drama_id = context.partition_key
     db = catalog.get()
     prov = provenance(context, STAGE_VERSION)
@@ -75,7 +77,19 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
     faces = [(a.item, i, images[a.item], tuple(p["face_box"]), p.get("line"),
               (position.get(a.episode_id, 0), keyframes[(a.episode_id, a.keyframe_index)].time_s))
              for a in annotations if a.item in images for i, p in enumerate(people.get(a.item, [])) if p.get("face_box")]
-    identity_of = identities_for_drama(faces)
+    try:  # DeepFace's ArcFace embeddings where its weights are; the shipped HOG fallback otherwise
+        embedder, embeddings_note = FaceEmbedder.load(vision.deepface_home or None), None
+    except WeightsMissing as exc:
+        embedder, embeddings_note = None, str(exc)
+    identities = identities_for_drama(faces, embedder)
+    identity_of = identities.identity_of
+    episode_of = {a.item: a.episode_id for a in annotations}
+    library = []
+    for entry in character_library(identities):
+        uri = artifacts.write_bytes(entry.face_jpeg, drama_id, "calibrated_shooting_scripts", "characters", f"{entry.character_id}.jpg")
+        library.append(CharacterRow(drama_id=drama_id, character_id=entry.character_id, name=entry.name, named_from=entry.named_from,
+                                    observations=entry.observations, first_episode_id=episode_of[entry.first_item],
+                                    first_time_s=entry.first_time_s, face_uri=uri, embedding_kind=identities.embedding_kind, **prov))
 
     by_shot = defaultdict(list)
     for a in annotations:
@@ -130,7 +144,8 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
                           "grades": [g.__dict__ for g in grades], "episodes_to_repair": to_repair,
                           "reviews": f"<landing>/{drama_id}/{REVIEWS_FILE} or <landing>/{drama_id}/{REVIEWS_FOLDER}/*.json"},
                          drama_id, "calibrated_shooting_scripts", "calibration", "packets.json")
-    db.replace_partition_rows(asset_key=prov["asset_key"], partition=drama_id, rows=rows, tables=[ShootingScriptRow])
+    db.replace_partition_rows(asset_key=prov["asset_key"], partition=drama_id, rows=[*rows, *library],
+                              tables=[ShootingScriptRow, CharacterRow])
     names = sorted({name for _, name in identity_of.values()})
     return dg.MaterializeResult(
         metadata={
@@ -138,6 +153,8 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
             "shots": sum(r.shots for r in rows),
             "characters": len({cid for cid, _ in identity_of.values()}),
             "character_names": ", ".join(names[:20]) or "-",
+            "character_library": dg.MetadataValue.md(_library_markdown(library)),
+            "identity_embeddings": "deepface ArcFace" if embedder else f"hog ({embeddings_note})",
             "camera_angle_coverage": round(figures["shots_with_camera_angle"] / figures["shots"], 3) if figures["shots"] else 0.0,
             "events": figures["events"],
             "shot_size_measured": figures["shot_size_measured"],
@@ -193,6 +210,13 @@ def _image_url(artifacts: ArtifactStore, uri: str | None) -> str | None:
     if "://" not in root and uri.startswith(root.rstrip("/") + "/"):
         return f"/data/local-files/?d={uri[len(root.rstrip('/')) + 1:]}"
     return uri
+
+
+def _library_markdown(library: list[CharacterRow]) -> str:
+    lines = ["| id | name | named from | faces | first seen |", "|---|---|---|---:|---|"]
+    lines += [f"| {c.character_id} | {c.name} | {c.named_from} | {c.observations} | {c.first_episode_id} {c.first_time_s:.1f}s |"
+              for c in library[:50]]
+    return "\n".join(lines) if library else "No faces, no characters."
 
 
 def _curves_markdown(curves: dict[str, list[float]]) -> str:

@@ -149,8 +149,7 @@ class FaceAttributeModel:
              attributes: tuple[str, ...] = ("age", "gender", "emotion", "race")) -> "FaceAttributeModel":
         """Weights from `deepface_home` (default $DEEPFACE_HOME, else ~). DeepFace runs on
         onnxruntime unless DEEPFACE_BACKEND_ENGINE names another engine."""
-        home = Path(deepface_home or os.environ.get("DEEPFACE_HOME") or Path.home()).expanduser()
-        os.environ.setdefault("DEEPFACE_BACKEND_ENGINE", "onnx")
+        home = _home(deepface_home)
         with _deepface_home(home):
             from deepface.commons.backend_utils import get_backend_engine
             from deepface.modules import modeling
@@ -190,6 +189,45 @@ class FaceAttributeModel:
                 result.scores[attribute] = scores
                 setattr(result, attribute, max(scores, key=scores.get))
         return results
+
+
+class FaceEmbedder:
+    """DeepFace's ArcFace recognition graph, built once from a local weight file; `embed(crops)`
+    gives one 512-d vector per RGB face crop (batched). Clusters faces into characters."""
+
+    weights = "arcface_weights"
+
+    def __init__(self, model: object, path: Path) -> None:
+        self.model = model
+        self.path = path
+        self.model_id = f"deepface/ArcFace ({path.name})"
+
+    @classmethod
+    def load(cls, deepface_home: str | Path | None = None) -> "FaceEmbedder":
+        home = _home(deepface_home)
+        with _deepface_home(home):
+            from deepface.commons.backend_utils import get_backend_engine
+            from deepface.modules import modeling
+
+            path = home / ".deepface" / "weights" / (cls.weights + _EXTENSIONS[get_backend_engine()])
+            if not path.is_file():
+                raise WeightsMissing(path, "DeepFace ArcFace")
+            return cls(modeling.get_model_class("facial_recognition", "ArcFace")(), path)
+
+    def embed(self, face_crops: list[np.ndarray]) -> np.ndarray:
+        from deepface.modules.preprocessing import resize_image
+
+        if not face_crops:
+            return np.zeros((0, 512), np.float32)
+        batch = np.concatenate([resize_image(np.ascontiguousarray(crop[:, :, ::-1]), (112, 112)) for crop in face_crops])
+        return np.asarray(self.model.predict(batch), np.float32).reshape(len(face_crops), -1)
+
+
+def _home(deepface_home: str | Path | None) -> Path:
+    """`deepface_home`, else $DEEPFACE_HOME, else ~; DeepFace runs on onnxruntime unless
+    DEEPFACE_BACKEND_ENGINE names another engine."""
+    os.environ.setdefault("DEEPFACE_BACKEND_ENGINE", "onnx")
+    return Path(deepface_home or os.environ.get("DEEPFACE_HOME") or Path.home()).expanduser()
 
 
 @contextlib.contextmanager

@@ -189,25 +189,71 @@ def scene_view_png(script: ShootingScript, yaw_deg: float = 40.0, size: tuple[in
     return None if image is None else cv2.imencode(".png", image[:, :, ::-1])[1].tobytes()
 
 
-def identities_for_drama(faces: list[tuple[str, int, np.ndarray, tuple, str | None, tuple[int, float]]]
-                         ) -> dict[tuple[str, int], tuple[str, str]]:
-    """Cluster the drama's face crops into characters: (item, person index, keyframe RGB,
-    face box, line, (episode position, time)) -> {(item, person index): (id, name)}."""
+@dataclass
+class DramaIdentities:
+    """The drama's characters: who each face observation is, and the library of characters."""
+
+    identity_of: dict[tuple[str, int], tuple[str, str]]  # (keyframe item, person index) -> (id, name)
+    characters: list  # identities.Character, in order of first appearance
+    first_seen: dict[str, tuple[int, float, str]]  # character id -> (episode position, time, observation id)
+    crops: dict[str, np.ndarray]  # observation id -> face crop (RGB)
+    embedding_kind: str  # "deepface" or "hog"
+
+
+def identities_for_drama(faces: list[tuple[str, int, np.ndarray, tuple, str | None, tuple[int, float]]],
+                         embedder=None) -> DramaIdentities:
+    """Cluster the drama's face crops into characters: (item, person index, keyframe RGB, face
+    box, line, (episode position, time)). `embedder` (models.faces.FaceEmbedder, DeepFace's
+    ArcFace) gives the embeddings where its weights are present; otherwise the HOG fallback."""
     from .identities import FaceObservation, cluster_identities, face_descriptor
 
-    observations = []
+    kept, crops = [], {}
     for item, person, rgb, box, line, order in faces:
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         crop = rgb[max(0, y0):max(y0 + 1, y1), max(0, x0):max(x0 + 1, x1)]
-        if crop.size == 0:
-            continue
-        observations.append(FaceObservation(f"{item}#{person}", face_descriptor(crop), order, lines=(line,) if line else ()))
-    identity_of = {}
-    for character in cluster_identities(observations, embedding_kind="hog"):
+        if crop.size:
+            kept.append((f"{item}#{person}", line, order))
+            crops[f"{item}#{person}"] = crop
+    if embedder is not None and kept:
+        embeddings, kind = embedder.embed([crops[o] for o, _, _ in kept]), "deepface"
+    else:
+        embeddings, kind = [face_descriptor(crops[o]) for o, _, _ in kept], "hog"
+    observations = [FaceObservation(o, e, order, lines=(line,) if line else ())
+                    for (o, line, order), e in zip(kept, embeddings)]
+    order_of = {o.observation_id: o.time_order for o in observations}
+    identity_of, first_seen = {}, {}
+    characters = cluster_identities(observations, embedding_kind=kind)
+    for character in characters:
+        first = min(character.observation_ids, key=lambda o: order_of[o])
+        first_seen[character.character_id] = (*order_of[first], first)
         for observation_id in character.observation_ids:
             item, person = observation_id.rsplit("#", 1)
             identity_of[(item, int(person))] = (character.character_id, character.name)
-    return identity_of
+    return DramaIdentities(identity_of, characters, first_seen, crops, kind)
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    character_id: str
+    name: str
+    named_from: str
+    observations: int
+    first_item: str  # the keyframe of its first appearance
+    first_time_s: float
+    face_jpeg: bytes  # its face at that first appearance
+
+
+def character_library(identities: DramaIdentities) -> list[LibraryEntry]:
+    """One entry per character of the drama, with the face crop of its first appearance."""
+    import cv2
+
+    entries = []
+    for character in identities.characters:
+        _, time_s, observation_id = identities.first_seen[character.character_id]
+        face = cv2.imencode(".jpg", identities.crops[observation_id][:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        entries.append(LibraryEntry(character.character_id, character.name, character.named_from,
+                                    len(character.observation_ids), observation_id.rsplit("#", 1)[0], float(time_s), face))
+    return entries
 
 
 def sample_shot_frames(video_path: str, shots: list[tuple[int, float, float]], fps: float = 6.0,
