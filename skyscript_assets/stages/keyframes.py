@@ -18,6 +18,8 @@ kept (valid = False) so the catalog shows what was filtered and why.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -122,8 +124,10 @@ def extract_keyframes(
     settings: KeyframeSettings = KeyframeSettings(),
     *,
     name: str | None = None,
+    background_decode: bool = True,
 ) -> EpisodeKeyframes:
-    """Decode `source` once; `write_jpeg(file_name, data)` stores a keyframe and returns its path."""
+    """Decode `source` once; `write_jpeg(file_name, data)` stores a keyframe and returns its path.
+    `background_decode` decodes in a thread of its own, overlapping with the analysis."""
     label = name or str(source)
     started = time.perf_counter()
     try:
@@ -143,7 +147,7 @@ def extract_keyframes(
         sample_every = max(1, int(round(fps / settings.candidates_per_second)))
         index = -1
         try:
-            for frame in container.decode(stream):
+            for frame in decoded_frames(container, stream, background=background_decode):
                 index += 1
                 time_s = float(frame.pts * stream.time_base) if frame.pts is not None else index / fps
                 if index == 0:
@@ -156,6 +160,52 @@ def extract_keyframes(
         result = run.finish()
     result.seconds = time.perf_counter() - started
     return result
+
+
+_END = object()
+# Decoded frames waiting for the analysis: enough to ride out a slow frame, bounded in bytes
+# so that 4K/8K video stays in bounded memory.
+QUEUE_BYTES = 96 * 2**20
+
+
+def decoded_frames(container, stream, *, background: bool = True):
+    """The stream's frames in order. In the background, FFmpeg decodes (without the GIL) while
+    the caller analyses the previous frames; an FFmpeg error is raised where it happened."""
+    if not background:
+        yield from container.decode(stream)
+        return
+    width, height = stream.codec_context.width or 1920, stream.codec_context.height or 1080
+    frames: queue.Queue = queue.Queue(maxsize=max(2, min(32, QUEUE_BYTES // max(1, width * height * 3 // 2))))
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                frames.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            for frame in container.decode(stream):
+                if not put(frame):
+                    return
+            put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(exc)
+
+    thread = threading.Thread(target=decode, name="skyscript-decode", daemon=True)
+    thread.start()
+    try:
+        while (item := frames.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:  # the consumer stopped (done, failed, or closed early): the decoder stops before the container closes
+        stop.set()
+        thread.join()
 
 
 class _EpisodeRun:
