@@ -75,7 +75,7 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
               for a in annotations if (a.episode_id, a.keyframe_index) in keyframes}
     position = {e.episode_id: e.position for e in episodes}
     faces = [(a.item, i, images[a.item], tuple(p["face_box"]), p.get("line"),
-              (position.get(a.episode_id, 0), keyframes[(a.episode_id, a.keyframe_index)].time_s))
+              (position.get(a.episode_id, 0), keyframes[(a.episode_id, a.keyframe_index)].time_s), p.get("caption"))
              for a in annotations if a.item in images for i, p in enumerate(people.get(a.item, [])) if p.get("face_box")]
     try:  # DeepFace's ArcFace embeddings where its weights are; the shipped HOG fallback otherwise
         embedder, embeddings_note = FaceEmbedder.load(vision.deepface_home or None), None

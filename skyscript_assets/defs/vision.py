@@ -21,6 +21,7 @@ from .provenance import provenance
 from .resources import ArtifactStore, CatalogResource, VisionModelsResource
 
 STAGE_VERSION = "1"
+REFINEMENT_VERSION = "2"  # character_refinements; 2: name captions next to faces
 PHANTOM_WARN_RATE = 0.30
 
 
@@ -135,6 +136,7 @@ def character_refinements(context: dg.AssetExecutionContext, catalog: CatalogRes
     from ..models.ocr import TextReader
     from ..stages.characters import RefinementModels, refine_frames
     from ..stages.dialogue import episode_lines, fill_missing_lines, pick_speaker
+    from ..stages.identities import name_caption
     from ..stages.pixelation import faces_left, privacy_face_detector, release_keyframe
 
     drama_id = context.partition_key
@@ -143,8 +145,8 @@ def character_refinements(context: dg.AssetExecutionContext, catalog: CatalogRes
     settings = vision.model_dump()
     hashes = {e: input_digest(settings, [(a.item, a.annotation.get("people")) for a, _ in fs]) for e, fs in frames.items()}
     asset_key = context.asset_key.to_user_string()
-    todo = pending_episodes(db, asset_key=asset_key, partition=drama_id, stage_version=STAGE_VERSION, input_hashes=hashes)
-    prov = provenance(context, STAGE_VERSION, "deepface+haar")
+    todo = pending_episodes(db, asset_key=asset_key, partition=drama_id, stage_version=REFINEMENT_VERSION, input_hashes=hashes)
+    prov = provenance(context, REFINEMENT_VERSION, "deepface+haar")
     if todo:
         models = RefinementModels.load(deepface_home=vision.deepface_home or None, depth_model=vision.depth_path or None,
                                        pose_model=vision.pose_path or None, device=vision.device)
@@ -167,6 +169,8 @@ def character_refinements(context: dg.AssetExecutionContext, catalog: CatalogRes
                               if video.is_file() else ({}, []))
         rows, released_rows, released_images = [], [], {}
         for (annotation, keyframe), frame in zip(pairs, refined):
+            texts = reader.read([images[annotation.item]])[0]
+            height = images[annotation.item].shape[0]
             areas = [(c.face_box[2] - c.face_box[0]) * (c.face_box[3] - c.face_box[1]) if c.face_box else None
                      for c in frame.characters]
             filled, _ = fill_missing_lines(people[annotation.item], lines.get(keyframe.shot_index, []),
@@ -174,9 +178,11 @@ def character_refinements(context: dg.AssetExecutionContext, catalog: CatalogRes
             for character in frame.characters:
                 data = asdict(character)
                 data["line"] = filled[character.person_index].get("line") if character.person_index < len(filled) else None
+                data["caption"] = (name_caption([(t.text, t.box) for t in texts], character.face_box, height)
+                                   if character.face_box else None)
                 rows.append(CharacterObservation(drama_id=drama_id, episode_id=episode_id, item=annotation.item,
                                                  person_index=character.person_index, refinement=json.loads(json.dumps(data, default=str)), **prov))
-            text_boxes = [b.box for b in reader.read([images[annotation.item]])[0]]
+            text_boxes = [t.box for t in texts]
             face_boxes = [tuple(c.face_box) for c in frame.characters if c.face_box]
             released, _ = release_keyframe(privacy, images[annotation.item], text_boxes=text_boxes, face_boxes=face_boxes)
             released_images[annotation.item] = released

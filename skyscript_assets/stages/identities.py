@@ -93,3 +93,34 @@ def introductions(line: str) -> list[str]:
         if name.split()[0] not in NOT_NAMES:
             names.append(name)
     return names
+
+
+NAME_WORD = re.compile(r"^[A-Z][a-z'\u2019-]+$")
+CJK_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
+
+
+def looks_like_name(text: str) -> bool:
+    """A name card's text: one to three capitalised words ("Emma", "Li Wei") or two to four
+    CJK characters; not a sentence, not a common word."""
+    text = text.strip()
+    words = text.split()
+    if CJK_NAME.match(text):
+        return True
+    return 1 <= len(words) <= 3 and all(NAME_WORD.match(w) for w in words) and words[0] not in NOT_NAMES
+
+
+def name_caption(texts: list[tuple[str, tuple[float, float, float, float]]], face_box: tuple[float, float, float, float],
+                 image_height: int, subtitle_band: float = 0.25) -> str | None:
+    """The name card next to a face: text that looks like a name, outside the subtitle band,
+    within a few face sizes of the face; the nearest one wins. None when there is none."""
+    fx0, fy0, fx1, fy1 = face_box
+    size = max(fx1 - fx0, fy1 - fy0, 1.0)
+    centre = ((fx0 + fx1) / 2, (fy0 + fy1) / 2)
+    best, best_distance = None, float("inf")
+    for text, (x0, y0, x1, y1) in texts:
+        if y0 >= image_height * (1 - subtitle_band) or not looks_like_name(text):
+            continue
+        distance = float(np.hypot((x0 + x1) / 2 - centre[0], (y0 + y1) / 2 - centre[1]))
+        if distance <= 3 * size and distance < best_distance:
+            best, best_distance = text.strip(), distance
+    return best

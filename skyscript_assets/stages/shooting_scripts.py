@@ -200,26 +200,26 @@ class DramaIdentities:
     embedding_kind: str  # "deepface" or "hog"
 
 
-def identities_for_drama(faces: list[tuple[str, int, np.ndarray, tuple, str | None, tuple[int, float]]],
-                         embedder=None) -> DramaIdentities:
+def identities_for_drama(faces: list[tuple], embedder=None) -> DramaIdentities:
     """Cluster the drama's face crops into characters: (item, person index, keyframe RGB, face
-    box, line, (episode position, time)). `embedder` (models.faces.FaceEmbedder, DeepFace's
-    ArcFace) gives the embeddings where its weights are present; otherwise the HOG fallback."""
+    box, line, (episode position, time)[, name caption]). `embedder` (models.faces.FaceEmbedder,
+    DeepFace's ArcFace) gives the embeddings where its weights are present; otherwise the HOG
+    fallback."""
     from .identities import FaceObservation, cluster_identities, face_descriptor
 
     kept, crops = [], {}
-    for item, person, rgb, box, line, order in faces:
+    for item, person, rgb, box, line, order, *caption in faces:
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         crop = rgb[max(0, y0):max(y0 + 1, y1), max(0, x0):max(x0 + 1, x1)]
         if crop.size:
-            kept.append((f"{item}#{person}", line, order))
+            kept.append((f"{item}#{person}", line, order, caption[0] if caption else None))
             crops[f"{item}#{person}"] = crop
     if embedder is not None and kept:
-        embeddings, kind = embedder.embed([crops[o] for o, _, _ in kept]), "deepface"
+        embeddings, kind = embedder.embed([crops[o] for o, *_ in kept]), "deepface"
     else:
-        embeddings, kind = [face_descriptor(crops[o]) for o, _, _ in kept], "hog"
-    observations = [FaceObservation(o, e, order, lines=(line,) if line else ())
-                    for (o, line, order), e in zip(kept, embeddings)]
+        embeddings, kind = [face_descriptor(crops[o]) for o, *_ in kept], "hog"
+    observations = [FaceObservation(o, e, order, lines=(line,) if line else (), caption=caption)
+                    for (o, line, order, caption), e in zip(kept, embeddings)]
     order_of = {o.observation_id: o.time_order for o in observations}
     identity_of, first_seen = {}, {}
     characters = cluster_identities(observations, embedding_kind=kind)
