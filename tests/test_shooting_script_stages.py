@@ -78,6 +78,13 @@ def test_back_projection_and_projection_round_trip():
     point = back_project(900, 200, 350.0, k)
     pixel = project(projection_matrix(k), point)[0]
     assert pixel == pytest.approx([900, 200], abs=1e-6)
+    # the property, over random frames, fields of view, pixels and distances
+    rng = np.random.default_rng(11)
+    for _ in range(500):
+        width, height = int(rng.integers(160, 4000)), int(rng.integers(160, 4000))
+        k = camera_intrinsics(width, height, float(rng.uniform(20, 110)))
+        u, v, distance = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(30, 5000)
+        assert project(projection_matrix(k), back_project(u, v, distance, k))[0] == pytest.approx([u, v], abs=1e-6)
     assert project(projection_matrix(k), np.array([0.0, 100.0, -50.0]))[0] == pytest.approx([np.nan, np.nan], nan_ok=True)
 
 
