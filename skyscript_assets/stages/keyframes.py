@@ -18,6 +18,8 @@ kept (valid = False) so the catalog shows what was filtered and why.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -143,7 +145,7 @@ def extract_keyframes(
         sample_every = max(1, int(round(fps / settings.candidates_per_second)))
         index = -1
         try:
-            for frame in container.decode(stream):
+            for frame in decoded_ahead(container, stream):
                 index += 1
                 time_s = float(frame.pts * stream.time_base) if frame.pts is not None else index / fps
                 if index == 0:
@@ -156,6 +158,55 @@ def extract_keyframes(
         result = run.finish()
     result.seconds = time.perf_counter() - started
     return result
+
+
+DECODE_AHEAD_FRAMES = 8
+
+
+def decoded_ahead(container, stream, depth: int = DECODE_AHEAD_FRAMES):
+    """The decoded frames of `stream`, in order, decoded by a background thread up to `depth`
+    frames ahead of the consumer. PyAV releases the GIL while it demuxes and decodes, so the
+    decoder (and its own frame threads) keeps working while the consumer computes features;
+    in a plain loop it would wait for each frame to be consumed. A decoding error is raised
+    in the consumer, where it would have happened; leaving the loop early stops the thread
+    before the container can be closed under it."""
+    frames: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                frames.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def decode() -> None:
+        try:
+            for frame in container.decode(stream):
+                if stop.is_set():
+                    return
+                put(frame)
+            put(_END_OF_STREAM)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which decides
+            put(exc)
+
+    worker = threading.Thread(target=decode, name="keyframes-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = frames.get()
+            if item is _END_OF_STREAM:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+_END_OF_STREAM = object()
 
 
 class _EpisodeRun:
@@ -247,7 +298,8 @@ class _EpisodeRun:
         s = self.settings
         candidate.rgb = self._display_rgb(candidate)
         gray = cv2.cvtColor(candidate.rgb, cv2.COLOR_RGB2GRAY)
-        luma, spread = float(gray.mean()), float(gray.std())
+        mean, std = cv2.meanStdDev(gray)  # one pass, no float copy of the image
+        luma, spread = float(mean[0, 0]), float(std[0, 0])
         frame_hash = _dhash(gray)
         duplicate = self.previous_hash is not None and int(np.count_nonzero(frame_hash != self.previous_hash)) <= s.duplicate_hamming
         self.previous_hash = frame_hash
@@ -286,8 +338,8 @@ class _EpisodeRun:
             if planes[0].shape[1] > 2 * width:  # 4K/8K: keep candidates near the output size, not 50 MB each
                 planes = (cv2.resize(planes[0], (width, height), interpolation=cv2.INTER_AREA),
                           *(cv2.resize(p, (width // 2, height // 2), interpolation=cv2.INTER_AREA) for p in planes[1:]))
-            else:
-                planes = tuple(p.copy() for p in planes)
+            # else the planes stay views of the decoded frame, which they keep alive: PyAV
+            # hands out a new reference-counted frame each time, so no copy is needed.
             return _Candidate(index, time_s, planes, None, _sharpness(planes[0]))
         rgb = frame.to_ndarray(width=self.size[0], height=self.size[1], format="rgb24")
         return _Candidate(index, time_s, None, rgb, _sharpness(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)))
@@ -314,10 +366,16 @@ SHARPNESS_WIDTH = 384
 
 
 def _sharpness(gray: np.ndarray) -> float:
-    """Laplacian variance of the luma on a fixed scale (strided, no filtering: cheap, and
-    consistent within an episode, which is all a relative blur test needs)."""
+    """Laplacian variance of the luma on a fixed scale (every step-th pixel, no filtering:
+    cheap, and consistent within an episode, which is all a relative blur test needs).
+    16-bit Laplacian (exact for 8-bit input) and OpenCV's own statistics: no float copy of
+    the image is allocated."""
     step = max(1, gray.shape[1] // SHARPNESS_WIDTH)
-    return float(cv2.Laplacian(np.ascontiguousarray(gray[::step, ::step]), cv2.CV_32F).var())
+    if step > 1:  # nearest-neighbour resize = gray[::step, ::step], without the strided copy
+        height, width = gray.shape
+        gray = cv2.resize(gray, (-(-width // step), -(-height // step)), interpolation=cv2.INTER_NEAREST)
+    _, std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_16S))
+    return float(std[0, 0]) ** 2
 
 
 def _dhash(gray: np.ndarray) -> np.ndarray:
@@ -326,7 +384,7 @@ def _dhash(gray: np.ndarray) -> np.ndarray:
 
 
 def _entropy_bits(gray: np.ndarray) -> float:
-    hist = np.bincount(gray.reshape(-1), minlength=256).astype(np.float64)
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).reshape(-1).astype(np.float64)
     p = hist[hist > 0] / hist.sum()
     return float(-(p * np.log2(p)).sum())
 
