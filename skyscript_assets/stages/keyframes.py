@@ -87,12 +87,13 @@ class EpisodeKeyframes:
 
 @dataclass
 class _Candidate:
-    """A sampled frame kept cheaply (its YUV planes, or RGB for exotic formats) until its
-    window is decided; only the chosen one is converted to an RGB image."""
+    """A sampled frame kept cheaply (the decoded frame itself, or a copy scaled to the
+    keyframe size for 4K/8K and non-8-bit formats) until its window is decided; only the
+    chosen one is converted to an RGB image."""
 
     frame: int
     time_s: float
-    planes: tuple[np.ndarray, ...] | None
+    picture: av.VideoFrame | None
     rgb: np.ndarray | None
     sharpness: float
 
@@ -292,27 +293,21 @@ class _EpisodeRun:
     # -- pixels -------------------------------------------------------------------------
 
     def _candidate(self, frame, index: int, time_s: float) -> _Candidate:
-        if frame.format.name in _PLANAR_YUV:
-            width, height = self.size
-            planes = tuple(_plane(p) for p in frame.planes[:3])
-            if planes[0].shape[1] > 2 * width:  # 4K/8K: keep candidates near the output size, not 50 MB each
-                planes = (cv2.resize(planes[0], (width, height), interpolation=cv2.INTER_AREA),
-                          *(cv2.resize(p, (width // 2, height // 2), interpolation=cv2.INTER_AREA) for p in planes[1:]))
-            # else the planes stay views of the decoded frame, which they keep alive: PyAV
-            # hands out a new reference-counted frame each time, so no copy is needed.
-            return _Candidate(index, time_s, planes, None, _sharpness(planes[0]))
-        rgb = frame.to_ndarray(width=self.size[0], height=self.size[1], format="rgb24")
-        return _Candidate(index, time_s, None, rgb, _sharpness(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)))
+        width, height = self.size
+        if frame.format.name not in _PLANAR_YUV or frame.width > 2 * width:
+            # 4K/8K: keep candidates near the output size, not 50 MB each; 10-bit, RGB, NV12:
+            # 8-bit planar once, so sharpness reads a luma plane like everywhere else.
+            frame = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+        # Else the decoded frame itself is kept: PyAV hands out a new reference-counted
+        # frame each time, so holding it costs no copy.
+        return _Candidate(index, time_s, frame, None, _sharpness(_plane(frame.planes[0])))
 
     def _display_rgb(self, candidate: _Candidate) -> np.ndarray:
-        if candidate.rgb is not None:
-            rgb = candidate.rgb
-        else:
-            width, height = self.size
-            y, u, v = (cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA if i == 0 else cv2.INTER_LINEAR)
-                       for i, p in enumerate(candidate.planes))
-            rgb = cv2.cvtColor(cv2.merge([y, u, v]), cv2.COLOR_YUV2RGB)
-            candidate.planes = None
+        """The candidate at display geometry. swscale scales and converts in one pass and
+        honours the video's range (limited-range black 16 becomes RGB 0)."""
+        width, height = self.size
+        rgb = candidate.picture.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+        candidate.picture = None
         if self.rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self.rotation // 90))  # display matrix: counter-clockwise
         return rgb
