@@ -47,13 +47,13 @@ def _with_flash(frames_rgb, at, length):
     return out
 
 
-def _write_frames(path, frames, fps=24):
+def _write_frames(path, frames, fps=24, codec="libx264", pix_fmt="yuv420p"):
     import av
 
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         for i, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
@@ -94,6 +94,24 @@ def test_keyframes_have_display_geometry_with_a_bounded_long_side(tmp_path):
     assert (result.width, result.height) == (116, 256)
     image = cv2.imread(result.keyframes[0].path)
     assert image.shape[:2] == (256, 116)
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "suffix"), [("libx264", "yuv420p", "mp4"), ("png", "rgb24", "mov")])
+def test_keyframe_colours_are_those_of_the_video(tmp_path, codec, pix_fmt, suffix):
+    # Limited-range YUV (black at 16, white at 235) and RGB-coded video both come out with
+    # black at 0 and white at 255; a cut between two colour fields is found either way.
+    left = np.zeros((160, 256, 3), np.uint8)
+    left[:, 128:] = 255
+    colour = np.zeros((160, 256, 3), np.uint8)
+    colour[:80], colour[80:, :128], colour[80:, 128:] = (220, 30, 30), (30, 200, 30), (30, 30, 220)
+    path = tmp_path / f"c.{suffix}"
+    _write_frames(path, [left] * 24 + [colour] * 24, codec=codec, pix_fmt=pix_fmt)
+    result = _extract(path, tmp_path / "kf")
+    assert [s.start_frame for s in result.shots] == [0, 24]
+    first, second = (cv2.cvtColor(cv2.imread(k.path), cv2.COLOR_BGR2RGB) for k in result.keyframes[:2])
+    assert first[80, 40].max() <= 8 and first[80, 200].min() >= 247
+    assert np.abs(second[40, 128].astype(int) - (220, 30, 30)).max() <= 12
+    assert np.abs(second[120, 64].astype(int) - (30, 200, 30)).max() <= 12
 
 
 def test_quality_filter_reasons(tmp_path):

@@ -89,12 +89,13 @@ class EpisodeKeyframes:
 
 @dataclass
 class _Candidate:
-    """A sampled frame kept cheaply (its YUV planes, or RGB for exotic formats) until its
-    window is decided; only the chosen one is converted to an RGB image."""
+    """A sampled frame kept cheaply (the decoded frame itself, or a copy scaled to the
+    keyframe size for 4K/8K and non-8-bit formats) until its window is decided; only the
+    chosen one is converted to an RGB image."""
 
     frame: int
     time_s: float
-    planes: tuple[np.ndarray, ...] | None
+    picture: av.VideoFrame | None
     rgb: np.ndarray | None
     sharpness: float
 
@@ -130,6 +131,19 @@ def extract_keyframes(
     `background_decode` decodes in a thread of its own, overlapping with the analysis."""
     label = name or str(source)
     started = time.perf_counter()
+    # The decoder's frame threads already keep the cores busy; OpenCV's own thread pool on
+    # these small images only adds hand-offs between threads (measured: ~7 % more CPU).
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        result = _extract(source, write_jpeg, settings, label, background_decode)
+    finally:
+        cv2.setNumThreads(opencv_threads)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _extract(source, write_jpeg, settings: KeyframeSettings, label: str, background_decode: bool) -> EpisodeKeyframes:
     try:
         container = av.open(source)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -157,9 +171,7 @@ def extract_keyframes(
             run.result.decode_errors += 1  # a damaged tail: keep what decoded
         if index < 0:
             raise ProbeError("no_frames", f"{label}: no decodable frame")
-        result = run.finish()
-    result.seconds = time.perf_counter() - started
-    return result
+        return run.finish()
 
 
 _END = object()
@@ -297,7 +309,8 @@ class _EpisodeRun:
         s = self.settings
         candidate.rgb = self._display_rgb(candidate)
         gray = cv2.cvtColor(candidate.rgb, cv2.COLOR_RGB2GRAY)
-        luma, spread = float(gray.mean()), float(gray.std())
+        mean, std = cv2.meanStdDev(gray)  # one pass, no float copy of the image
+        luma, spread = float(mean[0, 0]), float(std[0, 0])
         frame_hash = _dhash(gray)
         duplicate = self.previous_hash is not None and int(np.count_nonzero(frame_hash != self.previous_hash)) <= s.duplicate_hamming
         self.previous_hash = frame_hash
@@ -330,27 +343,21 @@ class _EpisodeRun:
     # -- pixels -------------------------------------------------------------------------
 
     def _candidate(self, frame, index: int, time_s: float) -> _Candidate:
-        if frame.format.name in _PLANAR_YUV:
-            width, height = self.size
-            planes = tuple(_plane(p) for p in frame.planes[:3])
-            if planes[0].shape[1] > 2 * width:  # 4K/8K: keep candidates near the output size, not 50 MB each
-                planes = (cv2.resize(planes[0], (width, height), interpolation=cv2.INTER_AREA),
-                          *(cv2.resize(p, (width // 2, height // 2), interpolation=cv2.INTER_AREA) for p in planes[1:]))
-            else:
-                planes = tuple(p.copy() for p in planes)
-            return _Candidate(index, time_s, planes, None, _sharpness(planes[0]))
-        rgb = frame.to_ndarray(width=self.size[0], height=self.size[1], format="rgb24")
-        return _Candidate(index, time_s, None, rgb, _sharpness(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)))
+        width, height = self.size
+        if frame.format.name not in _PLANAR_YUV or frame.width > 2 * width:
+            # 4K/8K: keep candidates near the output size, not 50 MB each; 10-bit, RGB, NV12:
+            # 8-bit planar once, so sharpness reads a luma plane like everywhere else.
+            frame = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+        # Else the decoded frame itself is kept: PyAV hands out a new reference-counted
+        # frame each time, so holding it costs no copy.
+        return _Candidate(index, time_s, frame, None, _sharpness(_plane(frame.planes[0])))
 
     def _display_rgb(self, candidate: _Candidate) -> np.ndarray:
-        if candidate.rgb is not None:
-            rgb = candidate.rgb
-        else:
-            width, height = self.size
-            y, u, v = (cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA if i == 0 else cv2.INTER_LINEAR)
-                       for i, p in enumerate(candidate.planes))
-            rgb = cv2.cvtColor(cv2.merge([y, u, v]), cv2.COLOR_YUV2RGB)
-            candidate.planes = None
+        """The candidate at display geometry. swscale scales and converts in one pass and
+        honours the video's range (limited-range black 16 becomes RGB 0)."""
+        width, height = self.size
+        rgb = candidate.picture.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+        candidate.picture = None
         if self.rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self.rotation // 90))  # display matrix: counter-clockwise
         return rgb
@@ -364,10 +371,16 @@ SHARPNESS_WIDTH = 384
 
 
 def _sharpness(gray: np.ndarray) -> float:
-    """Laplacian variance of the luma on a fixed scale (strided, no filtering: cheap, and
-    consistent within an episode, which is all a relative blur test needs)."""
+    """Laplacian variance of the luma on a fixed scale (every step-th pixel, no filtering:
+    cheap, and consistent within an episode, which is all a relative blur test needs).
+    16-bit Laplacian (exact for 8-bit input) and OpenCV's own statistics: no float copy of
+    the image is allocated."""
     step = max(1, gray.shape[1] // SHARPNESS_WIDTH)
-    return float(cv2.Laplacian(np.ascontiguousarray(gray[::step, ::step]), cv2.CV_32F).var())
+    if step > 1:  # nearest-neighbour resize = gray[::step, ::step], without the strided copy
+        height, width = gray.shape
+        gray = cv2.resize(gray, (-(-width // step), -(-height // step)), interpolation=cv2.INTER_NEAREST)
+    _, std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_16S))
+    return float(std[0, 0]) ** 2
 
 
 def _dhash(gray: np.ndarray) -> np.ndarray:
@@ -376,7 +389,7 @@ def _dhash(gray: np.ndarray) -> np.ndarray:
 
 
 def _entropy_bits(gray: np.ndarray) -> float:
-    hist = np.bincount(gray.reshape(-1), minlength=256).astype(np.float64)
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).reshape(-1).astype(np.float64)
     p = hist[hist > 0] / hist.sum()
     return float(-(p * np.log2(p)).sum())
 

@@ -25,6 +25,7 @@ order from 0.
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -104,8 +105,8 @@ def _plane(plane) -> np.ndarray:
 
 def content_distance(a: FrameFeatures, b: FrameFeatures) -> float:
     """0..1: half colour-histogram change, half pixel change (mean absolute, scaled)."""
-    hist = float(np.abs(a.hist - b.hist).sum()) / 6.0  # three histograms, each L1 in 0..2
-    pixels = min(1.0, float(np.abs(a.thumb - b.thumb).mean()) / 64.0)
+    hist = cv2.norm(a.hist, b.hist, cv2.NORM_L1) / 6.0  # three histograms, each L1 in 0..2
+    pixels = min(1.0, cv2.norm(a.thumb, b.thumb, cv2.NORM_L1) / a.thumb.size / 64.0)
     return 0.5 * hist + 0.5 * pixels
 
 
@@ -213,7 +214,7 @@ class ShotBoundaryDetector:
 
     def _motion(self, position: int) -> float:
         past = [self._distances[i] for i in range(max(1, position - BASELINE_WINDOW), position)]
-        return float(np.median(past)) if past else 0.0
+        return statistics.median(past) if past else 0.0  # per frame: far cheaper than np.median on 24 floats
 
     def _is_cut(self, position: int, distance: float, motion: float) -> bool:
         if distance < CUT_MIN or distance < 0.97 * self._distances[position - 1]:
