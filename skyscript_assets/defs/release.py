@@ -96,6 +96,15 @@ def restored_scripts(context: dg.AssetExecutionContext, config: RestoredScriptsC
     })
 
 
+def _pair_fields(script: ShootingScript, row: ShootingScriptRow) -> dict:
+    """The fields every pair of one shooting script shares."""
+    scores = [s.highlight_score for s in script.shots if s.highlight_score is not None]
+    return {"drama_id": script.drama_id, "episode_id": script.episode_id, "scene_number": script.scene_number,
+            "shot_numbers": [s.shot_number for s in script.shots], "shooting_script_json": json.dumps(row.script),
+            "shooting_script_text": row.text, "highlight_score": sum(scores) / len(scores) if scores else None,
+            "calibration_status": row.calibration_status}
+
+
 def _restoration_generator(context: dg.AssetExecutionContext, resource: RestorationLlmResource):
     """(the text generator or None, a one-line status for the metadata)."""
     from ..models.base import WeightsMissing
@@ -152,25 +161,21 @@ def script_pairs(context: dg.AssetExecutionContext, config: ScriptPairsConfig, c
     fs.makedirs(folder, exist_ok=True)  # the card is written even when nothing is released yet
     counts: Counter = Counter()
     released_scripts: set[str] = set()
+    parsed = {script_id: ShootingScript.model_validate(row.script) for script_id, row in scripts.items()}
+    shared = {script_id: _pair_fields(parsed[script_id], row) for script_id, row in scripts.items()}  # once per scene, not per pair
 
     def pairs():  # streamed from the restoration shards into the release shards
         for restoration in iter_shard_rows(fs, restoration_shards):
-            row = scripts.get(restoration["script_id"])
-            if row is None:
+            fields = shared.get(restoration["script_id"])
+            if fields is None:
                 continue
-            script = ShootingScript.model_validate(row.script)
-            scores = [s.highlight_score for s in script.shots if s.highlight_score is not None]
             counts["pairs"] += 1
-            counts["uncalibrated"] += row.calibration_status != "passed"
-            released_scripts.add(script.script_id)
+            counts["uncalibrated"] += fields["calibration_status"] != "passed"
+            released_scripts.add(restoration["script_id"])
             yield {
-                "pair_id": f"{script.script_id}/r{restoration['restoration_index']:03d}", "drama_id": drama_id,
-                "episode_id": script.episode_id, "scene_number": script.scene_number,
-                "shot_numbers": [s.shot_number for s in script.shots], "restoration_index": restoration["restoration_index"],
-                "style": restoration["style"], "script": restoration["script"], "shooting_script_json": json.dumps(row.script),
-                "shooting_script_text": row.text, "highlight_score": sum(scores) / len(scores) if scores else None,
-                "calibration_status": row.calibration_status, "model_id": restoration["model_id"],
-                "seed": restoration.get("seed"),
+                **fields, "pair_id": f"{restoration['script_id']}/r{restoration['restoration_index']:03d}",
+                "restoration_index": restoration["restoration_index"], "style": restoration["style"],
+                "script": restoration["script"], "model_id": restoration["model_id"], "seed": restoration.get("seed"),
             }
 
     shards = write_shards(pairs(), fs, f"{folder}/{PAIR_SHARD_FOLDER}", schema=PAIR_SCHEMA, rows_per_shard=config.rows_per_shard) if releasing else []
@@ -179,7 +184,7 @@ def script_pairs(context: dg.AssetExecutionContext, config: ScriptPairsConfig, c
         generator, label_status = _restoration_generator(context, restoration_llm)
         try:
             edges, character_pairs, losses = relationship_tables(
-                drama_id, [ShootingScript.model_validate(r.script) for r in scripts.values()], generator)
+                drama_id, list(parsed.values()), generator)
         finally:
             if generator:
                 generator.close()

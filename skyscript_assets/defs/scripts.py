@@ -111,6 +111,7 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
                                  frames.get(s.shot_index, []), audio=analyse_range(audio, s.start_s, s.end_s) if audio is not None else None)
                     for s in episode_shots]
         scripts = assemble_episode(drama_id, episode.episode_id, evidence, identity_of, figures)
+        first_keyframe = {round(e.start_s, 3): uri_of.get(e.keyframes[0].item) for e in evidence if e.keyframes}
         view = view or next((png for png in map(scene_view_png, scripts) if png), None)
         for script in scripts:
             text = shooting_script_text(script)
@@ -119,7 +120,6 @@ def calibrated_shooting_scripts(context: dg.AssetExecutionContext, catalog: Cata
             artifacts.write_bytes(text.encode(), drama_id, "calibrated_shooting_scripts", episode.episode_id, f"scene-{script.scene_number:04d}.txt")
             rows.append(ShootingScriptRow(drama_id=drama_id, episode_id=episode.episode_id, scene_number=script.scene_number,
                                           shots=len(script.shots), script=value, text=text, calibration_status="pending", **prov))
-            first_keyframe = {round(e.start_s, 3): uri_of.get(e.keyframes[0].item) for e in evidence if e.keyframes}
             for shot in script.shots:
                 records[f"{script.script_id}/shot-{shot.shot_number:03d}"] = (
                     episode.episode_id, shot_fields(shot), first_keyframe.get(round(shot.start_s, 3)), text)

@@ -14,6 +14,7 @@ so the same drama always yields the same packets and a re-review is comparable.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ def simulated_review(tasks: list[dict], *, corrections: int, seed: int = 0) -> l
     `corrections` fields (seeded choice) set to another value. For the demo and tests."""
     rng = random.Random(seed)
     exported = [{"id": n, "data": t["data"], "annotations": [{"id": n, "was_cancelled": False,
-                                                               "result": json.loads(json.dumps(t["predictions"][0]["result"]))}]}
+                                                               "result": copy.deepcopy(t["predictions"][0]["result"])}]}
                 for n, t in enumerate(tasks, start=1)]
     candidates = [(task, result) for task in exported for result in task["annotations"][0]["result"]]
     for task, result in rng.sample(candidates, min(corrections, len(candidates))):
