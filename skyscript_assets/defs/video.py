@@ -24,6 +24,7 @@ class KeyframesConfig(dg.Config):
     seconds_per_keyframe: float = 4.0
     max_long_side: int = 768
     workers: int = 0  # parallel episode processes; 0 = one per CPU core
+    decode_threads: int = 0  # decoder threads per episode (segments of whole GOPs); 0 = the cores left per process
     redo: bool = False  # re-extract episodes already done at this stage version
 
 
@@ -33,7 +34,7 @@ class KeyframesConfig(dg.Config):
     group_name="video",
     kinds={"python", "video"},
     description="Shot boundaries (cuts, fades, dissolves) and quality-filtered keyframes per episode, "
-    "one streaming decode each, episodes in parallel processes; resumable per episode.",
+    "one streaming decode each (split over cores at keyframes), episodes in parallel processes; resumable per episode.",
     check_specs=[
         dg.AssetCheckSpec("invalid_keyframe_rate", asset="keyframes",
                           description=f"Share of keyframes filtered out (warns above {INVALID_KEYFRAME_WARN_RATE:.0%})."),
@@ -62,11 +63,13 @@ def keyframes(
     todo = [e for e in episodes if e.episode_id in pending]
     context.log.info(f"{drama_id}: {len(todo)} of {len(episodes)} episodes to process ({len(episodes) - len(todo)} already done)")
 
-    settings = KeyframeSettings(seconds_per_keyframe=config.seconds_per_keyframe, max_long_side=config.max_long_side)
+    processes = min(len(todo), config.workers or os.cpu_count() or 1)
+    settings = KeyframeSettings(seconds_per_keyframe=config.seconds_per_keyframe, max_long_side=config.max_long_side,
+                                decode_threads=config.decode_threads or max(1, (os.cpu_count() or 1) // max(1, processes)))
     jobs = [EpisodeJob(e.episode_id, e.uri, artifacts.uri(drama_id, "keyframes", e.episode_id), settings) for e in todo]
     by_id = {e.episode_id: e for e in todo}
     video_seconds = wall_seconds = 0.0
-    for number, outcome in enumerate(_run_jobs(jobs, config.workers), start=1):
+    for number, outcome in enumerate(_run_jobs(jobs, processes), start=1):
         episode = by_id[outcome.episode_id]
         _record_episode(db, drama_id, episode, outcome, prov)
         if outcome.result is not None:
@@ -83,10 +86,9 @@ def keyframes(
                     video_seconds=video_seconds, wall_seconds=wall_seconds)
 
 
-def _run_jobs(jobs: list[EpisodeJob], workers: int):
-    """Outcomes as episodes finish; in-process for one worker, else a spawn-based pool
+def _run_jobs(jobs: list[EpisodeJob], count: int):
+    """Outcomes as episodes finish; in-process for one process, else a spawn-based pool
     (forking a process that holds Dagster's threads and gRPC channels is unsafe)."""
-    count = min(len(jobs), workers or os.cpu_count() or 1)
     if count <= 1:
         yield from (process_episode(job) for job in jobs)
         return

@@ -14,12 +14,17 @@ The quality filter marks a keyframe invalid, with a reason, when it is black or 
 colour, blurred (against the sharpness of its own shot), low in information, a near-copy of
 the previous keyframe (perceptual hash), or inside a transition. Invalid keyframes are
 kept (valid = False) so the catalog shows what was filtered and why.
+
+Decoding is split over the cores by `segment_decode.analysed_frames` (segments of whole
+GOPs, one single-threaded decoder each); the per-frame features and candidate sharpness
+are computed in those decoder threads, and everything that needs the order of the frames
+(shot boundaries, windows, the choice and the JPEGs) here, in the caller's thread. The
+result does not depend on the number of decoder threads.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,9 +35,10 @@ import cv2
 import numpy as np
 
 from .probe import ProbeError, normalise_rotation
-from .shots import _PLANAR_YUV, LOOKAHEAD, Boundary, ShotBoundaryDetector, _plane, features_from_frame
+from .segment_decode import analysed_frames
+from .shots import _PLANAR_YUV, LOOKAHEAD, Boundary, FrameFeatures, ShotBoundaryDetector, _plane, features_from_frame
 
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"  # 2: candidates on a time grid (was every n-th frame); JPEGs from swscale bgr24
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class KeyframeSettings:
     uniform_spread: float = 6.0
     min_entropy_bits: float = 3.0
     duplicate_hamming: int = 5  # of 64 dHash bits
+    decode_threads: int = 0  # decoders per episode, each on a segment of whole GOPs; 0: one per core (at most 4)
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ class _Candidate:
     frame: int
     time_s: float
     picture: av.VideoFrame | None
-    rgb: np.ndarray | None
+    bgr: np.ndarray | None  # the chosen one at display geometry, in OpenCV's channel order
     sharpness: float
 
 
@@ -125,25 +132,34 @@ def extract_keyframes(
     settings: KeyframeSettings = KeyframeSettings(),
     *,
     name: str | None = None,
-    background_decode: bool = True,
 ) -> EpisodeKeyframes:
-    """Decode `source` once; `write_jpeg(file_name, data)` stores a keyframe and returns its path.
-    `background_decode` decodes in a thread of its own, overlapping with the analysis."""
+    """Decode `source` once; `write_jpeg(file_name, data)` stores a keyframe and returns its path."""
     label = name or str(source)
     started = time.perf_counter()
-    # The decoder's frame threads already keep the cores busy; OpenCV's own thread pool on
-    # these small images only adds hand-offs between threads (measured: ~7 % more CPU).
+    # The decoders keep the cores busy; OpenCV's own thread pool on these small images
+    # only adds hand-offs between threads (measured: ~7 % more CPU).
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        result = _extract(source, write_jpeg, settings, label, background_decode)
+        result = _extract(source, write_jpeg, settings, label)
     finally:
         cv2.setNumThreads(opencv_threads)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _extract(source, write_jpeg, settings: KeyframeSettings, label: str, background_decode: bool) -> EpisodeKeyframes:
+def decode_threads(settings: KeyframeSettings) -> int:
+    """Decoder threads for one episode: the setting, or one per available core (at most 4)."""
+    if settings.decode_threads > 0:
+        return settings.decode_threads
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _extract(source, write_jpeg, settings: KeyframeSettings, label: str) -> EpisodeKeyframes:
     try:
         container = av.open(source)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -152,21 +168,19 @@ def _extract(source, write_jpeg, settings: KeyframeSettings, label: str, backgro
         if not container.streams.video or container.streams.video[0].codec_context is None:
             raise ProbeError("no_video_stream", f"{label}: no decodable video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 25.0
         sar = float(stream.sample_aspect_ratio or 1)
         run = _EpisodeRun(settings, fps, write_jpeg)
         run.size = keyframe_size(stream.codec_context.width, stream.codec_context.height, sar, settings.max_long_side)
-        sample_every = max(1, int(round(fps / settings.candidates_per_second)))
+        analyse = _FrameAnalyser(float(stream.time_base or 0) or None, fps, settings.candidates_per_second, run.size)
         index = -1
         try:
-            for frame in decoded_frames(container, stream, background=background_decode):
+            for analysed in analysed_frames(container, stream, analyse, workers=decode_threads(settings)):
                 index += 1
-                time_s = float(frame.pts * stream.time_base) if frame.pts is not None else index / fps
                 if index == 0:
-                    run.rotation = normalise_rotation(getattr(frame, "rotation", 0))
-                run.push(frame, index, time_s, sample=index % sample_every == 0)
+                    run.rotation = analysed.rotation
+                run.push(analysed, index)
         except av.error.FFmpegError:
             run.result.decode_errors += 1  # a damaged tail: keep what decoded
         if index < 0:
@@ -174,50 +188,53 @@ def _extract(source, write_jpeg, settings: KeyframeSettings, label: str, backgro
         return run.finish()
 
 
-_END = object()
-# Decoded frames waiting for the analysis: enough to ride out a slow frame, bounded in bytes
-# so that 4K/8K video stays in bounded memory.
-QUEUE_BYTES = 96 * 2**20
+@dataclass
+class _AnalysedFrame:
+    """What a decoder thread makes of one frame: its features, and the frame itself when it
+    is a keyframe candidate. Its number and time in the episode are set by the consumer."""
+
+    time_s: float | None  # presentation time, None without a timestamp
+    features: FrameFeatures
+    candidate: _Candidate | None
+    rotation: int
 
 
-def decoded_frames(container, stream, *, background: bool = True):
-    """The stream's frames in order. In the background, FFmpeg decodes (without the GIL) while
-    the caller analyses the previous frames; an FFmpeg error is raised where it happened."""
-    if not background:
-        yield from container.decode(stream)
-        return
-    width, height = stream.codec_context.width or 1920, stream.codec_context.height or 1080
-    frames: queue.Queue = queue.Queue(maxsize=max(2, min(32, QUEUE_BYTES // max(1, width * height * 3 // 2))))
-    stop = threading.Event()
+class _FrameAnalyser:
+    """The per-frame work, run in the decoder threads (`segment_decode.analysed_frames`).
 
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                frames.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    Candidates are the frames nearest to a grid of `candidates_per_second` points in
+    presentation time: decided from the frame's own timestamp, so any split of the episode
+    into segments samples the same frames (and a variable frame rate samples by time)."""
 
-    def decode() -> None:
-        try:
-            for frame in container.decode(stream):
-                if not put(frame):
-                    return
-            put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put(exc)
+    def __init__(self, time_base: float | None, fps: float, candidates_per_second: float, size: tuple[int, int]):
+        self.time_base, self.fps, self.grid, self.size = time_base, fps, candidates_per_second, size
+        self.half_frame = 0.5 / fps
+        self.sample_every = max(1, int(round(fps / candidates_per_second)))  # frames without timestamps
 
-    thread = threading.Thread(target=decode, name="skyscript-decode", daemon=True)
-    thread.start()
-    try:
-        while (item := frames.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:  # the consumer stopped (done, failed, or closed early): the decoder stops before the container closes
-        stop.set()
-        thread.join()
+    def __call__(self, frame, number: int) -> tuple[_AnalysedFrame, int]:
+        time_s = float(frame.pts * self.time_base) if frame.pts is not None and self.time_base else None
+        if time_s is None:
+            sample = number % self.sample_every == 0
+        else:
+            offset = time_s - round(time_s * self.grid) / self.grid
+            sample = -self.half_frame <= offset < self.half_frame
+        features = features_from_frame(frame, number, time_s or 0.0)
+        candidate = self._candidate(frame, time_s) if sample else None
+        rotation = normalise_rotation(getattr(frame, "rotation", 0)) if number == 0 else 0
+        weight = features.thumb.nbytes + features.hist.nbytes
+        if candidate is not None:
+            weight += sum(plane.buffer_size for plane in candidate.picture.planes)
+        return _AnalysedFrame(time_s, features, candidate, rotation), weight
+
+    def _candidate(self, frame, time_s: float | None) -> _Candidate:
+        width, height = self.size
+        if frame.format.name not in _PLANAR_YUV or frame.width > 2 * width:
+            # 4K/8K: keep candidates near the output size, not 50 MB each; 10-bit, RGB, NV12:
+            # 8-bit planar once, so sharpness reads a luma plane like everywhere else.
+            frame = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+        # Else the decoded frame itself is kept: PyAV hands out a new reference-counted
+        # frame each time, so holding it costs no copy.
+        return _Candidate(-1, time_s or 0.0, frame, None, _sharpness(_plane(frame.planes[0])))
 
 
 class _EpisodeRun:
@@ -238,12 +255,16 @@ class _EpisodeRun:
 
     # -- streaming ----------------------------------------------------------------------
 
-    def push(self, frame, index: int, time_s: float, sample: bool) -> None:
-        self.detector.push(features_from_frame(frame, index, time_s))
+    def push(self, analysed: _AnalysedFrame, index: int) -> None:
+        time_s = analysed.time_s if analysed.time_s is not None else index / self.detector.fps
+        features = analysed.features
+        features.index, features.time_s = index, time_s
+        self.detector.push(features)
         self.times.append(time_s)
         self.last_time_s, self.last_frame = time_s, index
-        if sample:
-            self.candidates.append(self._candidate(frame, index, time_s))
+        if analysed.candidate is not None:
+            analysed.candidate.frame, analysed.candidate.time_s = index, time_s
+            self.candidates.append(analysed.candidate)
         self._take_new_boundaries()
         # Frames older than the detector's lookahead can no longer gain a boundary.
         if len(self.times) == self.times.maxlen:
@@ -307,8 +328,8 @@ class _EpisodeRun:
 
     def _quality(self, candidate: _Candidate, in_transition: bool) -> str | None:
         s = self.settings
-        candidate.rgb = self._display_rgb(candidate)
-        gray = cv2.cvtColor(candidate.rgb, cv2.COLOR_RGB2GRAY)
+        candidate.bgr = self._display_bgr(candidate)
+        gray = cv2.cvtColor(candidate.bgr, cv2.COLOR_BGR2GRAY)
         mean, std = cv2.meanStdDev(gray)  # one pass, no float copy of the image
         luma, spread = float(mean[0, 0]), float(std[0, 0])
         frame_hash = _dhash(gray)
@@ -330,11 +351,11 @@ class _EpisodeRun:
         return None
 
     def _emit(self, candidate: _Candidate, reason: str | None) -> None:
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(candidate.rgb, cv2.COLOR_RGB2BGR),
+        ok, jpeg = cv2.imencode(".jpg", candidate.bgr,
                                 [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
         number = len(self.result.keyframes)
         path = self.write_jpeg(f"shot{self.shot.index:04d}-kf{number:04d}.jpg", jpeg.tobytes())
-        height, width = candidate.rgb.shape[:2]
+        height, width = candidate.bgr.shape[:2]
         self.result.keyframes.append(KeyframeRecord(
             self.shot.index, number, round(candidate.time_s, 6), candidate.frame, reason is None, reason,
             width, height, round(candidate.sharpness, 3), path))
@@ -342,25 +363,15 @@ class _EpisodeRun:
 
     # -- pixels -------------------------------------------------------------------------
 
-    def _candidate(self, frame, index: int, time_s: float) -> _Candidate:
-        width, height = self.size
-        if frame.format.name not in _PLANAR_YUV or frame.width > 2 * width:
-            # 4K/8K: keep candidates near the output size, not 50 MB each; 10-bit, RGB, NV12:
-            # 8-bit planar once, so sharpness reads a luma plane like everywhere else.
-            frame = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
-        # Else the decoded frame itself is kept: PyAV hands out a new reference-counted
-        # frame each time, so holding it costs no copy.
-        return _Candidate(index, time_s, frame, None, _sharpness(_plane(frame.planes[0])))
-
-    def _display_rgb(self, candidate: _Candidate) -> np.ndarray:
+    def _display_bgr(self, candidate: _Candidate) -> np.ndarray:
         """The candidate at display geometry. swscale scales and converts in one pass and
         honours the video's range (limited-range black 16 becomes RGB 0)."""
         width, height = self.size
-        rgb = candidate.picture.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+        bgr = candidate.picture.to_ndarray(width=width, height=height, format="bgr24", interpolation="AREA")
         candidate.picture = None
         if self.rotation:
-            rgb = np.ascontiguousarray(np.rot90(rgb, k=self.rotation // 90))  # display matrix: counter-clockwise
-        return rgb
+            bgr = np.ascontiguousarray(np.rot90(bgr, k=self.rotation // 90))  # display matrix: counter-clockwise
+        return bgr
 
     def _display_size(self) -> tuple[int, int]:
         width, height = self.size

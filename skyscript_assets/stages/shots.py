@@ -48,8 +48,8 @@ BLEND_TOLERANCE = 0.2  # the middle frame's distance to the ends' blend, relativ
 MIN_SHOT_FRAMES = 6  # a boundary closer than this to the previous one is merged into it
 
 
-@dataclass(frozen=True)
-class FrameFeatures:
+@dataclass(slots=True)
+class FrameFeatures:  # mutable: decoder threads make it, the consumer numbers it
     index: int
     time_s: float
     thumb: np.ndarray  # float32 (THUMB_H, THUMB_W), 0..255
@@ -76,24 +76,25 @@ class Boundary:
 def features_from_frame(frame, index: int, time_s: float) -> FrameFeatures:
     """Features of a PyAV VideoFrame, from its planes when it is 8-bit planar YUV."""
     if frame.format.name in _PLANAR_YUV:
-        y, u, v = (_plane(p) for p in frame.planes[:3])
+        planes = frame.planes
+        y, u, v = _plane(planes[0]), _plane(planes[1]), _plane(planes[2])
     else:  # 10-bit, RGB, NV12, ...: let swscale do it (slower, rare)
         y, u, v = frame.to_ndarray(width=THUMB_W * 2, height=THUMB_H * 2, format="yuv444p")
     # Decimate first (nearest: cheap on a full frame), then average down to the thumbnail.
-    thumb8 = cv2.resize(cv2.resize(y, (THUMB_W * 2, THUMB_H * 2), interpolation=cv2.INTER_NEAREST),
-                        (THUMB_W, THUMB_H), interpolation=cv2.INTER_AREA)
-    half = (THUMB_W // 2, THUMB_H // 2)
-    u_small = cv2.resize(u, half, interpolation=cv2.INTER_NEAREST)
-    v_small = cv2.resize(v, half, interpolation=cv2.INTER_NEAREST)
-    # Marginal histograms (luma finer than chroma): a cut changes them; motion mostly does not.
-    hist = np.concatenate([_normalised_hist(thumb8, 64), _normalised_hist(u_small, 32), _normalised_hist(v_small, 32)])
+    thumb8 = cv2.resize(cv2.resize(y, _DECIMATED, interpolation=cv2.INTER_NEAREST), _THUMB, interpolation=cv2.INTER_AREA)
+    u_small = cv2.resize(u, _HALF, interpolation=cv2.INTER_NEAREST)
+    v_small = cv2.resize(v, _HALF, interpolation=cv2.INTER_NEAREST)
+    # Marginal histograms (luma finer than chroma), each summing to 1: a cut changes them;
+    # motion mostly does not. One buffer, divided in place (this runs for every frame).
+    hist = np.concatenate([cv2.calcHist([thumb8], [0], None, [64], _RANGE), cv2.calcHist([u_small], [0], None, [32], _RANGE),
+                           cv2.calcHist([v_small], [0], None, [32], _RANGE)]).reshape(-1)
+    hist[:64] /= float(thumb8.size)
+    hist[64:] /= float(u_small.size)
     mean, std = cv2.meanStdDev(thumb8)
     return FrameFeatures(index, time_s, thumb8.astype(np.float32), hist, float(mean[0, 0]), float(std[0, 0]))
 
 
-def _normalised_hist(channel: np.ndarray, bins: int) -> np.ndarray:
-    hist = cv2.calcHist([channel], [0], None, [bins], [0, 256]).reshape(-1)
-    return hist / max(1.0, float(hist.sum()))
+_THUMB, _DECIMATED, _HALF, _RANGE = (THUMB_W, THUMB_H), (THUMB_W * 2, THUMB_H * 2), (THUMB_W // 2, THUMB_H // 2), [0, 256]
 
 
 _PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})

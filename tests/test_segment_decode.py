@@ -1,0 +1,159 @@
+"""Decoding split at keyframes over several threads gives exactly the frames of one
+sequential decode, in the same order: closed and open GOPs (leading pictures), B-frames,
+H.264, HEVC, VP9 and the shared clips; errors come out where they happened; memory waits
+for the consumer; threads end with it."""
+
+import hashlib
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from skyscript_assets.stages.keyframes import EpisodeJob, KeyframeSettings, process_episode
+from skyscript_assets.stages.segment_decode import BATCH_FRAMES, MIN_SEGMENT_PACKETS, analysed_frames
+
+
+def _encode(path, codec: str, options: dict, frames: int = 96, size=(192, 112)):
+    """A pan over a photograph with a cut every 30 frames, so that every frame differs."""
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=24, options=options)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            photo = cv2.resize(photos[(i // 30) % len(photos)], (size[0] * 2, size[1] * 2))
+            x = 2 * (i % 30)
+            rgb = np.ascontiguousarray(photo[size[1] // 2: size[1] // 2 + size[1], x: x + size[0]])
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _signature(frame, number):
+    planes = b"".join(np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].tobytes()
+                      for p in frame.planes[:3])
+    return (frame.pts, hashlib.sha1(planes).hexdigest()), 1
+
+
+def _sequential(path):
+    with av.open(str(path)) as container:
+        return [_signature(frame, 0)[0] for frame in container.decode(video=0)]
+
+
+def _segmented(path, workers, **kwargs):
+    with av.open(str(path)) as container:
+        return list(analysed_frames(container, container.streams.video[0], _signature, workers=workers, **kwargs))
+
+
+def _leading_pictures(path) -> int:
+    """Packets that follow a keyframe in decode order but are shown before it (open GOP)."""
+    count, key_pts = 0, None
+    with av.open(str(path)) as container:
+        for packet in container.demux(video=0):
+            if packet.pts is None:
+                continue
+            if packet.is_keyframe:
+                key_pts = packet.pts
+            elif key_pts is not None and packet.pts < key_pts:
+                count += 1
+    return count
+
+
+def _keyframes(path) -> int:
+    with av.open(str(path)) as container:
+        return sum(p.is_keyframe for p in container.demux(video=0) if p.size)
+
+
+CASES = {
+    "h264-closed-gop-bframes": ("libx264", {"g": "12", "bf": "3", "x264-params": "scenecut=0:min-keyint=12"}, "mp4", False),
+    "h264-open-gop": ("libx264", {"g": "12", "bf": "3", "x264-params": "open-gop=1:scenecut=0:min-keyint=12"}, "mkv", True),
+    "hevc-open-gop": ("libx265", {"x265-params": "keyint=12:min-keyint=12:open-gop=1:bframes=4:scenecut=0:log-level=error"},
+                      "mkv", True),
+    "vp9": ("libvpx-vp9", {"g": "12", "deadline": "realtime", "cpu-used": "8"}, "webm", False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_segments_decode_to_exactly_the_sequential_frames(tmp_path, case):
+    codec, options, suffix, open_gop = CASES[case]
+    if codec not in av.codecs_available:
+        pytest.skip(f"{codec} is not in this FFmpeg build")
+    path = _encode(tmp_path / f"v.{suffix}", codec, options)
+    assert _keyframes(path) >= 96 // MIN_SEGMENT_PACKETS  # several segments to split into
+    if open_gop:
+        assert _leading_pictures(path) > 0  # the case is what it claims: pictures shown before their keyframe
+    reference = _sequential(path)
+    assert len(reference) == 96 and len({h for _, h in reference}) == 96
+    for workers in (1, 2, 3):
+        assert _segmented(path, workers) == reference, workers
+
+
+def test_the_shared_clips_decode_identically_in_segments(shared_videos):
+    for path in sorted(shared_videos.glob("*")):
+        if path.suffix in (".json", ".srt"):
+            continue
+        assert _segmented(path, 2) == _sequential(path), path.name
+
+
+def test_keyframes_do_not_depend_on_the_number_of_decoder_threads(tmp_path):
+    path = _encode(tmp_path / "v.mkv", "libx264", CASES["h264-open-gop"][1], frames=150)
+    results = []
+    for threads in (1, 2, 3):
+        r = process_episode(EpisodeJob("v", str(path), str(tmp_path / f"kf{threads}"),
+                                       KeyframeSettings(decode_threads=threads, seconds_per_keyframe=1.0))).result
+        results.append(([(s.start_frame, s.end_frame, s.transition_in) for s in r.shots],
+                        [(k.frame, k.valid, k.invalid_reason, k.sharpness) for k in r.keyframes],
+                        [Path(k.path).read_bytes() for k in r.keyframes]))
+    assert results[0] == results[1] == results[2]
+    assert [s[0] for s in results[0][0]] == [0, 30, 60, 90, 120]  # the cuts, across segment borders (every 12 frames)
+
+
+def test_a_decoder_error_comes_out_after_the_frames_before_it(tmp_path):
+    path = _encode(tmp_path / "v.mp4", "libx264", CASES["h264-closed-gop-bframes"][1])
+    reference = _sequential(path)
+
+    def failing(frame, number):
+        if frame.pts == reference[50][0]:
+            raise av.error.InvalidDataError(1094995529, "injected")
+        return _signature(frame, number)
+
+    got = []
+    with av.open(str(path)) as container:
+        with pytest.raises(av.error.InvalidDataError):
+            for item in analysed_frames(container, container.streams.video[0], failing, workers=3):
+                got.append(item)
+    assert got == reference[:50]
+    assert not [t for t in threading.enumerate() if t.name.startswith(("skyscript-decode", "skyscript-demux"))]
+
+
+def test_decoders_ahead_wait_for_the_consumer_and_stop_with_it(tmp_path):
+    path = _encode(tmp_path / "v.mp4", "libx264", CASES["h264-closed-gop-bframes"][1], frames=144)
+    produced, consumed, most_ahead = [0], [0], [0]
+    lock = threading.Lock()
+
+    def counting(frame, number):
+        with lock:
+            produced[0] += 1
+            most_ahead[0] = max(most_ahead[0], produced[0] - consumed[0])
+        return _signature(frame, number)
+
+    with av.open(str(path)) as container:
+        frames = analysed_frames(container, container.streams.video[0], counting, workers=3, budget_bytes=0)
+        for _ in range(100):
+            next(frames)
+            with lock:
+                consumed[0] += 1
+        frames.close()  # the consumer stops early
+    # With no room at all, only the segment being read runs ahead of the consumer, and each
+    # of the two other decoders by a batch handed over and one being made; without the
+    # budget all six segments would be decoded ahead.
+    assert most_ahead[0] <= MIN_SEGMENT_PACKETS + 2 * 2 * BATCH_FRAMES < 144
+    assert not [t for t in threading.enumerate() if t.name.startswith(("skyscript-decode", "skyscript-demux"))]
