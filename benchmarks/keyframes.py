@@ -4,7 +4,10 @@ For every clip in ../shared/data/videos (with groundtruth.json):
   (a) decode-only: PyAV decodes every frame and does nothing else (same decoder
       threading as the stage: thread_type AUTO),
   (b) this stage: `process_episode` (features, shot boundaries, keyframe selection,
-      quality filter, JPEG writing),
+      quality filter, JPEG writing), its decoding split at keyframes over one thread per
+      core (`stages/segment_decode.py`),
+  (b') the stage's decoding alone: the same split decode, nothing done with the frames
+      (what the stage costs beyond this is its analysis),
   (c) PySceneDetect 0.7 ContentDetector and AdaptiveDetector with default settings, on
       its default video backend (OpenCV) and on its PyAV backend (the stage's decoder).
 Per clip and overall: wall time and CPU time of the process, all threads (each the best
@@ -33,7 +36,8 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from skyscript_assets.stages.keyframes import EpisodeJob, process_episode  # noqa: E402
+from skyscript_assets.stages.keyframes import EpisodeJob, KeyframeSettings, decode_threads, process_episode  # noqa: E402
+from skyscript_assets.stages.segment_decode import analysed_frames  # noqa: E402
 from skyscript_assets.stages.shots import boundary_f1  # noqa: E402
 
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -51,6 +55,14 @@ def decode_only(path: Path) -> None:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for _ in container.decode(stream):
+            pass
+    return None
+
+
+def segment_decode_only(path: Path) -> None:
+    with av.open(str(path)) as container:
+        for _ in analysed_frames(container, container.streams.video[0], lambda frame, number: (None, 1),
+                                 workers=decode_threads(KeyframeSettings())):
             pass
     return None
 
@@ -83,7 +95,7 @@ def main() -> int:
         print(f"no {truth_file}: nothing to measure", file=sys.stderr)
         return 1
     clips = json.loads(truth_file.read_text())["clips"]
-    methods = ["decode", "stage", *PYSCENEDETECT]
+    methods = ["decode", "segments", "stage", *PYSCENEDETECT]
     totals = {m: {"wall": 0.0, "cpu": 0.0, "tp": 0, "fp": 0, "fn": 0} for m in methods}
     total_duration = 0.0
     rows = []
@@ -99,6 +111,7 @@ def main() -> int:
             cuts_truth = truth["cut_frames"]
             runs = {
                 "decode": lambda: decode_only(path),
+                "segments": lambda: segment_decode_only(path),
                 "stage": lambda: this_stage(path, Path(tmp) / path.stem),
                 **{method: (lambda m=method: pyscenedetect(path, m)) for method in PYSCENEDETECT},
             }
@@ -124,7 +137,7 @@ def main() -> int:
 
 
 PYSCENEDETECT = ["content", "adaptive", "content-pyav", "adaptive-pyav"]
-LABELS = {"decode": "PyAV decode only", "stage": "**this stage**",
+LABELS = {"decode": "PyAV decode only", "segments": "the stage's split decode only", "stage": "**this stage**",
           "content": "PySceneDetect ContentDetector (OpenCV backend)",
           "adaptive": "PySceneDetect AdaptiveDetector (OpenCV backend)",
           "content-pyav": "PySceneDetect ContentDetector (PyAV backend)",
@@ -139,7 +152,7 @@ def print_table(rows, totals, total_duration: float) -> None:
         print(f"| {name} | {LABELS[method]} | {wall:.2f} | {cpu:.2f} | {realtime:.1f} | {ratio:.2f} | {score} |")
     decode = totals["decode"]["wall"]
     for method, t in totals.items():
-        if method == "decode":
+        if method in ("decode", "segments"):
             score = "-"
         else:
             tp, fp, fn = t["tp"], t["fp"], t["fn"]
@@ -148,6 +161,8 @@ def print_table(rows, totals, total_duration: float) -> None:
               f"| {t['wall'] / decode:.2f} | {score} |")
     stage = totals["stage"]
     print(f"\nthis stage / decode-only: wall {stage['wall'] / decode:.2f}x, CPU {stage['cpu'] / totals['decode']['cpu']:.2f}x")
+    print(f"the stage's split decode alone / decode-only: wall {totals['segments']['wall'] / decode:.2f}x, "
+          f"CPU {totals['segments']['cpu'] / totals['decode']['cpu']:.2f}x")
     for method in PYSCENEDETECT:
         print(f"this stage is {totals[method]['wall'] / stage['wall']:.2f}x faster (wall; "
               f"{totals[method]['cpu'] / stage['cpu']:.2f}x less CPU) than {LABELS[method]}")

@@ -157,3 +157,10 @@ def test_decoders_ahead_wait_for_the_consumer_and_stop_with_it(tmp_path):
     # budget all six segments would be decoded ahead.
     assert most_ahead[0] <= MIN_SEGMENT_PACKETS + 2 * 2 * BATCH_FRAMES < 144
     assert not [t for t in threading.enumerate() if t.name.startswith(("skyscript-decode", "skyscript-demux"))]
+
+
+def test_a_stream_without_timestamps_is_decoded_whole_and_in_order(tmp_path):
+    path = _encode(tmp_path / "raw.h264", "libx264", CASES["h264-closed-gop-bframes"][1])  # Annex B: no timestamps
+    reference = _sequential(path)
+    assert _keyframes(path) >= 4 and reference[0][0] is None and len(reference) == 96
+    assert _segmented(path, 3) == reference

@@ -27,8 +27,10 @@ packets are read ahead, and what `analyse` returns waits in a buffer capped at
 `budget_bytes` (the caller says what each item weighs); a decoder running ahead waits
 for the caller, the one the caller is reading from never does.
 
-Codecs outside `SPLITTABLE_CODECS`, `workers=1`, or a stream without keyframe timestamps
-decode as one segment on the stream's own decoder with FFmpeg's threads.
+Codecs outside `SPLITTABLE_CODECS`, `workers=1`, or a stream without timestamps decode as
+one segment on the stream's own decoder with FFmpeg's threads (a stream whose timestamps
+stop is not split from there on). The last segment, which has the cores to itself once the
+others end, also gets FFmpeg's threads.
 """
 
 from __future__ import annotations
@@ -79,16 +81,21 @@ class _Pipeline:
 
     def demux(self) -> None:
         current = _Segment(0)
+        splitting = self.split
         waiting: _Segment | None = None  # closed at a keyframe, still collecting that keyframe's leading packets
         try:
             for packet in self.container.demux(self.stream):
+                if self.stop:
+                    return  # the consumer is gone
                 if packet.size == 0:
                     continue  # the demuxer's end-of-stream packet
+                if packet.pts is None:
+                    splitting = False  # frames without timestamps cannot be assigned to a side of a split
                 if waiting is not None and not (packet.pts is not None and packet.pts < current.start_pts):
                     waiting.tail = current.packets[:] if len(current.packets) > 1 else []
                     self._publish(waiting)
                     waiting = None
-                if (self.split and waiting is None and packet.is_keyframe and packet.pts is not None
+                if (splitting and waiting is None and packet.is_keyframe and packet.pts is not None
                         and len(current.packets) >= MIN_SEGMENT_PACKETS):
                     current.end_pts = packet.pts
                     waiting, current = current, _Segment(current.number + 1, start_pts=packet.pts)
