@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     shots.add_argument("--out", help="folder for the keyframe JPEGs (default $SKYSCRIPT_HOME/shots/<video name>)")
     shots.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     shots.add_argument("--seconds-per-keyframe", type=float, default=4.0)
+    shots.add_argument("--decode-threads", type=int, default=0,
+                       help="decoders working on segments of whole GOPs at once (default: one per core, at most 4)")
     shots.set_defaults(func=cmd_shots)
 
     ui = sub.add_parser("ui", help="run `dagster dev` on this SKYSCRIPT_HOME's instance")
@@ -267,13 +269,16 @@ def cmd_demo(args) -> int:
 def cmd_shots(args) -> int:
     import json
 
-    from .stages.keyframes import EpisodeJob, KeyframeSettings, process_episode
+    from .stages.keyframes import EpisodeJob, KeyframeSettings, decode_threads, process_episode
 
     video = Path(args.video).expanduser()
     if not video.is_file():
         raise UserError(f"{args.video}: no such file")
     out = Path(args.out).expanduser() if args.out else settings.skyscript_home() / "shots" / video.stem
-    job = EpisodeJob(video.stem, str(video), str(out), KeyframeSettings(seconds_per_keyframe=args.seconds_per_keyframe))
+    if args.decode_threads < 0:
+        raise UserError(f"--decode-threads {args.decode_threads}: must be 0 (one per core) or more")
+    shot_settings = KeyframeSettings(seconds_per_keyframe=args.seconds_per_keyframe, decode_threads=args.decode_threads)
+    job = EpisodeJob(video.stem, str(video), str(out), shot_settings)
     outcome = process_episode(job)
     if outcome.result is None:
         raise UserError(f"{args.video}: {outcome.loss_reason}: {outcome.loss_detail}")
@@ -291,7 +296,7 @@ def cmd_shots(args) -> int:
         return 0
     print(f"{video}: {r.duration_s:.2f} s, {r.fps:g} fps, {r.width}x{r.height}, {len(r.shots)} shots, "
           f"{len(r.keyframes)} keyframes ({sum(not k.valid for k in r.keyframes)} invalid), "
-          f"{r.duration_s / max(r.seconds, 1e-9):.1f}x realtime")
+          f"{r.duration_s / max(r.seconds, 1e-9):.1f}x realtime on {decode_threads(shot_settings)} decoder threads")
     for shot in r.shots:
         print(f"  shot {shot.index:3d}  {shot.start_s:8.3f} - {shot.end_s:8.3f} s  frames {shot.start_frame}-{shot.end_frame}  {shot.transition_in}")
     print(f"keyframes in {out}")

@@ -83,7 +83,8 @@ def keyframes(
             context.log.warning(f"[{number}/{len(jobs)}] loss [{outcome.loss_reason}] {outcome.loss_detail}")
 
     return _summary(db, drama_id, prov["asset_key"], processed=len(jobs), skipped=len(episodes) - len(jobs),
-                    video_seconds=video_seconds, wall_seconds=wall_seconds)
+                    video_seconds=video_seconds, wall_seconds=wall_seconds,
+                    parallelism={"episode_processes": processes, "decode_threads_per_episode": settings.decode_threads})
 
 
 def _run_jobs(jobs: list[EpisodeJob], count: int):
@@ -120,7 +121,7 @@ def _record_episode(db, drama_id: str, episode: Episode, outcome: EpisodeOutcome
 
 
 def _summary(db, drama_id: str, asset_key: str, *, processed: int, skipped: int,
-             video_seconds: float, wall_seconds: float) -> dg.MaterializeResult:
+             video_seconds: float, wall_seconds: float, parallelism: dict[str, int]) -> dg.MaterializeResult:
     """Metadata and checks over the whole drama, including episodes done by earlier runs."""
     with db.session() as session:
         rows = session.execute(select(Keyframe.episode_id, Keyframe.valid, Keyframe.invalid_reason)
@@ -145,6 +146,7 @@ def _summary(db, drama_id: str, asset_key: str, *, processed: int, skipped: int,
             "invalid_rate": round(invalid_rate, 4),
             "invalid_reasons": dg.MetadataValue.md("\n".join(table) if reasons else "No invalid keyframe."),
             "video_s_per_wall_s": round(video_seconds / wall_seconds, 2) if wall_seconds else 0.0,
+            **parallelism,
         },
         check_results=[
             dg.AssetCheckResult(check_name="invalid_keyframe_rate", passed=invalid_rate <= INVALID_KEYFRAME_WARN_RATE,
