@@ -166,7 +166,7 @@ def test_cli_shots_json_is_one_object_and_bad_input_one_line(tmp_path):
     render_video(tmp_path / "v.mp4", [ShotSpec(PHOTOS["coffee"], 1.0), ShotSpec(PHOTOS["rocket"], 1.0, "static", "cut")],
                  size=(160, 96))
     cmd = [sys.executable, "-m", "skyscript_assets.cli", "--home", str(tmp_path / "h"), "shots"]
-    proc = subprocess.run([*cmd, str(tmp_path / "v.mp4"), "--out", str(tmp_path / "o"), "--json"],
+    proc = subprocess.run([*cmd, str(tmp_path / "v.mp4"), "--out", str(tmp_path / "o"), "--json", "--decode-threads", "2"],
                           capture_output=True, text=True, check=True)
     report = json.loads(proc.stdout)  # exactly one JSON document
     assert set(report) == {"video", "duration_s", "fps", "width", "height", "shots", "keyframes"}
@@ -177,6 +177,8 @@ def test_cli_shots_json_is_one_object_and_bad_input_one_line(tmp_path):
     bad = subprocess.run([*cmd, str(tmp_path / "bad.mp4"), "--json"], capture_output=True, text=True)
     assert bad.returncode != 0 and bad.stdout == ""
     assert len(bad.stderr.strip().splitlines()) == 1 and "bad.mp4" in bad.stderr and "Traceback" not in bad.stderr
+    negative = subprocess.run([*cmd, str(tmp_path / "v.mp4"), "--decode-threads", "-1"], capture_output=True, text=True)
+    assert negative.returncode != 0 and "--decode-threads" in negative.stderr and "Traceback" not in negative.stderr
 
 
 def test_keyframes_from_a_file_object_and_a_path_are_the_same(tmp_path):

@@ -55,7 +55,7 @@ class _Segment:
     tail: list = field(default_factory=list)  # the next keyframe and its leading pictures (open GOP)
     start_pts: int | None = None  # frames shown before this are the previous segment's
     end_pts: int | None = None  # frames shown from this on are the next segment's
-    items: deque = field(default_factory=deque)  # (item, nbytes), or an exception
+    items: deque = field(default_factory=deque)  # (batch of items, their bytes), or an exception
     decoded: bool = False
 
 
