@@ -4,13 +4,14 @@ import multiprocessing
 import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 
 import dagster as dg
 from sqlalchemy import select
 
 from ..catalog import Episode, Keyframe, Loss, Shot
 from ..schema import LossRecord
-from ..stages.keyframes import STAGE_VERSION, EpisodeJob, EpisodeOutcome, KeyframeSettings, process_episode
+from ..stages.keyframes import STAGE_VERSION, EpisodeJob, EpisodeOutcome, KeyframeSettings, decode_threads, process_episode
 from .ingest import drama_manifest
 from .partitions import dramas_partitions
 from .progress import pending_episodes, write_episode
@@ -24,7 +25,7 @@ class KeyframesConfig(dg.Config):
     seconds_per_keyframe: float = 4.0
     max_long_side: int = 768
     workers: int = 0  # parallel episode processes; 0 = one per CPU core
-    decode_threads: int = 0  # decoder threads per episode (segments of whole GOPs); 0 = the cores left per process
+    decode_threads: int = 0  # decoder threads per episode (segments of whole GOPs); 0 = the cores per process, at most 4
     redo: bool = False  # re-extract episodes already done at this stage version
 
 
@@ -65,7 +66,8 @@ def keyframes(
 
     processes = min(len(todo), config.workers or os.cpu_count() or 1)
     settings = KeyframeSettings(seconds_per_keyframe=config.seconds_per_keyframe, max_long_side=config.max_long_side,
-                                decode_threads=config.decode_threads or max(1, (os.cpu_count() or 1) // max(1, processes)))
+                                decode_threads=config.decode_threads)
+    settings = replace(settings, decode_threads=decode_threads(settings, episodes_at_once=processes))
     jobs = [EpisodeJob(e.episode_id, e.uri, artifacts.uri(drama_id, "keyframes", e.episode_id), settings) for e in todo]
     by_id = {e.episode_id: e for e in todo}
     video_seconds = wall_seconds = 0.0

@@ -53,7 +53,7 @@ class KeyframeSettings:
     uniform_spread: float = 6.0
     min_entropy_bits: float = 3.0
     duplicate_hamming: int = 5  # of 64 dHash bits
-    decode_threads: int = 0  # decoders per episode, each on a segment of whole GOPs; 0: one per core (at most 4)
+    decode_threads: int = 0  # decoders per episode, each on a segment of whole GOPs; 0: see decode_threads()
 
 
 @dataclass(frozen=True)
@@ -148,15 +148,19 @@ def extract_keyframes(
     return result
 
 
-def decode_threads(settings: KeyframeSettings) -> int:
-    """Decoder threads for one episode: the setting, or one per available core (at most 4)."""
+MAX_AUTO_DECODE_THREADS = 4  # more buys little: the in-order analysis in the calling thread becomes the limit
+
+
+def decode_threads(settings: KeyframeSettings, episodes_at_once: int = 1) -> int:
+    """Decoder threads for one episode: the setting, or this process's share of the cores
+    when `episodes_at_once` episodes run side by side (at most 4)."""
     if settings.decode_threads > 0:
         return settings.decode_threads
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return max(1, min(MAX_AUTO_DECODE_THREADS, cores // max(1, episodes_at_once)))
 
 
 def _extract(source, write_jpeg, settings: KeyframeSettings, label: str) -> EpisodeKeyframes:
