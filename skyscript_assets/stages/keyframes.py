@@ -98,7 +98,7 @@ class EpisodeKeyframes:
 class _Candidate:
     """A sampled frame kept cheaply (the decoded frame itself, or a copy scaled to the
     keyframe size for 4K/8K and non-8-bit formats) until its window is decided; only the
-    chosen one is converted to an RGB image."""
+    chosen one is converted to a colour image (BGR, as OpenCV encodes it)."""
 
     frame: int
     time_s: float
