@@ -36,7 +36,7 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from skyscript_assets.stages.keyframes import EpisodeJob, KeyframeSettings, decode_threads, process_episode  # noqa: E402
+from skyscript_assets.stages.keyframes import EpisodeJob, decode_threads, process_episode  # noqa: E402
 from skyscript_assets.stages.segment_decode import analysed_frames  # noqa: E402
 from skyscript_assets.stages.shots import boundary_f1  # noqa: E402
 
@@ -62,7 +62,7 @@ def decode_only(path: Path) -> None:
 def segment_decode_only(path: Path) -> None:
     with av.open(str(path)) as container:
         for _ in analysed_frames(container, container.streams.video[0], lambda frame, number: (None, 1),
-                                 workers=decode_threads(KeyframeSettings())):
+                                 workers=decode_threads()):
             pass
     return None
 

@@ -296,7 +296,7 @@ def cmd_shots(args) -> int:
         return 0
     print(f"{video}: {r.duration_s:.2f} s, {r.fps:g} fps, {r.width}x{r.height}, {len(r.shots)} shots, "
           f"{len(r.keyframes)} keyframes ({sum(not k.valid for k in r.keyframes)} invalid), "
-          f"{r.duration_s / max(r.seconds, 1e-9):.1f}x realtime on {decode_threads(shot_settings)} decoder threads")
+          f"{r.duration_s / max(r.seconds, 1e-9):.1f}x realtime on {decode_threads(args.decode_threads)} decoder threads")
     for shot in r.shots:
         print(f"  shot {shot.index:3d}  {shot.start_s:8.3f} - {shot.end_s:8.3f} s  frames {shot.start_frame}-{shot.end_frame}  {shot.transition_in}")
     print(f"keyframes in {out}")

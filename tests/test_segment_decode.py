@@ -167,3 +167,11 @@ def test_a_stream_without_timestamps_is_decoded_whole_and_in_order(tmp_path):
     reference = _sequential(path)
     assert _keyframes(path) >= 4 and reference[0][0] is None and len(reference) == 96
     assert _segmented(path, 3) == reference
+
+
+def test_decoder_threads_are_the_request_or_a_share_of_the_cores():
+    from skyscript_assets.stages.keyframes import MAX_AUTO_DECODE_THREADS, decode_threads
+
+    assert decode_threads(3) == 3 and decode_threads(3, episodes_at_once=8) == 3  # asked for: given
+    assert 1 <= decode_threads() <= MAX_AUTO_DECODE_THREADS
+    assert decode_threads(0, episodes_at_once=10_000) == 1  # many episodes at once: one each, never zero

@@ -4,7 +4,6 @@ import multiprocessing
 import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 
 import dagster as dg
 from sqlalchemy import select
@@ -66,8 +65,7 @@ def keyframes(
 
     processes = min(len(todo), config.workers or os.cpu_count() or 1)
     settings = KeyframeSettings(seconds_per_keyframe=config.seconds_per_keyframe, max_long_side=config.max_long_side,
-                                decode_threads=config.decode_threads)
-    settings = replace(settings, decode_threads=decode_threads(settings, episodes_at_once=processes))
+                                decode_threads=decode_threads(config.decode_threads, episodes_at_once=processes))
     jobs = [EpisodeJob(e.episode_id, e.uri, artifacts.uri(drama_id, "keyframes", e.episode_id), settings) for e in todo]
     by_id = {e.episode_id: e for e in todo}
     video_seconds = wall_seconds = 0.0

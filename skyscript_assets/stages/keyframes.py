@@ -151,11 +151,11 @@ def extract_keyframes(
 MAX_AUTO_DECODE_THREADS = 4  # more buys little: the in-order analysis in the calling thread becomes the limit
 
 
-def decode_threads(settings: KeyframeSettings, episodes_at_once: int = 1) -> int:
-    """Decoder threads for one episode: the setting, or this process's share of the cores
-    when `episodes_at_once` episodes run side by side (at most 4)."""
-    if settings.decode_threads > 0:
-        return settings.decode_threads
+def decode_threads(requested: int = 0, episodes_at_once: int = 1) -> int:
+    """Decoder threads for one episode: `requested`, or (0) this process's share of the
+    cores when `episodes_at_once` episodes run side by side, at most 4."""
+    if requested > 0:
+        return requested
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -180,7 +180,7 @@ def _extract(source, write_jpeg, settings: KeyframeSettings, label: str) -> Epis
         analyse = _FrameAnalyser(float(stream.time_base or 0) or None, fps, settings.candidates_per_second, run.size)
         index = -1
         try:
-            for analysed in analysed_frames(container, stream, analyse, workers=decode_threads(settings)):
+            for analysed in analysed_frames(container, stream, analyse, workers=decode_threads(settings.decode_threads)):
                 index += 1
                 if index == 0:
                     run.rotation = analysed.rotation
