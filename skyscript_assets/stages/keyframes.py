@@ -34,6 +34,7 @@ import av
 import cv2
 import numpy as np
 
+from .pixel_stats import laplacian_variance
 from .probe import ProbeError, normalise_rotation
 from .segment_decode import analysed_frames
 from .shots import _PLANAR_YUV, LOOKAHEAD, Boundary, FrameFeatures, ShotBoundaryDetector, _plane, features_from_frame
@@ -387,15 +388,8 @@ SHARPNESS_WIDTH = 384
 
 def _sharpness(gray: np.ndarray) -> float:
     """Laplacian variance of the luma on a fixed scale (every step-th pixel, no filtering:
-    cheap, and consistent within an episode, which is all a relative blur test needs).
-    16-bit Laplacian (exact for 8-bit input) and OpenCV's own statistics: no float copy of
-    the image is allocated."""
-    step = max(1, gray.shape[1] // SHARPNESS_WIDTH)
-    if step > 1:  # nearest-neighbour resize = gray[::step, ::step], without the strided copy
-        height, width = gray.shape
-        gray = cv2.resize(gray, (-(-width // step), -(-height // step)), interpolation=cv2.INTER_NEAREST)
-    _, std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_16S))
-    return float(std[0, 0]) ** 2
+    cheap, and consistent within an episode, which is all a relative blur test needs)."""
+    return laplacian_variance(gray, max(1, gray.shape[1] // SHARPNESS_WIDTH))
 
 
 def _dhash(gray: np.ndarray) -> np.ndarray:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .pixel_stats import thumbnail_and_histograms
+
 THUMB_W, THUMB_H = 64, 36
 LOOKAHEAD = 12  # frames a decision waits for; also the longest flash/occlusion rejected
 BASELINE_WINDOW = 24  # recent frame changes that set the local motion level
@@ -80,21 +82,11 @@ def features_from_frame(frame, index: int, time_s: float) -> FrameFeatures:
         y, u, v = _plane(planes[0]), _plane(planes[1]), _plane(planes[2])
     else:  # 10-bit, RGB, NV12, ...: let swscale do it (slower, rare)
         y, u, v = frame.to_ndarray(width=THUMB_W * 2, height=THUMB_H * 2, format="yuv444p")
-    # Decimate first (nearest: cheap on a full frame), then average down to the thumbnail.
-    thumb8 = cv2.resize(cv2.resize(y, _DECIMATED, interpolation=cv2.INTER_NEAREST), _THUMB, interpolation=cv2.INTER_AREA)
-    u_small = cv2.resize(u, _HALF, interpolation=cv2.INTER_NEAREST)
-    v_small = cv2.resize(v, _HALF, interpolation=cv2.INTER_NEAREST)
-    # Marginal histograms (luma finer than chroma), each summing to 1: a cut changes them;
-    # motion mostly does not. One buffer, divided in place (this runs for every frame).
-    hist = np.concatenate([cv2.calcHist([thumb8], [0], None, [64], _RANGE), cv2.calcHist([u_small], [0], None, [32], _RANGE),
-                           cv2.calcHist([v_small], [0], None, [32], _RANGE)]).reshape(-1)
-    hist[:64] /= float(thumb8.size)
-    hist[64:] /= float(u_small.size)
-    mean, std = cv2.meanStdDev(thumb8)
-    return FrameFeatures(index, time_s, thumb8.astype(np.float32), hist, float(mean[0, 0]), float(std[0, 0]))
-
-
-_THUMB, _DECIMATED, _HALF, _RANGE = (THUMB_W, THUMB_H), (THUMB_W * 2, THUMB_H * 2), (THUMB_W // 2, THUMB_H // 2), [0, 256]
+    thumb, hist = np.empty((THUMB_H, THUMB_W), np.float32), np.empty(128, np.float32)
+    # Luma decimated then 2x2-averaged to the thumbnail; marginal histograms (luma finer than
+    # chroma), each summing to 1: a cut changes them, motion mostly does not.
+    luma, spread = thumbnail_and_histograms(y, u, v, thumb, hist)
+    return FrameFeatures(index, time_s, thumb, hist, luma, spread)
 
 
 _PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
