@@ -29,8 +29,9 @@ for the caller, the one the caller is reading from never does.
 
 Codecs outside `SPLITTABLE_CODECS`, `workers=1`, or a stream without timestamps decode as
 one segment on the stream's own decoder with FFmpeg's threads (a stream whose timestamps
-stop is not split from there on). The last segment, which has the cores to itself once the
-others end, also gets FFmpeg's threads.
+stop is not split from there on). Once the demuxer is done, a segment with more packets than
+all those after it (the last one always) will end last, with the cores to itself once the
+others are done: it also gets FFmpeg's threads.
 """
 
 from __future__ import annotations
@@ -126,10 +127,10 @@ class _Pipeline:
     def decode(self) -> None:
         own: av.CodecContext | None = None
         while (taken := self._take_segment()) is not None:
-            segment, last = taken
-            # The last segment has the cores to itself once the others end: FFmpeg's threads
-            # then beat one thread (a video of a single GOP is all last segment).
-            threaded = last or not self.split
+            segment, ends_last = taken
+            # The segment that ends last has the cores to itself once the others are done:
+            # FFmpeg's threads then beat one thread (a video of a single GOP is all of it).
+            threaded = ends_last or not self.split
             if segment.number == 0:
                 codec = self.stream.codec_context  # carries the stream's side data (rotation) to the first frame
                 if threaded:
@@ -173,13 +174,15 @@ class _Pipeline:
                     self.lock.notify_all()
 
     def _take_segment(self) -> tuple[_Segment, bool] | None:
-        """The next segment to decode, and whether it is the last one."""
+        """The next segment to decode, and whether it will likely end last: the demuxer is
+        done and the segments after it have fewer packets than it (the last one always)."""
         with self.lock:
             while not self.stop:
                 if self.next_to_decode < self.demuxed:
                     segment = self.segments[self.next_to_decode]
                     self.next_to_decode += 1
-                    return segment, self.demux_done and self.next_to_decode == self.demuxed
+                    after = sum(len(self.segments[n].packets) for n in range(self.next_to_decode, self.demuxed))
+                    return segment, self.demux_done and after < len(segment.packets)
                 if self.demux_done:
                     return None
                 self.lock.wait(0.1)
