@@ -175,3 +175,18 @@ def test_decoder_threads_are_the_request_or_a_share_of_the_cores():
     assert decode_threads(3) == 3 and decode_threads(3, episodes_at_once=8) == 3  # asked for: given
     assert 1 <= decode_threads() <= MAX_AUTO_DECODE_THREADS
     assert decode_threads(0, episodes_at_once=10_000) == 1  # many episodes at once: one each, never zero
+
+
+def test_ffmpeg_threads_go_to_the_segments_that_end_alone():
+    # Once demuxing is done, a segment bigger than all the rest would leave cores idle at
+    # the end decoding single-threaded; the very last one always has the cores to itself.
+    from skyscript_assets.stages.segment_decode import _Pipeline, _Segment
+
+    pipeline = _Pipeline.__new__(_Pipeline)
+    pipeline.lock, pipeline.stop, pipeline.next_to_decode = threading.Condition(), False, 0
+    pipeline.segments = {n: _Segment(n, packets=[None] * size) for n, size in enumerate([30, 200, 40, 25, 60])}
+    pipeline.demuxed, pipeline.demux_done = 2, False  # still demuxing: nothing can be known to end last
+    assert pipeline._take_segment()[1] is False
+    pipeline.demuxed, pipeline.demux_done = 5, True
+    assert [pipeline._take_segment()[1] for _ in range(4)] == [True, False, False, True]
+    assert pipeline._take_segment() is None
