@@ -84,6 +84,18 @@ def thumbnail_and_histograms(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb:
 
 
 @njit(nogil=True, cache=True)
+def _reflect101(index: int, size: int) -> int:
+    # OpenCV's default border, BORDER_REFLECT_101: -1 -> 1, size -> size - 2 (0 when size is 1).
+    if size == 1:
+        return 0
+    if index < 0:
+        return -index
+    if index >= size:
+        return 2 * size - 2 - index
+    return index
+
+
+@njit(nogil=True, cache=True)
 def laplacian_variance(luma: np.ndarray, step: int) -> float:
     """Variance of the Laplacian of every `step`-th pixel of an 8-bit plane."""
     height = -(-luma.shape[0] // step)
@@ -93,13 +105,9 @@ def laplacian_variance(luma: np.ndarray, step: int) -> float:
     total = 0
     squares = 0
     for i in range(height):
-        up = rows[1 if i == 0 else i - 1] if height > 1 else rows[0]  # BORDER_REFLECT_101
-        down = rows[height - 2 if i == height - 1 else i + 1] if height > 1 else rows[0]
-        row = rows[i]
+        up, row, down = rows[_reflect101(i - 1, height)], rows[i], rows[_reflect101(i + 1, height)]
         for j in range(width):
-            left = cols[1 if j == 0 else j - 1] if width > 1 else cols[0]
-            right = cols[width - 2 if j == width - 1 else j + 1] if width > 1 else cols[0]
-            col = cols[j]
+            left, col, right = cols[_reflect101(j - 1, width)], cols[j], cols[_reflect101(j + 1, width)]
             value = (np.int64(luma[up, col]) + np.int64(luma[down, col]) + np.int64(luma[row, left])
                      + np.int64(luma[row, right]) - 4 * np.int64(luma[row, col]))
             total += value
