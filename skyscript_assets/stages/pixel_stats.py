@@ -84,34 +84,32 @@ def thumbnail_and_histograms(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb:
 
 
 @njit(nogil=True, cache=True)
-def _reflect101(index: int, size: int) -> int:
-    # OpenCV's default border, BORDER_REFLECT_101: -1 -> 1, size -> size - 2 (0 when size is 1).
-    if size == 1:
-        return 0
-    if index < 0:
-        return -index
-    if index >= size:
-        return 2 * size - 2 - index
-    return index
-
-
-@njit(nogil=True, cache=True)
 def laplacian_variance(luma: np.ndarray, step: int) -> float:
     """Variance of the Laplacian of every `step`-th pixel of an 8-bit plane."""
-    height = -(-luma.shape[0] // step)
-    width = -(-luma.shape[1] // step)
-    rows = _nearest_indices(luma.shape[0], height)
-    cols = _nearest_indices(luma.shape[1], width)
+    rows = _nearest_indices(luma.shape[0], -(-luma.shape[0] // step))
+    cols = _nearest_indices(luma.shape[1], -(-luma.shape[1] // step))
+    # Sampled once into a padded grid (BORDER_REFLECT_101 edges), so the loop below reads
+    # neighbours in place and compiles to vector code.
+    height, width = len(rows), len(cols)
+    grid = np.empty((height + 2, width + 2), np.int32)
+    for i in range(height):
+        for j in range(width):
+            grid[i + 1, j + 1] = luma[rows[i], cols[j]]
+    if height > 1:
+        grid[0, 1:-1], grid[-1, 1:-1] = grid[2, 1:-1], grid[-3, 1:-1]
+    else:
+        grid[0, 1:-1], grid[-1, 1:-1] = grid[1, 1:-1], grid[1, 1:-1]
+    if width > 1:
+        grid[:, 0], grid[:, -1] = grid[:, 2], grid[:, -3]
+    else:
+        grid[:, 0], grid[:, -1] = grid[:, 1], grid[:, 1]
     total = 0
     squares = 0
-    for i in range(height):
-        up, row, down = rows[_reflect101(i - 1, height)], rows[i], rows[_reflect101(i + 1, height)]
-        for j in range(width):
-            left, col, right = cols[_reflect101(j - 1, width)], cols[j], cols[_reflect101(j + 1, width)]
-            value = (np.int64(luma[up, col]) + np.int64(luma[down, col]) + np.int64(luma[row, left])
-                     + np.int64(luma[row, right]) - 4 * np.int64(luma[row, col]))
+    for i in range(1, height + 1):
+        for j in range(1, width + 1):
+            value = grid[i - 1, j] + grid[i + 1, j] + grid[i, j - 1] + grid[i, j + 1] - 4 * grid[i, j]
             total += value
-            squares += value * value
+            squares += np.int64(value) * value
     count = height * width
     mean = total / count
     return max(squares / count - mean * mean, 0.0)
