@@ -9,6 +9,16 @@ CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['cont
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
+def seeded(model_class, config, seed: int = 0):
+    """`model_class(config)` with the same random weights every run: what the tests see of a
+    tiny model does not change by chance from one run to the next."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return model_class(config).eval()
+
+
 def build_tiny_causal_lm(folder: Path, *, hidden: int = 32, chat_template: bool = True) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -28,7 +38,7 @@ def build_tiny_causal_lm(folder: Path, *, hidden: int = 32, chat_template: bool 
                          num_key_value_heads=1, vocab_size=len(tokenizer), max_position_embeddings=8192,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id)
-    model = LlamaForCausalLM(config).eval()
+    model = seeded(LlamaForCausalLM, config)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(folder)
     model.save_pretrained(folder)

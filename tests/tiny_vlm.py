@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tiny_lm import seeded
+
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>",
                   "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -37,7 +39,7 @@ def build_tiny_internvl(folder: Path, *, hidden: int = 16, layers: int = 1, imag
                          vocab_size=len(tokenizer), max_position_embeddings=4096,
                          initializer_range=1.0),  # large random weights: the output depends on the input
         image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"), downsample_ratio=0.5)
-    model = InternVLForConditionalGeneration(config).eval()
+    model = seeded(InternVLForConditionalGeneration, config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,7 +84,7 @@ def build_tiny_llava(folder: Path, *, hidden: int = 16, image_size: int = 28) ->
                                 max_position_embeddings=2048, initializer_range=1.0),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_select_strategy="default",
         vision_feature_layer=-1)
-    model = LlavaForConditionalGeneration(config).eval()
+    model = seeded(LlavaForConditionalGeneration, config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     folder.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(folder)

@@ -59,7 +59,9 @@ def render_video(
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            stream.options = {"crf": "20", "preset": "veryfast", "g": str(fps * 2)}
+            # One thread: x264's output bytes depend on its thread count, which it takes from
+            # the cores; the same shots must give the same file on every machine.
+            stream.options = {"crf": "20", "preset": "veryfast", "g": str(fps * 2), "threads": "1"}
         if rotation:
             stream.set_display_rotation(rotation)
         if sample_aspect_ratio is not None:
