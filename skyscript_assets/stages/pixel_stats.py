@@ -84,32 +84,41 @@ def thumbnail_and_histograms(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb:
 
 
 @njit(nogil=True, cache=True)
+def _sample_row(luma: np.ndarray, row: int, cols: np.ndarray, out: np.ndarray) -> None:
+    # out[1:-1] = the sampled row; out[0] and out[-1] its BORDER_REFLECT_101 edges.
+    width = len(cols)
+    for j in range(width):
+        out[j + 1] = luma[row, cols[j]]
+    if width > 1:
+        out[0], out[width + 1] = out[2], out[width - 1]
+    else:
+        out[0], out[width + 1] = out[1], out[1]
+
+
+@njit(nogil=True, cache=True)
 def laplacian_variance(luma: np.ndarray, step: int) -> float:
     """Variance of the Laplacian of every `step`-th pixel of an 8-bit plane."""
     rows = _nearest_indices(luma.shape[0], -(-luma.shape[0] // step))
     cols = _nearest_indices(luma.shape[1], -(-luma.shape[1] // step))
-    # Sampled once into a padded grid (BORDER_REFLECT_101 edges), so the loop below reads
-    # neighbours in place and compiles to vector code.
     height, width = len(rows), len(cols)
-    grid = np.empty((height + 2, width + 2), np.int32)
-    for i in range(height):
-        for j in range(width):
-            grid[i + 1, j + 1] = luma[rows[i], cols[j]]
-    if height > 1:
-        grid[0, 1:-1], grid[-1, 1:-1] = grid[2, 1:-1], grid[-3, 1:-1]
-    else:
-        grid[0, 1:-1], grid[-1, 1:-1] = grid[1, 1:-1], grid[1, 1:-1]
-    if width > 1:
-        grid[:, 0], grid[:, -1] = grid[:, 2], grid[:, -3]
-    else:
-        grid[:, 0], grid[:, -1] = grid[:, 1], grid[:, 1]
+    # Three sampled rows at a time, each padded with its reflected edges: every pixel is
+    # read once, the inner loop compiles to vector code, and nothing frame-sized is
+    # allocated (a frame-sized scratch grid was a fresh mmap, page faults and all, per call).
+    above = np.empty(width + 2, np.int32)
+    here = np.empty(width + 2, np.int32)
+    below = np.empty(width + 2, np.int32)
+    _sample_row(luma, rows[1 if height > 1 else 0], cols, above)  # row -1 reflects to row 1
+    _sample_row(luma, rows[0], cols, here)
     total = 0
     squares = 0
-    for i in range(1, height + 1):
+    for i in range(height):
+        # row `height` reflects to row height - 2
+        _sample_row(luma, rows[i + 1 if i + 1 < height else max(height - 2, 0)], cols, below)
         for j in range(1, width + 1):
-            value = grid[i - 1, j] + grid[i + 1, j] + grid[i, j - 1] + grid[i, j + 1] - 4 * grid[i, j]
+            value = above[j] + below[j] + here[j - 1] + here[j + 1] - 4 * here[j]
             total += value
             squares += np.int64(value) * value
+        above, here, below = here, below, above
     count = height * width
     mean = total / count
     return max(squares / count - mean * mean, 0.0)
