@@ -1,7 +1,9 @@
 """Shot boundaries and keyframes: synthetic videos with exactly known transitions, the real
 clips against their hand-checked ground truth, geometry, quality verdicts, the CLI."""
 
+import ctypes
 import json
+import resource
 import subprocess
 import sys
 from fractions import Fraction
@@ -12,7 +14,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from skyscript_assets.stages.keyframes import EpisodeJob, KeyframeSettings, extract_keyframes, process_episode
+from skyscript_assets.stages.keyframes import (EpisodeJob, KeyframeSettings, extract_keyframes, keep_freed_memory,
+                                               process_episode)
 from skyscript_assets.stages.synthetic import ShotSpec, render_video
 
 PHOTOS = {name: getattr(skimage.data, name)() for name in ("astronaut", "coffee", "chelsea", "rocket", "camera")}
@@ -193,3 +196,22 @@ def test_keyframes_from_a_file_object_and_a_path_are_the_same(tmp_path):
                         [(k.frame, k.valid, k.sharpness) for k in r.keyframes], r.frames))
     results.append(results[0][:2] + (extract_keyframes(str(video), lambda name, data: name).frames,))
     assert results[0] == results[1] == results[2] and results[0][2] == 48
+
+
+def test_freed_frame_sized_memory_is_reused_without_page_faults():
+    # What the stage asks of glibc: a freed frame buffer is kept, and the next one is
+    # written into pages already mapped instead of fresh ones (each a page fault).
+    if not keep_freed_memory():
+        pytest.skip("the C library is not glibc")
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+    size = 12 * 2**20  # a 4K 4:2:0 frame
+    first = libc.malloc(size)
+    ctypes.memset(first, 1, size)
+    libc.free(first)
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    second = libc.malloc(size)
+    ctypes.memset(second, 2, size)
+    faults = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+    libc.free(second)
+    assert faults < size // 4096 // 20, f"{faults} page faults writing a reused {size >> 20} MiB block"

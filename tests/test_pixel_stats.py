@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from skyscript_assets.stages.pixel_stats import laplacian_variance, thumbnail_and_histograms
+from skyscript_assets.stages.pixel_stats import (content_distance, frame_statistics, laplacian_variance,
+                                                 thumbnail_and_histograms)
 from skyscript_assets.stages.shots import THUMB_H, THUMB_W, _plane
 
 
@@ -92,3 +93,40 @@ def test_both_equal_opencv_on_real_frames(shared_videos):
                 assert laplacian_variance(y, step) == pytest.approx(opencv_sharpness(y, step), rel=1e-9)
                 checked += 1
     assert checked > 100
+
+
+def opencv_distance(thumb_a, hist_a, thumb_b, hist_b):
+    """The content distance as it was written with OpenCV."""
+    hist = cv2.norm(hist_a, hist_b, cv2.NORM_L1) / 6.0
+    pixels = min(1.0, cv2.norm(thumb_a, thumb_b, cv2.NORM_L1) / thumb_a.size / 64.0)
+    return 0.5 * hist + 0.5 * pixels
+
+
+def test_one_call_a_frame_gives_the_features_the_distance_and_the_sharpness():
+    rng = np.random.default_rng(3)
+    frames = []
+    for _ in range(6):
+        y = rng.integers(0, 256, (332, 800), dtype=np.uint8)
+        u, v = (rng.integers(0, 256, (166, 400), dtype=np.uint8) for _ in range(2))
+        frames.append((y, u, v))
+    frames.append((np.full((332, 800), 16, np.uint8), *frames[0][1:]))  # black after noise: the largest change
+    previous = None
+    for y, u, v in frames:
+        thumb, hist = np.empty((THUMB_H, THUMB_W), np.float32), np.empty(128, np.float32)
+        no_thumb, no_hist = np.empty((0, 0), np.float32), np.empty(0, np.float32)
+        mean, std, distance, sharpness = frame_statistics(
+            y, u, v, thumb, hist, previous[0] if previous else no_thumb, previous[1] if previous else no_hist, 2)
+        ref_thumb, ref_hist, ref_mean, ref_std = opencv_features(y, u, v)
+        np.testing.assert_array_equal(thumb, ref_thumb)
+        assert mean == pytest.approx(ref_mean, abs=1e-9) and std == pytest.approx(ref_std, abs=1e-6)
+        assert sharpness == pytest.approx(opencv_sharpness(y, 2), rel=1e-9)
+        if previous is None:
+            assert distance == -1.0
+        else:
+            # OpenCV subtracts the float32 histograms in float32: the same to float32 rounding.
+            assert distance == pytest.approx(opencv_distance(previous[0], previous[1], thumb, hist), abs=1e-7)
+            assert distance == content_distance(previous[0], previous[1], thumb, hist)
+        previous = thumb, hist
+    assert distance > 0.3  # the jump to black is measured, not clamped away
+    _, _, _, unmeasured = frame_statistics(y, u, v, thumb, hist, no_thumb, no_hist, 0)
+    assert unmeasured == -1.0

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -240,6 +241,7 @@ class _FrameAnalyser:
         self.time_base, self.fps, self.grid, self.size = time_base, fps, candidates_per_second, size
         self.half_frame = 0.5 / fps
         self.sample_every = max(1, int(round(fps / candidates_per_second)))  # frames without timestamps
+        self.previous = threading.local()  # each decoder thread's last frame in its segment
 
     def __call__(self, frame, number: int) -> tuple[_AnalysedFrame, int]:
         time_s = float(frame.pts * self.time_base) if frame.pts is not None and self.time_base else None
@@ -248,23 +250,31 @@ class _FrameAnalyser:
         else:
             offset = time_s - round(time_s * self.grid) / self.grid
             sample = -self.half_frame <= offset < self.half_frame
-        features = features_from_frame(frame, number, time_s or 0.0)
-        candidate = self._candidate(frame, time_s) if sample else None
+        # The distance to the frame before and a candidate's sharpness come in the same
+        # compiled call as the features (a reformatted candidate is measured after scaling).
+        width = self.size[0]
+        kept_as_decoded = sample and frame.format.name in _PLANAR_YUV and frame.width <= 2 * width
+        features = features_from_frame(frame, number, time_s or 0.0,
+                                       previous=self.previous.features if number > 0 else None,
+                                       sharpness_step=_sharpness_step(frame.width) if kept_as_decoded else 0)
+        self.previous.features = features
+        candidate = self._candidate(frame, time_s, features.sharpness) if sample else None
         rotation = normalise_rotation(getattr(frame, "rotation", 0)) if number == 0 else 0
         weight = features.thumb.nbytes + features.hist.nbytes
         if candidate is not None:
             weight += sum(plane.buffer_size for plane in candidate.picture.planes)
         return _AnalysedFrame(time_s, features, candidate, rotation), weight
 
-    def _candidate(self, frame, time_s: float | None) -> _Candidate:
-        width, height = self.size
-        if frame.format.name not in _PLANAR_YUV or frame.width > 2 * width:
+    def _candidate(self, frame, time_s: float | None, sharpness: float | None) -> _Candidate:
+        if sharpness is None:
             # 4K/8K: keep candidates near the output size, not 50 MB each; 10-bit, RGB, NV12:
             # 8-bit planar once, so sharpness reads a luma plane like everywhere else.
+            width, height = self.size
             frame = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA", threads=1)
+            sharpness = laplacian_variance(_plane(frame.planes[0]), _sharpness_step(width))
         # Else the decoded frame itself is kept: PyAV hands out a new reference-counted
         # frame each time, so holding it costs no copy.
-        return _Candidate(-1, time_s or 0.0, frame, None, _sharpness(_plane(frame.planes[0])))
+        return _Candidate(-1, time_s or 0.0, frame, None, sharpness)
 
 
 class _EpisodeRun:
@@ -415,10 +425,11 @@ class _EpisodeRun:
 SHARPNESS_WIDTH = 384
 
 
-def _sharpness(gray: np.ndarray) -> float:
-    """Laplacian variance of the luma on a fixed scale (every step-th pixel, no filtering:
-    cheap, and consistent within an episode, which is all a relative blur test needs)."""
-    return laplacian_variance(gray, max(1, gray.shape[1] // SHARPNESS_WIDTH))
+def _sharpness_step(width: int) -> int:
+    """Sharpness is the Laplacian variance of the luma on a fixed scale: every step-th pixel,
+    no filtering (cheap, and consistent within an episode, which is all a relative blur
+    test needs)."""
+    return max(1, width // SHARPNESS_WIDTH)
 
 
 def _dhash(gray: np.ndarray) -> np.ndarray:

@@ -2,6 +2,8 @@
 
     mean, std = thumbnail_and_histograms(y, u, v, thumb, hist)   # every decoded frame
     variance = laplacian_variance(luma, step)                     # every keyframe candidate
+    distance = content_distance(thumb_a, hist_a, thumb_b, hist_b)  # two frames' features
+    mean, std, distance, variance = frame_statistics(...)        # all three, one call a frame
 
 Why compiled: the decoder threads compute these on every frame while the others decode.
 Written with OpenCV they are eight small calls a frame, each dropping and retaking the
@@ -16,6 +18,11 @@ OpenCV recipes they replace (`tests/test_pixel_stats.py` compares both):
   thumbnail, in 32 bins each; each histogram divided by its pixel count;
 * sharpness: the variance of the 3x3 Laplacian (`cv2.Laplacian`, ksize 1, reflected
   borders) of every `step`-th pixel (nearest decimation, as `cv2.resize` samples).
+
+`frame_statistics` is what the decoder threads call: one call a frame, so the GIL is
+dropped and taken back once a frame (each hand-over of the GIL between threads can cost a
+context switch), and the distance to the frame before it is computed there, not by the
+in-order consumer.
 
 Compiled on first use (~1 s) and cached beside this file, so later processes load it in
 ~0.2 s. Where the package folder is read-only (an image installed as root, run as another
@@ -122,3 +129,30 @@ def laplacian_variance(luma: np.ndarray, step: int) -> float:
     count = height * width
     mean = total / count
     return max(squares / count - mean * mean, 0.0)
+
+
+@njit(cache=True)
+def content_distance(thumb_a: np.ndarray, hist_a: np.ndarray, thumb_b: np.ndarray, hist_b: np.ndarray) -> float:
+    """0..1: half colour-histogram change (three histograms, each L1 in 0..2), half pixel
+    change (mean absolute difference of the thumbnails, scaled). Keeps the GIL: the
+    consumer calls it between frames, where dropping it would only invite a switch."""
+    hist_l1 = 0.0
+    for a, b in zip(hist_a.ravel(), hist_b.ravel()):
+        hist_l1 += abs(np.float64(a) - np.float64(b))
+    thumb_l1 = 0.0
+    for a, b in zip(thumb_a.ravel(), thumb_b.ravel()):
+        thumb_l1 += abs(np.float64(a) - np.float64(b))
+    return 0.5 * (hist_l1 / 6.0) + 0.5 * min(1.0, thumb_l1 / thumb_a.size / 64.0)
+
+
+@njit(nogil=True, cache=True)
+def frame_statistics(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb: np.ndarray, hist: np.ndarray,
+                     previous_thumb: np.ndarray, previous_hist: np.ndarray, sharpness_step: int
+                     ) -> tuple[float, float, float, float]:
+    """`thumbnail_and_histograms`, then the content distance to the previous frame's
+    features (-1 when `previous_thumb` is empty) and the luma's Laplacian variance at
+    `sharpness_step` (-1 when it is 0): (mean, std, distance, sharpness)."""
+    mean, std = thumbnail_and_histograms(y, u, v, thumb, hist)
+    distance = content_distance(previous_thumb, previous_hist, thumb, hist) if previous_thumb.size else -1.0
+    sharpness = laplacian_variance(y, sharpness_step) if sharpness_step > 0 else -1.0
+    return mean, std, distance, sharpness

@@ -29,10 +29,9 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-from .pixel_stats import thumbnail_and_histograms
+from . import pixel_stats
 
 THUMB_W, THUMB_H = 64, 36
 LOOKAHEAD = 12  # frames a decision waits for; also the longest flash/occlusion rejected
@@ -58,6 +57,8 @@ class FrameFeatures:  # mutable: decoder threads make it, the consumer numbers i
     hist: np.ndarray  # float32: Y (64 bins), U (32), V (32) histograms, each summing to 1
     luma: float
     spread: float
+    distance: float | None = None  # content distance to the frame before it, when computed with it
+    sharpness: float | None = None  # Laplacian variance of the luma, when asked for (keyframe candidates)
 
     @property
     def is_black(self) -> bool:
@@ -75,18 +76,28 @@ class Boundary:
     gradual_end_s: float | None = None
 
 
-def features_from_frame(frame, index: int, time_s: float) -> FrameFeatures:
-    """Features of a PyAV VideoFrame, from its planes when it is 8-bit planar YUV."""
+def features_from_frame(frame, index: int, time_s: float, previous: FrameFeatures | None = None,
+                        sharpness_step: int = 0) -> FrameFeatures:
+    """Features of a PyAV VideoFrame, from its planes when it is 8-bit planar YUV; with the
+    content distance to `previous` (the frame before it) and, for `sharpness_step` > 0, the
+    Laplacian variance of every `sharpness_step`-th luma pixel, in the same compiled call."""
     if frame.format.name in _PLANAR_YUV:
         planes = frame.planes
         y, u, v = _plane(planes[0]), _plane(planes[1]), _plane(planes[2])
-    else:  # 10-bit, RGB, NV12, ...: let swscale do it (slower, rare)
+    else:  # 10-bit, RGB, NV12, ...: let swscale do it (slower, rare); no full-size luma to measure
         y, u, v = frame.to_ndarray(width=THUMB_W * 2, height=THUMB_H * 2, format="yuv444p")
+        sharpness_step = 0
     thumb, hist = np.empty((THUMB_H, THUMB_W), np.float32), np.empty(128, np.float32)
     # Luma decimated then 2x2-averaged to the thumbnail; marginal histograms (luma finer than
     # chroma), each summing to 1: a cut changes them, motion mostly does not.
-    luma, spread = thumbnail_and_histograms(y, u, v, thumb, hist)
-    return FrameFeatures(index, time_s, thumb, hist, luma, spread)
+    luma, spread, distance, sharpness = pixel_stats.frame_statistics(
+        y, u, v, thumb, hist, _NO_THUMB if previous is None else previous.thumb,
+        _NO_HIST if previous is None else previous.hist, sharpness_step)
+    return FrameFeatures(index, time_s, thumb, hist, luma, spread, None if distance < 0 else distance,
+                         None if sharpness < 0 else sharpness)
+
+
+_NO_THUMB, _NO_HIST = np.empty((0, 0), np.float32), np.empty(0, np.float32)
 
 
 _PLANAR_YUV = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
@@ -98,9 +109,7 @@ def _plane(plane) -> np.ndarray:
 
 def content_distance(a: FrameFeatures, b: FrameFeatures) -> float:
     """0..1: half colour-histogram change, half pixel change (mean absolute, scaled)."""
-    hist = cv2.norm(a.hist, b.hist, cv2.NORM_L1) / 6.0  # three histograms, each L1 in 0..2
-    pixels = min(1.0, cv2.norm(a.thumb, b.thumb, cv2.NORM_L1) / a.thumb.size / 64.0)
-    return 0.5 * hist + 0.5 * pixels
+    return pixel_stats.content_distance(a.thumb, a.hist, b.thumb, b.hist)
 
 
 def structure_distance(a: FrameFeatures, b: FrameFeatures) -> float:
@@ -163,7 +172,13 @@ class ShotBoundaryDetector:
         if self._opened_black is None:
             self._opened_black = features.is_black
         self._window.append(features)
-        self._distances.append(content_distance(previous, features) if previous is not None else 0.0)
+        if previous is None:
+            distance = 0.0
+        elif features.distance is not None:  # computed beside its features, in a decoder thread
+            distance = features.distance
+        else:
+            distance = content_distance(previous, features)
+        self._distances.append(distance)
         self._seen += 1
         if len(self._window) > LOOKAHEAD:
             self._decide(len(self._window) - 1 - LOOKAHEAD)
