@@ -251,12 +251,12 @@ class _FrameAnalyser:
             offset = time_s - round(time_s * self.grid) / self.grid
             sample = -self.half_frame <= offset < self.half_frame
         # The distance to the frame before and a candidate's sharpness come in the same
-        # compiled call as the features (a reformatted candidate is measured after scaling).
-        width = self.size[0]
-        kept_as_decoded = sample and frame.format.name in _PLANAR_YUV and frame.width <= 2 * width
+        # compiled call as the features; a 4K/8K candidate is measured after scaling (and a
+        # non-8-bit-planar one gets no sharpness there either: `_candidate` scales both).
+        measure_here = sample and frame.width <= 2 * self.size[0]
         features = features_from_frame(frame, number, time_s or 0.0,
                                        previous=self.previous.features if number > 0 else None,
-                                       sharpness_step=_sharpness_step(frame.width) if kept_as_decoded else 0)
+                                       sharpness_step=_sharpness_step(frame.width) if measure_here else 0)
         self.previous.features = features
         candidate = self._candidate(frame, time_s, features.sharpness) if sample else None
         rotation = normalise_rotation(getattr(frame, "rotation", 0)) if number == 0 else 0
