@@ -18,8 +18,9 @@ from skyscript_assets.stages.keyframes import EpisodeJob, KeyframeSettings, proc
 from skyscript_assets.stages.segment_decode import BATCH_FRAMES, MIN_SEGMENT_PACKETS, analysed_frames
 
 
-def _encode(path, codec: str, options: dict, frames: int = 96, size=(192, 112)):
-    """A pan over a photograph with a cut every 30 frames, so that every frame differs."""
+def _encode(path, codec: str, options: dict, frames: int = 96, size=(192, 112), keyframes_at=()):
+    """A pan over a photograph with a cut every 30 frames, so that every frame differs;
+    `keyframes_at`: frames the encoder is made to start a GOP at."""
     photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=24, options=options)
@@ -30,6 +31,8 @@ def _encode(path, codec: str, options: dict, frames: int = 96, size=(192, 112)):
             rgb = np.ascontiguousarray(photo[size[1] // 2: size[1] // 2 + size[1], x: x + size[0]])
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 24)
+            if i in keyframes_at:
+                frame.pict_type = av.video.frame.PictureType.I
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
@@ -162,6 +165,58 @@ def test_decoders_ahead_wait_for_the_consumer_and_stop_with_it(tmp_path):
     assert not [t for t in threading.enumerate() if t.name.startswith(("skyscript-decode", "skyscript-demux"))]
 
 
+IRREGULAR_GOPS = [0, 30, 130, 160, 190, 340, 370]  # GOPs of 30, 100, 30, 30, 150, 30 and 30 frames
+
+
+def _irregular_gops(tmp_path):
+    options = {"bf": "2", "x264-params": "keyint=400:min-keyint=400:scenecut=0"}
+    path = _encode(tmp_path / "irregular.mp4", "libx264", options, frames=400, keyframes_at=IRREGULAR_GOPS)
+    with av.open(str(path)) as container:
+        starts = [n for n, packet in enumerate(p for p in container.demux(video=0) if p.size) if packet.is_keyframe]
+    assert starts == IRREGULAR_GOPS
+    return path
+
+
+def test_gops_of_any_length_decode_exactly_whichever_goes_first(tmp_path):
+    # Longest first: decoders take segments out of order; the frames still come out
+    # exactly as one sequential decode gives them.
+    path = _irregular_gops(tmp_path)
+    reference = _sequential(path)
+    for workers in (2, 3):
+        assert _segmented(path, workers) == reference
+
+
+def test_packets_read_ahead_are_bounded_in_bytes(tmp_path, monkeypatch):
+    from skyscript_assets.stages import segment_decode
+
+    path = _irregular_gops(tmp_path)
+    ahead = []  # how far past the segment being read each segment was let in, and the bytes already waiting
+
+    class Segments(dict):
+        def __setitem__(self, number, segment):  # by the demuxer, holding the pipeline's lock
+            pipeline = pipelines[-1]
+            ahead.append((number - pipeline.reading, pipeline.packet_bytes - segment.packet_bytes))
+            super().__setitem__(number, segment)
+
+    pipelines = []
+    original_init = segment_decode._Pipeline.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.segments = Segments()
+        pipelines.append(self)
+
+    monkeypatch.setattr(segment_decode._Pipeline, "__init__", init)
+    monkeypatch.setattr(segment_decode, "READ_AHEAD_BYTES", 0)
+    assert _segmented(path, 3) == _sequential(path)
+    # Past the next segment only once every packet read before was decoded.
+    assert len(ahead) == len(IRREGULAR_GOPS) and all(n <= 1 or waiting == 0 for n, waiting in ahead)
+    monkeypatch.setattr(segment_decode, "READ_AHEAD_BYTES", 2**30)
+    ahead.clear()
+    _segmented(path, 3)
+    assert any(n > 1 and waiting > 0 for n, waiting in ahead)
+
+
 def test_a_stream_without_timestamps_is_decoded_whole_and_in_order(tmp_path):
     path = _encode(tmp_path / "raw.h264", "libx264", CASES["h264-closed-gop-bframes"][1])  # Annex B: no timestamps
     reference = _sequential(path)
@@ -177,16 +232,33 @@ def test_decoder_threads_are_the_request_or_a_share_of_the_cores():
     assert decode_threads(0, episodes_at_once=10_000) == 1  # many episodes at once: one each, never zero
 
 
-def test_ffmpeg_threads_go_to_the_segments_that_end_alone():
-    # Once demuxing is done, a segment bigger than all the rest would leave cores idle at
-    # the end decoding single-threaded; the very last one always has the cores to itself.
+def test_the_longest_segment_goes_first_and_ffmpeg_threads_to_the_one_that_ends_alone():
+    # In order while no decoder is behind; with one on an earlier segment, the longest
+    # segment read ahead whose items fit in the room left, so that no long GOP is decoded
+    # alone at the end. Once demuxing is done, a segment longer than all the rest left
+    # also gets FFmpeg's threads: it ends last, with the cores to itself.
+    from types import SimpleNamespace
+
     from skyscript_assets.stages.segment_decode import _Pipeline, _Segment
 
-    pipeline = _Pipeline.__new__(_Pipeline)
-    pipeline.lock, pipeline.stop, pipeline.next_to_decode = threading.Condition(), False, 0
-    pipeline.segments = {n: _Segment(n, packets=[None] * size) for n, size in enumerate([30, 200, 40, 25, 60])}
-    pipeline.demuxed, pipeline.demux_done = 2, False  # still demuxing: nothing can be known to end last
-    assert pipeline._take_segment()[1] is False
-    pipeline.demuxed, pipeline.demux_done = 5, True
-    assert [pipeline._take_segment()[1] for _ in range(4)] == [True, False, False, True]
+    stream = SimpleNamespace(codec_context=SimpleNamespace(name="h264"))
+    pipeline = _Pipeline(None, stream, analyse=None, workers=2, budget_bytes=1000)
+    pipeline.segments = {n: _Segment(n, packets=[None] * size) for n, size in enumerate([30, 200, 40, 25, 60, 20, 35])}
+    pipeline.demuxed, pipeline.demux_done = 7, True
+
+    def take():
+        segment, ends_alone = pipeline._take_segment()
+        return segment.number, ends_alone
+
+    assert take() == (0, False)  # nothing before it: in order
+    assert take() == (1, True)  # 0 in flight: the longest, longer than all the rest together
+    pipeline.segments[0].decoded = True
+    assert take() == (4, False)  # 1 in flight, before 2: the longest of 2..6
+    pipeline.segments[1].decoded = True
+    assert take() == (2, False)  # none in flight before 2: in order again
+    pipeline.handed_bytes, pipeline.handed_frames, pipeline.buffered = 100, 100, 1000 - 30  # room for 30 frames
+    assert take() == (3, False)  # 6 (35 frames) would not fit; 3 is read next, whatever its size
+    pipeline.buffered = 0
+    assert take() == (6, True)
+    assert take() == (5, True)
     assert pipeline._take_segment() is None

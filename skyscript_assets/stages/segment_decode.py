@@ -7,9 +7,10 @@ The stream is demuxed once and cut at its keyframes into segments of whole GOPs.
 segment is decoded by a decoder of its own, single-threaded, in one of `workers` threads,
 and `analyse(frame, number)` runs in that thread on each decoded frame (`number` counts
 the segment's frames from 0); what it returns comes back to the caller in presentation
-order, segment after segment. FFmpeg's frame threading keeps only ~1.5 of 2 cores busy
-and spends ~20-30 % more CPU per frame (HEVC) waiting on reference rows; independent
-segments keep every core busy with no such waits.
+order, segment after segment. FFmpeg's frame threads wait on each other's reference rows
+(2 cores, HEVC 1440x1074: two frame threads ~15 % slower than two segments; its automatic
+choice, three threads, ~25 % slower still); independent segments keep every core busy with
+no such waits.
 
 Exactly the frames of a sequential decode come out, in the same order:
 
@@ -22,16 +23,23 @@ Exactly the frames of a sequential decode come out, in the same order:
 * an FFmpeg error is raised to the caller where it happened in the order, after every
   frame decoded before it; nothing after it is handed out.
 
-Memory is bounded whatever the length of the video: at most `2 * workers` segments of
-packets are read ahead, and what `analyse` returns waits in a buffer capped at
+Segments are not all alike (an encoder puts a keyframe at each scene change, so one GOP
+may be ten times the next), and the one decoded last is decoded alone while the other
+cores idle. So a decoder takes the first segment not yet taken only when no other decoder
+is still on an earlier one; otherwise the longest of those read ahead, as long as what it
+will hand out fits in the room left. One decoder always stays on the earliest segment, so
+the one the caller reads next is always being decoded. Once the demuxer is done, a segment
+with more packets than all the others left (the last one always) will end last, with the
+cores to itself: it gets FFmpeg's frame threads, one per worker.
+
+Memory is bounded whatever the length of the video: at most `4 * workers` segments are
+read ahead, and 64 MiB of packets waiting for a decoder (but always the next segment), and what `analyse` returns waits in a buffer capped at
 `budget_bytes` (the caller says what each item weighs); a decoder running ahead waits
 for the caller, the one the caller is reading from never does.
 
 Codecs outside `SPLITTABLE_CODECS`, `workers=1`, or a stream without timestamps decode as
-one segment on the stream's own decoder with FFmpeg's threads (a stream whose timestamps
-stop is not split from there on). Once the demuxer is done, a segment with more packets than
-all those after it (the last one always) will end last, with the cores to itself once the
-others are done: it also gets FFmpeg's threads.
+one segment on the stream's own decoder, with `workers` frame threads (a stream whose
+timestamps stop is not split from there on).
 """
 
 from __future__ import annotations
@@ -47,6 +55,11 @@ import av
 SPLITTABLE_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg"})
 MIN_SEGMENT_PACKETS = 24  # shorter GOPs join the next one: each segment costs a decoder reset
 BATCH_FRAMES = 8
+# Segments of packets read ahead of the consumer: 4 a decoder, so that the longest can be
+# taken early; at most 64 MiB of packets waiting for a decoder (high bit rates), though
+# always the next segment.
+READ_AHEAD_PER_WORKER = 4
+READ_AHEAD_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -56,7 +69,9 @@ class _Segment:
     tail: list = field(default_factory=list)  # the next keyframe and its leading pictures (open GOP)
     start_pts: int | None = None  # frames shown before this are the previous segment's
     end_pts: int | None = None  # frames shown from this on are the next segment's
+    packet_bytes: int = 0
     items: deque = field(default_factory=deque)  # (batch of items, their bytes), or an exception
+    taken: bool = False  # a decoder has it
     decoded: bool = False
 
 
@@ -73,9 +88,10 @@ class _Pipeline:
         self.demuxed = 0  # segments the demuxer finished
         self.demux_done = False
         self.demux_error: BaseException | None = None
-        self.next_to_decode = 0
         self.reading = 0  # the segment the consumer reads now
+        self.packet_bytes = 0  # of the segments read ahead and not yet decoded
         self.buffered = 0
+        self.handed_bytes = self.handed_frames = 0  # all items so far: what a frame's item weighs
         self.stop = False
 
     # -- demuxer ------------------------------------------------------------------------
@@ -115,8 +131,12 @@ class _Pipeline:
     def _publish(self, segment: _Segment, last: bool = False) -> None:
         with self.lock:
             # Read ahead a bounded number of segments: packets of a whole file are not kept.
-            while not self.stop and segment.number - self.reading > 2 * self.workers:
+            while not self.stop and segment.number > self.reading + 1 and (
+                    segment.number - self.reading > READ_AHEAD_PER_WORKER * self.workers
+                    or self.packet_bytes > READ_AHEAD_BYTES):
                 self.lock.wait(0.1)
+            segment.packet_bytes = sum(packet.size for packet in segment.packets)
+            self.packet_bytes += segment.packet_bytes
             self.segments[segment.number] = segment
             self.demuxed = segment.number + 1
             self.demux_done = last  # set with the last segment, so a decoder taking it knows
@@ -130,15 +150,12 @@ class _Pipeline:
             segment, ends_last = taken
             # The segment that ends last has the cores to itself once the others are done:
             # FFmpeg's threads then beat one thread (a video of a single GOP is all of it).
-            threaded = ends_last or not self.split
+            threads = self.workers if ends_last or not self.split else 1
             if segment.number == 0:
                 codec = self.stream.codec_context  # carries the stream's side data (rotation) to the first frame
-                if threaded:
-                    codec.thread_type = "AUTO"
-                else:
-                    codec.thread_count = 1
-            elif threaded:
-                codec = _decoder_like(self.stream.codec_context, threads=0)
+                _set_threads(codec, threads)
+            elif threads > 1:
+                codec = _decoder_like(self.stream.codec_context, threads)
             else:
                 own = own or _decoder_like(self.stream.codec_context, threads=1)
                 codec = own
@@ -171,22 +188,40 @@ class _Pipeline:
             finally:
                 with self.lock:
                     segment.decoded = True
+                    segment.packets, segment.tail = [], []
+                    self.packet_bytes -= segment.packet_bytes
                     self.lock.notify_all()
 
     def _take_segment(self) -> tuple[_Segment, bool] | None:
         """The next segment to decode, and whether it will likely end last: the demuxer is
-        done and the segments after it have fewer packets than it (the last one always)."""
+        done and the other segments left have fewer packets than it (the last one always)."""
         with self.lock:
             while not self.stop:
-                if self.next_to_decode < self.demuxed:
-                    segment = self.segments[self.next_to_decode]
-                    self.next_to_decode += 1
-                    after = sum(len(self.segments[n].packets) for n in range(self.next_to_decode, self.demuxed))
-                    return segment, self.demux_done and after < len(segment.packets)
+                untaken = [segment for segment in self.segments.values() if not segment.taken]  # in order
+                if untaken:
+                    segment = self._choose(untaken)
+                    segment.taken = True
+                    rest = sum(len(other.packets) for other in untaken if other is not segment)
+                    return segment, self.demux_done and rest < len(segment.packets)
                 if self.demux_done:
                     return None
                 self.lock.wait(0.1)
             return None
+
+    def _choose(self, untaken: list[_Segment]) -> _Segment:
+        """The first segment not taken, unless another decoder is still on an earlier one:
+        then the one with most packets among those read ahead whose items should fit in the
+        room left. Longest first keeps a long GOP from being decoded alone at the end while
+        the other cores idle; the decoder kept on the earliest segment means the one the
+        consumer reads next is always being decoded, so no budget wait can block it."""
+        first = untaken[0]
+        if not any(s.taken and not s.decoded and s.number < first.number for s in self.segments.values()):
+            return first
+        room = self.budget_bytes - self.buffered
+        per_frame = self.handed_bytes / self.handed_frames if self.handed_frames else 0.0
+        # The first is read next whatever its size (and its decoder never waits for room).
+        fitting = [first] + [segment for segment in untaken[1:] if len(segment.packets) * per_frame <= room]
+        return max(fitting, key=lambda segment: len(segment.packets))  # ties: the earliest
 
     def _put(self, segment: _Segment, entry) -> bool:
         with self.lock:
@@ -198,6 +233,8 @@ class _Pipeline:
             segment.items.append(entry)
             if not isinstance(entry, BaseException):
                 self.buffered += entry[1]
+                self.handed_bytes += entry[1]
+                self.handed_frames += len(entry[0])
             self.lock.notify_all()
             return True
 
@@ -234,18 +271,24 @@ class _Pipeline:
 
 
 def _decoder_like(template, threads: int) -> av.CodecContext:
-    """A fresh decoder for the template's stream; `threads` 0: FFmpeg's frame and slice threads."""
+    """A fresh decoder for the template's stream, on `threads` threads."""
     codec = av.CodecContext.create(template.name, "r")
     if template.extradata:
         codec.extradata = template.extradata
     codec.width, codec.height = template.width, template.height
     if template.pix_fmt:
         codec.pix_fmt = template.pix_fmt
-    if threads:
-        codec.thread_count = threads
-    else:
-        codec.thread_type = "AUTO"
+    _set_threads(codec, threads)
     return codec
+
+
+def _set_threads(codec, threads: int) -> None:
+    # FFmpeg's frame threads, as many as the cores this decode may use. Its automatic
+    # choice (thread_type AUTO) starts one more than the machine has cores: measured on
+    # 2 cores, HEVC 1440x1074, 3 frame threads ~25 % slower in wall time than 2.
+    codec.thread_count = threads
+    if threads > 1:
+        codec.thread_type = "FRAME"
 
 
 def analysed_frames(container, stream, analyse: Callable, *, workers: int = 2,
