@@ -61,9 +61,11 @@ def thumbnail_and_histograms(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb:
     thumb_h, thumb_w = thumb.shape
     rows = _nearest_indices(y.shape[0], 2 * thumb_h)
     cols = _nearest_indices(y.shape[1], 2 * thumb_w)
-    hist[:] = 0.0
-    total = 0.0
-    squares = 0.0
+    # Integer sums, and counts spread over four copies of the histogram: neighbouring pixels
+    # mostly fall in the same bin, and one copy would make each count wait for the last.
+    counts = np.zeros((4, 128), np.int32)
+    total = 0
+    squares = 0
     for ty in range(thumb_h):
         top, bottom = rows[2 * ty], rows[2 * ty + 1]
         for tx in range(thumb_w):
@@ -71,11 +73,9 @@ def thumbnail_and_histograms(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb:
             block = np.int32(y[top, left]) + np.int32(y[top, right]) + np.int32(y[bottom, left]) + np.int32(y[bottom, right])
             pixel = (block + 2) >> 2
             thumb[ty, tx] = pixel
-            hist[pixel >> 2] += 1.0
+            counts[tx & 3, pixel >> 2] += 1
             total += pixel
             squares += pixel * pixel
-    count = thumb_h * thumb_w
-    hist[:64] /= count
     chroma_h, chroma_w = thumb_h // 2, thumb_w // 2
     chroma_rows = _nearest_indices(u.shape[0], chroma_h)
     chroma_cols = _nearest_indices(u.shape[1], chroma_w)
@@ -83,9 +83,12 @@ def thumbnail_and_histograms(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb:
         row = chroma_rows[cy]
         for cx in range(chroma_w):
             col = chroma_cols[cx]
-            hist[64 + (u[row, col] >> 3)] += 1.0
-            hist[96 + (v[row, col] >> 3)] += 1.0
-    hist[64:] /= chroma_h * chroma_w
+            counts[cx & 3, 64 + (u[row, col] >> 3)] += 1
+            counts[cx & 3, 96 + (v[row, col] >> 3)] += 1
+    count = thumb_h * thumb_w
+    chroma_count = chroma_h * chroma_w
+    for b in range(128):
+        hist[b] = (counts[0, b] + counts[1, b] + counts[2, b] + counts[3, b]) / (count if b < 64 else chroma_count)
     mean = total / count
     return mean, np.sqrt(max(squares / count - mean * mean, 0.0))
 
