@@ -1,8 +1,8 @@
 """Keyframes stage against its baselines, on the shared clips, in one run.
 
 For every clip in ../shared/data/videos (with groundtruth.json):
-  (a) decode-only: PyAV decodes every frame and does nothing else (same decoder
-      threading as the stage: thread_type AUTO),
+  (a) decode-only: PyAV decodes every frame and does nothing else, with FFmpeg's
+      automatic threading (thread_type AUTO, the usual advice for a fast PyAV loop),
   (b) this stage: `process_episode` (features, shot boundaries, keyframe selection,
       quality filter, JPEG writing), its decoding split at keyframes over one thread per
       core (`stages/segment_decode.py`),

@@ -33,9 +33,10 @@ with more packets than all the others left (the last one always) will end last, 
 cores to itself: it gets FFmpeg's frame threads, one per worker.
 
 Memory is bounded whatever the length of the video: at most `4 * workers` segments are
-read ahead, and 64 MiB of packets waiting for a decoder (but always the next segment), and what `analyse` returns waits in a buffer capped at
-`budget_bytes` (the caller says what each item weighs); a decoder running ahead waits
-for the caller, the one the caller is reading from never does.
+read ahead, and 64 MiB of packets waiting for a decoder (but always the next segment); what
+`analyse` returns waits in a buffer capped at `budget_bytes` (the caller says what each
+item weighs); a decoder running ahead waits for the caller, the one the caller is reading
+from never does.
 
 Codecs outside `SPLITTABLE_CODECS`, `workers=1`, or a stream without timestamps decode as
 one segment on the stream's own decoder, with `workers` frame threads (a stream whose
