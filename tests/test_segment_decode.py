@@ -233,32 +233,37 @@ def test_decoder_threads_are_the_request_or_a_share_of_the_cores():
 
 
 def test_the_longest_segment_goes_first_and_ffmpeg_threads_to_the_one_that_ends_alone():
-    # In order while no decoder is behind; with one on an earlier segment, the longest
-    # segment read ahead whose items fit in the room left, so that no long GOP is decoded
-    # alone at the end. Once demuxing is done, a segment longer than all the rest left
-    # also gets FFmpeg's threads: it ends last, with the cores to itself.
+    # In order while no decoder is behind, or while what an item weighs is not known; with
+    # one on an earlier segment, the longest segment read ahead whose items fit in the room
+    # left (the first one not taken always may), so that no long GOP is decoded alone at the
+    # end. Once demuxing is done, a segment longer than all the rest left also gets FFmpeg's
+    # threads: it ends last, with the cores to itself.
     from types import SimpleNamespace
 
     from skyscript_assets.stages.segment_decode import _Pipeline, _Segment
 
     stream = SimpleNamespace(codec_context=SimpleNamespace(name="h264"))
     pipeline = _Pipeline(None, stream, analyse=None, workers=2, budget_bytes=1000)
-    pipeline.segments = {n: _Segment(n, packets=[None] * size) for n, size in enumerate([30, 200, 40, 25, 60, 20, 35])}
-    pipeline.demuxed, pipeline.demux_done = 7, True
+    sizes = [30, 250, 40, 25, 60, 20, 28, 35]
+    pipeline.segments = {n: _Segment(n, packets=[None] * size) for n, size in enumerate(sizes)}
+    pipeline.demuxed, pipeline.demux_done = len(sizes), True
 
     def take():
         segment, ends_alone = pipeline._take_segment()
         return segment.number, ends_alone
 
     assert take() == (0, False)  # nothing before it: in order
-    assert take() == (1, True)  # 0 in flight: the longest, longer than all the rest together
+    assert take() == (1, True)  # in order too; and longer than all the rest together
     pipeline.segments[0].decoded = True
-    assert take() == (4, False)  # 1 in flight, before 2: the longest of 2..6
-    pipeline.segments[1].decoded = True
-    assert take() == (2, False)  # none in flight before 2: in order again
-    pipeline.handed_bytes, pipeline.handed_frames, pipeline.buffered = 100, 100, 1000 - 30  # room for 30 frames
-    assert take() == (3, False)  # 6 (35 frames) would not fit; 3 is read next, whatever its size
+    assert take() == (2, False)  # 1 in flight, but nothing handed out yet to weigh: in order
+    pipeline.handed_bytes, pipeline.handed_frames = 100, 100  # items weigh 1 a frame
+    assert take() == (4, False)  # 1 in flight, before 3: the longest of 3..7
+    pipeline.segments[1].decoded = pipeline.segments[2].decoded = True
+    assert take() == (3, False)  # none in flight before 3: in order again
+    pipeline.buffered = 1000 - 30  # room for 30 frames
+    assert take() == (6, False)  # 3 in flight: the longest that fits (7, 35 frames, does not)
+    pipeline.buffered = 1000 - 10
+    assert take() == (5, False)  # none fits: 5 is read next, so it goes whatever its size
     pipeline.buffered = 0
-    assert take() == (6, True)
-    assert take() == (5, True)
+    assert take() == (7, True)
     assert pipeline._take_segment() is None

@@ -27,10 +27,11 @@ Segments are not all alike (an encoder puts a keyframe at each scene change, so 
 may be ten times the next), and the one decoded last is decoded alone while the other
 cores idle. So a decoder takes the first segment not yet taken only when no other decoder
 is still on an earlier one; otherwise the longest of those read ahead, as long as what it
-will hand out fits in the room left. One decoder always stays on the earliest segment, so
-the one the caller reads next is always being decoded. Once the demuxer is done, a segment
-with more packets than all the others left (the last one always) will end last, with the
-cores to itself: it gets FFmpeg's frame threads, one per worker.
+will hand out fits in the room left (judged from the items handed out so far: in order
+until there are some). One decoder always stays on the earliest segment, so the one the
+caller reads next is always being decoded. Once the demuxer is done, a segment with more
+packets than all the others left (the last one always) will end last, with the cores to
+itself: it gets FFmpeg's frame threads, one per worker.
 
 Memory is bounded whatever the length of the video: at most `4 * workers` segments are
 read ahead, and 64 MiB of packets waiting for a decoder (but always the next segment); what
@@ -210,16 +211,18 @@ class _Pipeline:
             return None
 
     def _choose(self, untaken: list[_Segment]) -> _Segment:
-        """The first segment not taken, unless another decoder is still on an earlier one:
-        then the one with most packets among those read ahead whose items should fit in the
-        room left. Longest first keeps a long GOP from being decoded alone at the end while
+        """The first segment not taken, unless another decoder is still on an earlier one
+        and items have been handed out to weigh by: then the one with most packets among
+        those read ahead whose items should fit in the room left. Longest first keeps a long GOP from being decoded alone at the end while
         the other cores idle; the decoder kept on the earliest segment means the one the
         consumer reads next is always being decoded, so no budget wait can block it."""
         first = untaken[0]
+        if not self.handed_frames:  # what an item weighs is not known yet: nothing can be said to fit
+            return first
         if not any(s.taken and not s.decoded and s.number < first.number for s in self.segments.values()):
             return first
         room = self.budget_bytes - self.buffered
-        per_frame = self.handed_bytes / self.handed_frames if self.handed_frames else 0.0
+        per_frame = self.handed_bytes / self.handed_frames
         # The first is read next whatever its size (and its decoder never waits for room).
         fitting = [first] + [segment for segment in untaken[1:] if len(segment.packets) * per_frame <= room]
         return max(fitting, key=lambda segment: len(segment.packets))  # ties: the earliest
