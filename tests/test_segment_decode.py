@@ -265,5 +265,8 @@ def test_the_longest_segment_goes_first_and_ffmpeg_threads_to_the_one_that_ends_
     pipeline.buffered = 1000 - 10
     assert take() == (5, False)  # none fits: 5 is read next, so it goes whatever its size
     pipeline.buffered = 0
+    pipeline.demux_done = False
+    assert take() == (7, False)  # still demuxing: more may come, nothing can be known to end alone
+    pipeline.segments[7].taken, pipeline.demux_done = False, True
     assert take() == (7, True)
     assert pipeline._take_segment() is None
