@@ -36,9 +36,9 @@ import av
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from skyscript_assets.stages.keyframes import EpisodeJob, decode_threads, process_episode  # noqa: E402
-from skyscript_assets.stages.segment_decode import analysed_frames  # noqa: E402
-from skyscript_assets.stages.shots import boundary_f1  # noqa: E402
+from skyscript_assets.stages.video.keyframes import EpisodeJob, decode_threads, process_episode  # noqa: E402
+from skyscript_assets.stages.video.segment_decode import analysed_frames  # noqa: E402
+from skyscript_assets.stages.video.shots import boundary_f1  # noqa: E402
 
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 
@@ -172,7 +172,7 @@ def print_table(rows, totals, total_duration: float) -> None:
 MEMORY_PROBE = """
 import re, sys
 sys.path.insert(0, sys.argv[2])
-from skyscript_assets.stages.keyframes import EpisodeJob, process_episode
+from skyscript_assets.stages.video.keyframes import EpisodeJob, process_episode
 def peak_kib():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 imported = peak_kib()
@@ -184,7 +184,7 @@ print(len(a.shots), len(a.keyframes), imported, peak_kib())
 def print_memory() -> None:
     from skimage import data
 
-    from skyscript_assets.stages.synthetic import ShotSpec, render_video
+    from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
     av.logging.set_level(av.logging.ERROR)  # no encoder chatter in the table
     photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.camera()]

@@ -25,9 +25,9 @@ from pathlib import Path
 import fsspec
 
 from skyscript_assets.schema import CharacterInShot, ContinuousEmotion, ShootingScript, ShotScript
-from skyscript_assets.stages.fountain import render_fountain
-from skyscript_assets.stages.release import PAIR_SCHEMA, write_shards
-from skyscript_assets.stages.table1 import shooting_script_text
+from skyscript_assets.stages.release.fountain import render_fountain
+from skyscript_assets.stages.release.shards import PAIR_SCHEMA, write_shards
+from skyscript_assets.stages.scripts.table1 import shooting_script_text
 
 WORDS = "door glass rain window coffee letter phone silence street promise train night smile cold answer".split()
 

@@ -18,9 +18,9 @@ import skimage.data
 
 from skyscript_assets.models.faces import HaarFaceDetector
 from skyscript_assets.models.ocr import TextReader
-from skyscript_assets.stages.demo_drama import demo_episodes
-from skyscript_assets.stages.dialogue import bottom_band_cues
-from skyscript_assets.stages.synthetic import burn_subtitle
+from skyscript_assets.demo.demo_drama import demo_episodes
+from skyscript_assets.stages.refinement.dialogue import bottom_band_cues
+from skyscript_assets.demo.synthetic import burn_subtitle
 
 
 def keyframes(count: int) -> list[np.ndarray]:

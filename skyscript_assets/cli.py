@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import settings
+from skyscript_assets import settings
 
 
 class UserError(Exception):
@@ -118,10 +118,10 @@ def export_release(drama_id: str, fmt: str, out: Path) -> tuple[int, str]:
     import fsspec
     from sqlalchemy import select
 
-    from .catalog import Drama, ReleaseShard
-    from .defs.resources import ArtifactStore, CatalogResource
-    from .ids import UnsafeIdError, validate_drama_id
-    from .stages.release import export_fountain, export_jsonl, export_parquet, pair_shards
+    from skyscript_assets.catalog import Drama, ReleaseShard
+    from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource
+    from skyscript_assets.ids import UnsafeIdError, validate_drama_id
+    from skyscript_assets.stages.release.shards import export_fountain, export_jsonl, export_parquet, pair_shards
 
     try:
         validate_drama_id(drama_id)
@@ -149,8 +149,8 @@ def export_release(drama_id: str, fmt: str, out: Path) -> tuple[int, str]:
 
 
 def cmd_annotate(args) -> int:
-    from .models.mllm import BackendUnavailable, MllmRequest, load_backend
-    from .prompts import frame_annotation_prompt
+    from skyscript_assets.models.mllm import BackendUnavailable, MllmRequest, load_backend
+    from skyscript_assets.prompts import frame_annotation_prompt
 
     images = []
     for name in args.images:
@@ -185,8 +185,8 @@ def cmd_annotate(args) -> int:
 def cmd_clean_json(args) -> int:
     import json
 
-    from .schema import LossRecord
-    from .stages.clean_json import CleanOutcome, clean_raw_output
+    from skyscript_assets.schema import LossRecord
+    from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output
 
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8", errors="replace")
@@ -196,7 +196,7 @@ def cmd_clean_json(args) -> int:
     if args.repair_server:
         if not args.repair_model:
             raise UserError("--repair-server needs --repair-model NAME")
-        from .models.llm import LlmJsonRepairer
+        from skyscript_assets.models.llm import LlmJsonRepairer
 
         repairer = LlmJsonRepairer.from_server(args.repair_server, args.repair_model, api_key_env=args.api_key_env)
     result = clean_raw_output(text, repairer=repairer)
@@ -211,7 +211,7 @@ def cmd_clean_json(args) -> int:
 
 
 def cmd_db_upgrade(args) -> int:
-    from .catalog import upgrade
+    from skyscript_assets.catalog import upgrade
 
     url = settings.database_url()
     upgrade(url, args.revision)
@@ -220,8 +220,8 @@ def cmd_db_upgrade(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from .ids import UnsafeIdError, validate_drama_id
-    from .stages.landing import open_fs
+    from skyscript_assets.ids import UnsafeIdError, validate_drama_id
+    from skyscript_assets.stages.ingest.landing import open_fs
 
     source = Path(args.path).expanduser()
     if not source.is_dir():
@@ -240,7 +240,7 @@ def cmd_ingest(args) -> int:
     else:
         fs.put(str(source), target, recursive=True)
     instance = _instance()
-    from .defs.runner import register_drama
+    from skyscript_assets.defs.platform.runner import register_drama
 
     added = register_drama(instance, drama_id)
     print(f"drama {drama_id!r} {'registered' if added else 'already registered'}; landing folder {target}")
@@ -251,7 +251,7 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .stages.demo_drama import DEMO_DRAMA_ID, write_demo_drama
+    from skyscript_assets.demo.demo_drama import DEMO_DRAMA_ID, write_demo_drama
 
     drama_id = args.drama_id or DEMO_DRAMA_ID
     home = settings.skyscript_home()
@@ -260,7 +260,7 @@ def cmd_demo(args) -> int:
     print(f"rendering the demo drama {drama_id!r} into {landing / drama_id} ...")
     write_demo_drama(landing, home / "demo_groundtruth", drama_id=drama_id)
     instance = _instance()
-    from .defs.runner import register_drama
+    from skyscript_assets.defs.platform.runner import register_drama
 
     register_drama(instance, drama_id)
     return _run_drama(drama_id, instance, demo=True)
@@ -269,7 +269,7 @@ def cmd_demo(args) -> int:
 def cmd_shots(args) -> int:
     import json
 
-    from .stages.keyframes import EpisodeJob, KeyframeSettings, decode_threads, process_episode
+    from skyscript_assets.stages.video.keyframes import EpisodeJob, KeyframeSettings, decode_threads, process_episode
 
     video = Path(args.video).expanduser()
     if not video.is_file():
@@ -318,8 +318,8 @@ def _instance():
 
 
 def _run_drama(drama_id: str, instance, demo: bool = False) -> int:
-    from .definitions import DRAMA_ASSETS, REPORT_ASSETS
-    from .defs.runner import materialize_drama
+    from skyscript_assets.definitions import DRAMA_ASSETS, REPORT_ASSETS
+    from skyscript_assets.defs.platform.runner import materialize_drama
 
     outcomes = materialize_drama(drama_id, DRAMA_ASSETS, instance=instance)
     if demo and all(o.ok for o in outcomes):
@@ -350,10 +350,10 @@ def _demo_review(drama_id: str, instance, outcomes: list) -> list:
     those of the second pass in place of the first."""
     import json
 
-    from .defs.release import restored_scripts, script_pairs
-    from .defs.runner import materialize_drama
-    from .defs.scripts import REVIEWS_FOLDER, calibrated_shooting_scripts
-    from .stages.calibration import simulated_review
+    from skyscript_assets.defs.release.assets import restored_scripts, script_pairs
+    from skyscript_assets.defs.platform.runner import materialize_drama
+    from skyscript_assets.defs.scripts.assets import REVIEWS_FOLDER, calibrated_shooting_scripts
+    from skyscript_assets.stages.scripts.calibration import simulated_review
 
     calibration = Path(settings.artifacts_url()) / drama_id / "calibrated_shooting_scripts" / "calibration"
     tasks = [task for path in sorted(calibration.glob("*.tasks.json")) for task in json.loads(path.read_text())]
@@ -389,7 +389,7 @@ def _demo_export(drama_id: str) -> None:
 
 
 def _print_summary(drama_id: str, outcomes) -> None:
-    from .defs.resources import CatalogResource
+    from skyscript_assets.defs.platform.resources import CatalogResource
 
     catalog = CatalogResource().get()
     print(f"\nSummary for drama {drama_id!r}")
@@ -413,9 +413,9 @@ def _demo_accuracy(drama_id: str, truth_path: Path) -> str:
 
     from sqlalchemy import select
 
-    from .catalog import Shot
-    from .defs.resources import CatalogResource
-    from .stages.manifest import episode_id_for
+    from skyscript_assets.catalog import Shot
+    from skyscript_assets.defs.platform.resources import CatalogResource
+    from skyscript_assets.stages.ingest.manifest import episode_id_for
 
     truth = json.loads(truth_path.read_text())
     with CatalogResource().get().session() as session:

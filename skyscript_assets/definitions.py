@@ -2,15 +2,15 @@
 
 import dagster as dg
 
-from .defs.annotation import cleaned_json, raw_mllm_json
-from .defs.ingest import drama_manifest
-from .defs.jobs import drama_pipeline
-from .defs.landing_sensors import landing_zone_rescan, new_dramas
-from .defs.vision import character_refinements, detections
-from .defs.video import keyframes
-from .defs.profiles import build_profile
-from .defs.release import loss_rate_report, restored_scripts, script_pairs
-from .defs.scripts import calibrated_shooting_scripts
+from skyscript_assets.defs.annotation.assets import cleaned_json, raw_mllm_json
+from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
+from skyscript_assets.defs.platform.jobs import drama_pipeline
+from skyscript_assets.defs.ingest.sensors import landing_zone_rescan, new_dramas
+from skyscript_assets.defs.refinement.assets import character_refinements, detections
+from skyscript_assets.defs.video.assets import keyframes
+from skyscript_assets.defs.platform.profiles import build_profile
+from skyscript_assets.defs.release.assets import loss_rate_report, restored_scripts, script_pairs
+from skyscript_assets.defs.scripts.assets import calibrated_shooting_scripts
 
 # Per-drama assets in graph order; the CLI's demo materializes them in this order.
 DRAMA_ASSETS = [drama_manifest, keyframes, raw_mllm_json, cleaned_json, detections, character_refinements,

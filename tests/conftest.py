@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skyscript_assets.stages.synthetic import ShotSpec, render_video
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 POSTGRES_ADMIN_URL = os.environ.get("SKYSCRIPT_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -77,7 +77,7 @@ def postgres_url():
     try:
         yield url
     finally:
-        from skyscript_assets.defs import resources
+        from skyscript_assets.defs.platform import resources
 
         for key in [k for k in resources._catalogs if k == url]:
             resources._catalogs.pop(key).dispose()

@@ -8,13 +8,13 @@ import skimage.data
 from sqlalchemy import select
 
 from skyscript_assets.catalog import Catalog, FrameAnnotationRow, RawMllmOutput
-from skyscript_assets.defs.annotation import cleaned_json, raw_mllm_json
-from skyscript_assets.defs.ingest import drama_manifest
-from skyscript_assets.defs.resources import local_resources, MllmResource
-from skyscript_assets.defs.video import keyframes
+from skyscript_assets.defs.annotation.assets import cleaned_json, raw_mllm_json
+from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
+from skyscript_assets.defs.platform.resources import local_resources, MllmResource
+from skyscript_assets.defs.video.assets import keyframes
 from skyscript_assets.schema import FrameAnnotation
 from skyscript_assets.settings import database_url
-from skyscript_assets.stages.synthetic import ShotSpec, render_video
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 from fake_chat_server import FakeChatServer
 

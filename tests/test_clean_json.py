@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from skyscript_assets.schema import FrameAnnotation, LossRecord, ShotType, shot_type_from_text
-from skyscript_assets.stages.clean_json import CleaningStats, CleanOutcome, clean_annotation, clean_raw_output
-from skyscript_assets.stages.json_text import json_segments
-from skyscript_assets.stages.normalise_annotation import normalise_frame
+from skyscript_assets.stages.annotation.clean_json import CleaningStats, CleanOutcome, clean_annotation, clean_raw_output
+from skyscript_assets.stages.annotation.json_text import json_segments
+from skyscript_assets.stages.annotation.normalise import normalise_frame
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "skyscript_sample_en.json"
 
@@ -294,7 +294,7 @@ def test_a_reply_cut_before_its_first_frame_never_goes_to_the_llm():
 
 
 def test_a_frame_that_still_fails_validation_is_a_loss_not_a_crash(monkeypatch):
-    from skyscript_assets.stages import normalise_annotation
+    from skyscript_assets.stages.annotation import normalise as normalise_annotation
 
     monkeypatch.setattr(normalise_annotation._Normaliser, "frame", lambda self, value: {"people": [{"vad": {"valence": 42}}]})
     result = clean_raw_output(json.dumps([PROMPT_FORMAT_FRAME] * 2), ["kf1", "kf2"])

@@ -102,8 +102,8 @@ def _released_drama(home: Path, release: bool = True) -> str:
     """A drama whose shooting scripts sit in the catalog, released offline (uncalibrated, explicitly)."""
     import dagster as dg
 
-    from skyscript_assets.defs.release import restored_scripts, script_pairs
-    from skyscript_assets.defs.resources import RestorationLlmResource
+    from skyscript_assets.defs.release.assets import restored_scripts, script_pairs
+    from skyscript_assets.defs.platform.resources import RestorationLlmResource
     from test_restoration_assets import DRAMA, materialize_release, sample_scripts, seed_catalog
 
     seed_catalog(sample_scripts("offline"))
@@ -117,7 +117,7 @@ def _released_drama(home: Path, release: bool = True) -> str:
 def test_export_writes_parquet_jsonl_and_fountain(skyscript_home, tmp_path):
     import pyarrow.parquet as pq
 
-    from skyscript_assets.stages.fountain import read_fountain
+    from skyscript_assets.stages.release.fountain import read_fountain
 
     drama = _released_drama(skyscript_home)
     out = tmp_path / "out"

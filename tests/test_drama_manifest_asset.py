@@ -3,8 +3,8 @@ import pytest
 
 from skyscript_assets.catalog import Catalog, Drama, Episode, Loss
 from skyscript_assets.definitions import DRAMA_ASSETS
-from skyscript_assets.defs.ingest import drama_manifest
-from skyscript_assets.defs.resources import local_resources
+from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
+from skyscript_assets.defs.platform.resources import local_resources
 from skyscript_assets.settings import database_url
 
 

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from skyscript_assets.defs import k8s as k8s_defs
-from skyscript_assets.defs.ingest import drama_manifest
-from skyscript_assets.defs.profiles import build_profile, current_profile
+from skyscript_assets.defs.platform import k8s as k8s_defs
+from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
+from skyscript_assets.defs.platform.profiles import build_profile, current_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 KUBE_VERSION = "1.30"

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import skimage.data
 
-from skyscript_assets.stages.keyframes import (EpisodeJob, KeyframeSettings, extract_keyframes, keep_freed_memory,
+from skyscript_assets.stages.video.keyframes import (EpisodeJob, KeyframeSettings, extract_keyframes, keep_freed_memory,
                                                process_episode)
-from skyscript_assets.stages.synthetic import ShotSpec, render_video
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 PHOTOS = {name: getattr(skimage.data, name)() for name in ("astronaut", "coffee", "chelsea", "rocket", "camera")}
 

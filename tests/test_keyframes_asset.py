@@ -6,11 +6,11 @@ import skimage.data
 from sqlalchemy import delete, select
 
 from skyscript_assets.catalog import Catalog, EpisodeProgress, Keyframe, Shot
-from skyscript_assets.defs.ingest import drama_manifest
-from skyscript_assets.defs.resources import local_resources
-from skyscript_assets.defs.video import keyframes
+from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
+from skyscript_assets.defs.platform.resources import local_resources
+from skyscript_assets.defs.video.assets import keyframes
 from skyscript_assets.settings import database_url
-from skyscript_assets.stages.synthetic import ShotSpec, render_video
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 ONE_WORKER = {"ops": {"keyframes": {"config": {"workers": 1}}}}
 

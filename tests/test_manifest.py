@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from skyscript_assets.stages.manifest import build_manifest, episode_id_for, episode_number
+from skyscript_assets.stages.ingest.manifest import build_manifest, episode_id_for, episode_number
 
 
 @pytest.mark.parametrize(

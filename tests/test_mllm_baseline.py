@@ -13,8 +13,8 @@ import skimage.data
 from skyscript_assets.models.mllm import MllmReply, MllmRequest, load_backend
 from skyscript_assets.models.mllm.baseline import MODEL_ID, shot_size
 from skyscript_assets.schema import FrameAnnotation, LossRecord, ShotType
-from skyscript_assets.stages.annotate import KeyframeInput, RawAnnotation, annotate_keyframes, shot_batches
-from skyscript_assets.stages.clean_json import CleanOutcome, clean_raw_output
+from skyscript_assets.stages.annotation.annotate import KeyframeInput, RawAnnotation, annotate_keyframes, shot_batches
+from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
 

@@ -13,7 +13,7 @@ from PIL import Image
 from fake_chat_server import FakeChatServer
 from skyscript_assets.models.llm import LlmJsonRepairer
 from skyscript_assets.models.mllm import MllmRequest, load_backend
-from skyscript_assets.stages.clean_json import CleanOutcome, clean_raw_output
+from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output
 
 
 def jpeg(color=(200, 30, 30)) -> bytes:

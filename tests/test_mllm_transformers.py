@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 
 from skyscript_assets.models.mllm import BackendUnavailable, MllmRequest, load_backend  # noqa: E402
 from skyscript_assets.schema import LossRecord  # noqa: E402
-from skyscript_assets.stages.clean_json import CleanOutcome, clean_raw_output  # noqa: E402
+from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output  # noqa: E402
 from tiny_vlm import build_tiny_internvl, build_tiny_llava  # noqa: E402
 
 

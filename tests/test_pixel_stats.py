@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from skyscript_assets.stages.pixel_stats import (content_distance, frame_statistics, laplacian_variance,
+from skyscript_assets.stages.video.pixel_stats import (content_distance, frame_statistics, laplacian_variance,
                                                  thumbnail_and_histograms)
-from skyscript_assets.stages.shots import THUMB_H, THUMB_W, _plane
+from skyscript_assets.stages.video.shots import THUMB_H, THUMB_W, _plane
 
 
 def opencv_features(y, u, v):

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import inspect, text
 
 from skyscript_assets.catalog import Catalog, Drama, Episode, Loss
-from skyscript_assets.defs.ingest import drama_manifest
-from skyscript_assets.defs.resources import ArtifactStore, CatalogResource, LandingZone
+from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
+from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource, LandingZone
 
 pytestmark = pytest.mark.postgres
 DEPLOYMENTS = Path(__file__).resolve().parents[1] / "deployments"

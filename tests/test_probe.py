@@ -4,7 +4,7 @@ import av
 import numpy as np
 import pytest
 
-from skyscript_assets.stages.probe import ProbeError, display_size, probe_video
+from skyscript_assets.stages.ingest.probe import ProbeError, display_size, probe_video
 
 
 def test_probe_reports_timing_geometry_and_streams(tmp_path, make_video):

@@ -7,9 +7,9 @@ import fsspec
 import pytest
 
 from skyscript_assets.schema import CharacterInShot, ContinuousEmotion, ShootingScript, ShotMusic, ShotScript
-from skyscript_assets.stages.fountain import read_fountain, render_fountain
-from skyscript_assets.stages.release import PAIR_SCHEMA, dataset_card, write_shards
-from skyscript_assets.stages.restore import filter_restorations, near_duplicate_indices, style_variants
+from skyscript_assets.stages.release.fountain import read_fountain, render_fountain
+from skyscript_assets.stages.release.shards import PAIR_SCHEMA, dataset_card, write_shards
+from skyscript_assets.stages.release.restore import filter_restorations, near_duplicate_indices, style_variants
 
 
 def _script() -> ShootingScript:
@@ -111,8 +111,8 @@ def test_garbage_is_a_loss_not_an_exception(bad):
 
 # --- Table 1 text and relationships ---------------------------------------------------------
 
-from skyscript_assets.stages.relationships import compatibility, edges_by_pair, relationship_graph  # noqa: E402
-from skyscript_assets.stages.table1 import shooting_script_text  # noqa: E402
+from skyscript_assets.stages.release.relationships import compatibility, edges_by_pair, relationship_graph  # noqa: E402
+from skyscript_assets.stages.scripts.table1 import shooting_script_text  # noqa: E402
 
 
 def test_table1_text_has_the_papers_layout():
@@ -157,7 +157,7 @@ def test_compatibility_score():
 def test_assembled_characters_carry_temperament_and_attractiveness_for_the_compatibility_score():
     import numpy as np
 
-    from skyscript_assets.stages.shooting_scripts import KeyframeEvidence, ShotEvidence, assemble_episode
+    from skyscript_assets.stages.scripts.shooting_scripts import KeyframeEvidence, ShotEvidence, assemble_episode
 
     annotation = {"scene": {"number": 1, "name": "Office"},
                   "people": [{"temperament": "calm and kind", "facial_attractiveness": 4.0, "emotion": "happy"},
@@ -171,7 +171,7 @@ def test_assembled_characters_carry_temperament_and_attractiveness_for_the_compa
 
 
 def test_fountain_file_names_are_safe_and_unique():
-    from skyscript_assets.stages.release import fountain_file_name
+    from skyscript_assets.stages.release.shards import fountain_file_name
 
     taken: set[str] = set()
     assert fountain_file_name("d/ep01/scene-0003/r007", taken) == "ep01__scene-0003__r007.fountain"

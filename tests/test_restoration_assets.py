@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from fake_chat_server import FakeChatServer
 from skyscript_assets.catalog import Catalog, Drama, Loss, ShootingScriptRow
-from skyscript_assets.defs.release import loss_rate_report, restored_scripts, script_pairs
-from skyscript_assets.defs.resources import RestorationLlmResource, local_resources
+from skyscript_assets.defs.release.assets import loss_rate_report, restored_scripts, script_pairs
+from skyscript_assets.defs.platform.resources import RestorationLlmResource, local_resources
 from skyscript_assets.schema import CharacterInShot, ContinuousEmotion, ShootingScript, ShotScript
 from skyscript_assets.settings import database_url
-from skyscript_assets.stages.table1 import shooting_script_text
+from skyscript_assets.stages.scripts.table1 import shooting_script_text
 
 DRAMA = "llm-drama"
 

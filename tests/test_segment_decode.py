@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from skyscript_assets.stages.keyframes import EpisodeJob, KeyframeSettings, process_episode
-from skyscript_assets.stages.segment_decode import BATCH_FRAMES, MIN_SEGMENT_PACKETS, analysed_frames
+from skyscript_assets.stages.video.keyframes import EpisodeJob, KeyframeSettings, process_episode
+from skyscript_assets.stages.video.segment_decode import BATCH_FRAMES, MIN_SEGMENT_PACKETS, analysed_frames
 
 
 def _encode(path, codec: str, options: dict, frames: int = 96, size=(192, 112), keyframes_at=()):
@@ -187,7 +187,7 @@ def test_gops_of_any_length_decode_exactly_whichever_goes_first(tmp_path):
 
 
 def test_packets_read_ahead_are_bounded_in_bytes(tmp_path, monkeypatch):
-    from skyscript_assets.stages import segment_decode
+    from skyscript_assets.stages.video import segment_decode
 
     path = _irregular_gops(tmp_path)
     ahead = []  # how far past the segment being read each segment was let in, and the bytes already waiting
@@ -225,7 +225,7 @@ def test_a_stream_without_timestamps_is_decoded_whole_and_in_order(tmp_path):
 
 
 def test_decoder_threads_are_the_request_or_a_share_of_the_cores():
-    from skyscript_assets.stages.keyframes import MAX_AUTO_DECODE_THREADS, decode_threads
+    from skyscript_assets.stages.video.keyframes import MAX_AUTO_DECODE_THREADS, decode_threads
 
     assert decode_threads(3) == 3 and decode_threads(3, episodes_at_once=8) == 3  # asked for: given
     assert 1 <= decode_threads() <= MAX_AUTO_DECODE_THREADS
@@ -240,7 +240,7 @@ def test_the_longest_segment_goes_first_and_ffmpeg_threads_to_the_one_that_ends_
     # threads: it ends last, with the cores to itself.
     from types import SimpleNamespace
 
-    from skyscript_assets.stages.segment_decode import _Pipeline, _Segment
+    from skyscript_assets.stages.video.segment_decode import _Pipeline, _Segment
 
     stream = SimpleNamespace(codec_context=SimpleNamespace(name="h264"))
     pipeline = _Pipeline(None, stream, analyse=None, workers=2, budget_bytes=1000)

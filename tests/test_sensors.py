@@ -1,8 +1,8 @@
 import dagster as dg
 
 from skyscript_assets.catalog import Catalog
-from skyscript_assets.defs.landing_sensors import landing_zone_rescan, new_dramas
-from skyscript_assets.defs.resources import CatalogResource, LandingZone, local_resources
+from skyscript_assets.defs.ingest.sensors import landing_zone_rescan, new_dramas
+from skyscript_assets.defs.platform.resources import CatalogResource, LandingZone, local_resources
 from skyscript_assets.settings import database_url
 
 
@@ -64,6 +64,6 @@ def test_daily_rescan_registers_missed_dramas_and_reruns_changed_ones(skyscript_
 
 
 def _drama_assets():
-    from skyscript_assets.defs.ingest import drama_manifest
+    from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
 
     return [drama_manifest]

@@ -9,15 +9,15 @@ import pytest
 import skimage.data
 
 from skyscript_assets.schema import CharacterInShot, ShotScript
-from skyscript_assets.stages.camera_angle import estimate_camera_angle, shot_camera_angle
-from skyscript_assets.stages.events import group_events
-from skyscript_assets.stages.layout import (
+from skyscript_assets.stages.scripts.camera_angle import estimate_camera_angle, shot_camera_angle
+from skyscript_assets.stages.scripts.events import group_events
+from skyscript_assets.stages.scripts.layout import (
     CAMERA_HEIGHT_CM, FACE_HEIGHT_CM, CameraPose, camera_intrinsics, distance_from_size, metric_distances,
     orbit_view, place_frame, project, register_shots, render_view,
 )
-from skyscript_assets.stages.shooting_scripts import KeyframeEvidence, ShotEvidence, assemble_episode, scene_view_png
-from skyscript_assets.stages.shot_size import measured_shot_size, reconcile_shot_size
-from skyscript_assets.stages.table1 import shooting_script_text
+from skyscript_assets.stages.scripts.shooting_scripts import KeyframeEvidence, ShotEvidence, assemble_episode, scene_view_png
+from skyscript_assets.stages.scripts.shot_size import measured_shot_size, reconcile_shot_size
+from skyscript_assets.stages.scripts.table1 import shooting_script_text
 
 SIZE = (360, 640)  # width, height: vertical, as the demo
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import skimage.data
 
-from skyscript_assets.stages.camera_motion import estimate_camera_motion
-from skyscript_assets.stages.highlight import ShotSignals, highlight_scores, plot_highlight_curve
-from skyscript_assets.stages.layout import (
+from skyscript_assets.stages.scripts.camera_motion import estimate_camera_motion
+from skyscript_assets.stages.scripts.highlight import ShotSignals, highlight_scores, plot_highlight_curve
+from skyscript_assets.stages.scripts.layout import (
     BODY_HEIGHT_CM, CAMERA_HEIGHT_CM, back_project, camera_intrinsics, distance_from_size, occlusion_conflicts,
     place_character, project, projection_matrix,
 )
@@ -116,7 +116,7 @@ def test_occlusion_conflicts_flag_an_impossible_depth_order():
 
 # --- audio ------------------------------------------------------------------------------
 
-from skyscript_assets.stages.audio import SAMPLE_RATE, analyse, analyse_range, decode_mono  # noqa: E402
+from skyscript_assets.stages.scripts.audio import SAMPLE_RATE, analyse, analyse_range, decode_mono  # noqa: E402
 
 
 def _click_track(bpm: float, seconds: float) -> np.ndarray:
@@ -152,7 +152,7 @@ def test_audio_decoded_from_a_real_clip(shared_videos):
 
 # --- scenes -----------------------------------------------------------------------------
 
-from skyscript_assets.stages.scenes import ShotForScene, group_scenes  # noqa: E402
+from skyscript_assets.stages.scripts.scenes import ShotForScene, group_scenes  # noqa: E402
 
 
 def test_shots_group_into_scenes_with_headings():
@@ -177,7 +177,7 @@ def test_a_long_gap_starts_a_new_scene():
 
 # --- identities -------------------------------------------------------------------------
 
-from skyscript_assets.stages.identities import (  # noqa: E402
+from skyscript_assets.stages.scripts.identities import (  # noqa: E402
     FaceObservation, cluster_identities, face_descriptor, introductions,
 )
 
@@ -215,7 +215,7 @@ def test_introductions(line, names):
 from xml.etree import ElementTree  # noqa: E402
 
 from skyscript_assets.schema import CharacterInShot, ShotScript  # noqa: E402
-from skyscript_assets.stages.calibration import (RecordReview, grade_packet, label_config, label_studio_task,  # noqa: E402
+from skyscript_assets.stages.scripts.calibration import (RecordReview, grade_packet, label_config, label_studio_task,  # noqa: E402
                                                  load_reviews, make_packets, shot_fields, simulated_review)
 
 
@@ -289,8 +289,8 @@ def test_label_studio_export_gives_fields_changed_over_fields_checked():
 
 def test_camera_movement_on_the_demo_drama_meets_the_90_percent_target(tmp_path):
     """The demo's generated pans, zooms and static shots, at their true spans (issue target >= 90 %)."""
-    from skyscript_assets.stages.demo_drama import DEMO_DRAMA_ID, demo_episodes, write_demo_drama
-    from skyscript_assets.stages.shooting_scripts import sample_shot_frames
+    from skyscript_assets.demo.demo_drama import DEMO_DRAMA_ID, demo_episodes, write_demo_drama
+    from skyscript_assets.stages.scripts.shooting_scripts import sample_shot_frames
 
     folder = write_demo_drama(tmp_path / "landing", tmp_path / "truth")
     truth = json.loads((tmp_path / "truth" / f"{DEMO_DRAMA_ID}.json").read_text())

@@ -9,14 +9,14 @@ from sqlalchemy import select
 
 from skyscript_assets.catalog import Catalog, CharacterRow, ShootingScriptRow
 from skyscript_assets.definitions import DRAMA_ASSETS
-from skyscript_assets.defs.resources import local_resources
-from skyscript_assets.defs.release import loss_rate_report, restored_scripts, script_pairs
-from skyscript_assets.defs.scripts import calibrated_shooting_scripts
-from skyscript_assets.defs.video import keyframes
+from skyscript_assets.defs.platform.resources import local_resources
+from skyscript_assets.defs.release.assets import loss_rate_report, restored_scripts, script_pairs
+from skyscript_assets.defs.scripts.assets import calibrated_shooting_scripts
+from skyscript_assets.defs.video.assets import keyframes
 from skyscript_assets.schema import ShootingScript
 from skyscript_assets.settings import database_url
-from skyscript_assets.stages.calibration import simulated_review
-from skyscript_assets.stages.synthetic import ShotSpec, render_video
+from skyscript_assets.stages.scripts.calibration import simulated_review
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 
 def _materialize(instance, assets):

@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from skyscript_assets.catalog import CharacterObservation, Catalog, ReleasedKeyframe
 from skyscript_assets.definitions import DRAMA_ASSETS
-from skyscript_assets.defs.resources import local_resources
+from skyscript_assets.defs.platform.resources import local_resources
 from skyscript_assets.settings import database_url
-from skyscript_assets.stages.pixelation import privacy_face_detector
-from skyscript_assets.stages.synthetic import ShotSpec, render_video
+from skyscript_assets.stages.refinement.pixelation import privacy_face_detector
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 
 def test_refinement_releases_pixelated_keyframes_and_fills_lines(skyscript_home):

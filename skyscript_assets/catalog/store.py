@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, delete, event, func, insert, selec
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .tables import Base, EpisodeProgress, Loss
+from skyscript_assets.catalog.tables import Base, EpisodeProgress, Loss
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # A database restart or fail-over drops connections for a few seconds: writes wait it out.

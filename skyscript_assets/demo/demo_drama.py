@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 
-from .synthetic import ShotSpec, render_video
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 DEMO_DRAMA_ID = "sample-drama"
 DEMO_SIZE = (360, 640)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..schema import LossRecord
+from skyscript_assets.schema import LossRecord
 
 
 class WeightsMissing(RuntimeError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import PretrainedModel, run_in_batches
+from skyscript_assets.models.base import PretrainedModel, run_in_batches
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .base import WeightsMissing
+from skyscript_assets.models.base import WeightsMissing
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import PretrainedModel, run_in_batches
+from skyscript_assets.models.base import PretrainedModel, run_in_batches
 
 # COCO keypoint order, as ViTPose outputs it.
 COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",

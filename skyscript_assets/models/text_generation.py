@@ -24,8 +24,8 @@ import hashlib
 from pathlib import Path
 from typing import Protocol
 
-from .base import is_out_of_memory, load_pretrained, pick_device, run_in_batches
-from .mllm import BackendUnavailable, one_line
+from skyscript_assets.models.base import is_out_of_memory, load_pretrained, pick_device, run_in_batches
+from skyscript_assets.models.mllm import BackendUnavailable, one_line
 
 TEXT_BACKENDS = ("openai", "transformers", "lmdeploy")
 
@@ -61,7 +61,7 @@ def derived_seed(*parts: object) -> int:
 
 class OpenAITextGenerator:
     def __init__(self, base_url: str, model: str, *, max_concurrency: int = 8, max_top_ups: int = 4, **client_config):
-        from .mllm.openai_chat import OpenAIChatClient
+        from skyscript_assets.models.mllm.openai_chat import OpenAIChatClient
 
         self.client = OpenAIChatClient(base_url, model, **client_config)
         self.model_id = f"openai:{model}"
@@ -69,7 +69,7 @@ class OpenAITextGenerator:
         self.max_top_ups = max_top_ups
 
     def generate(self, prompt: str, *, n: int, seed: int, temperature: float, max_tokens: int) -> list[str]:
-        from .mllm.openai_chat import ChatError
+        from skyscript_assets.models.mllm.openai_chat import ChatError
 
         messages = [{"role": "user", "content": prompt}]
         texts: list[str] = []

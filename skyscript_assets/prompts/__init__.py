@@ -79,7 +79,7 @@ def prompt_placeholders() -> frozenset[str]:
 
 def output_json_schema() -> dict:
     """... and as a JSON schema, for servers that constrain decoding (`response_format`)."""
-    from ..schema import FrameAnnotation
+    from skyscript_assets.schema import FrameAnnotation
 
     frame = FrameAnnotation.model_json_schema()
     defs = frame.pop("$defs", {})

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import skimage.data
 
-from skyscript_assets.stages.synthetic import ShotSpec, render_video
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 
 def _frames(count: int, size=(96, 64), seed=0):

@@ -4,7 +4,7 @@ import dagster as dg
 
 from skyscript_assets.catalog import Catalog, Episode
 from skyscript_assets.definitions import DRAMA_ASSETS
-from skyscript_assets.defs.resources import local_resources
+from skyscript_assets.defs.platform.resources import local_resources
 from skyscript_assets.settings import database_url
 
 from .corpus import build_bad_drama

@@ -40,7 +40,7 @@ _RENDER = """
 import hashlib, os, sys
 from pathlib import Path
 import numpy as np
-from skyscript_assets.stages.synthetic import ShotSpec, render_video
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 if sys.argv[2] == "one-core":
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 rng = np.random.default_rng(7)

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from skyscript_assets.catalog import Catalog, FrameAnnotationRow, ShootingScriptRow
 from skyscript_assets.definitions import DRAMA_ASSETS
-from skyscript_assets.defs.resources import MllmResource, local_resources
+from skyscript_assets.defs.platform.resources import MllmResource, local_resources
 from skyscript_assets.settings import database_url
-from skyscript_assets.stages.clean_json import clean_raw_output
-from skyscript_assets.stages.synthetic import ShotSpec, render_video
+from skyscript_assets.stages.annotation.clean_json import clean_raw_output
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 import fake_chat_server
 from fake_chat_server import FakeChatServer

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from skyscript_assets.defs.resources import ArtifactStore
+from skyscript_assets.defs.platform.resources import ArtifactStore
 from skyscript_assets.ids import UnsafeIdError
 
 

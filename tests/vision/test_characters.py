@@ -4,7 +4,7 @@ import skimage.data
 
 from skyscript_assets.models.faces import FaceAttributeModel, FaceAttributes, HaarFaceDetector
 from skyscript_assets.models.pose import BodyPose
-from skyscript_assets.stages.characters import (RefinementModels, augmentations, conflict_rate, match_faces_to_people,
+from skyscript_assets.stages.refinement.characters import (RefinementModels, augmentations, conflict_rate, match_faces_to_people,
                                                 mllm_age_range, normalize_gender, refine_frames, vote)
 
 from .conftest import shared_image

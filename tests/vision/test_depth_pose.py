@@ -5,7 +5,7 @@ import skimage.data
 from skyscript_assets.models.base import WeightsMissing
 from skyscript_assets.models.depth import DepthEstimator
 from skyscript_assets.models.pose import COCO_KEYPOINTS, PoseEstimator, posture_from_keypoints
-from skyscript_assets.stages.characters import median_depth
+from skyscript_assets.stages.refinement.characters import median_depth
 
 
 def test_tiny_depth_anything_gives_a_map_per_image_at_its_size(depth_dir):

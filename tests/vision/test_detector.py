@@ -4,7 +4,7 @@ import skimage.data
 
 from skyscript_assets.models.base import WeightsMissing
 from skyscript_assets.models.detector import Detection, OpenVocabularyDetector
-from skyscript_assets.stages.grounding import assign_boxes, ground_frames, phantom_rate
+from skyscript_assets.stages.refinement.grounding import assign_boxes, ground_frames, phantom_rate
 
 
 def test_tiny_grounding_dino_returns_named_boxes_in_image_coordinates(grounding_dino_dir):

@@ -4,12 +4,12 @@ import pytest
 import skimage.data
 
 from skyscript_assets.models.ocr import TextReader
-from skyscript_assets.stages.demo_drama import demo_episodes
-from skyscript_assets.stages.dialogue import (SubtitleCue, bottom_band_cues, character_error_rate, episode_lines,
+from skyscript_assets.demo.demo_drama import demo_episodes
+from skyscript_assets.stages.refinement.dialogue import (SubtitleCue, bottom_band_cues, character_error_rate, episode_lines,
                                               fill_missing_lines,
                                               index_bitmap_lines, parse_srt, pick_speaker, read_srt, shot_lines,
                                               subtitle_stream_cues)
-from skyscript_assets.stages.synthetic import burn_subtitle
+from skyscript_assets.demo.synthetic import burn_subtitle
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import skimage.data
 
 from skyscript_assets.models.base import WeightsMissing
 from skyscript_assets.models.faces import FaceEmbedder
-from skyscript_assets.stages.shooting_scripts import character_library, identities_for_drama
+from skyscript_assets.stages.scripts.shooting_scripts import character_library, identities_for_drama
 
 from .tiny_onnx import tiny_classifier
 
@@ -56,7 +56,7 @@ def test_identities_use_the_embedder_and_the_library_keeps_first_appearances():
 
 
 def test_a_name_card_next_to_a_face_names_the_character():
-    from skyscript_assets.stages.identities import looks_like_name, name_caption
+    from skyscript_assets.stages.scripts.identities import looks_like_name, name_caption
 
     assert looks_like_name("Emma") and looks_like_name("Li Wei") and looks_like_name("林晓")
     assert not looks_like_name("I never left.") and not looks_like_name("CEO of the year ltd") and not looks_like_name("Sorry")

@@ -4,9 +4,9 @@ import skimage.data
 
 from skyscript_assets.models.faces import HaarFaceDetector, box_iou
 from skyscript_assets.models.ocr import TextReader
-from skyscript_assets.stages.pixelation import (faces_left, mosaic, pad_box, privacy_face_detector, release_keyframe,
+from skyscript_assets.stages.refinement.pixelation import (faces_left, mosaic, pad_box, privacy_face_detector, release_keyframe,
                                                released_copy)
-from skyscript_assets.stages.synthetic import burn_subtitle
+from skyscript_assets.demo.synthetic import burn_subtitle
 
 from .conftest import shared_image
 
@@ -82,7 +82,7 @@ def test_released_frames_of_the_shared_clips_show_no_face(shared_videos, privacy
 
 
 def test_big_buck_bunny_title_card_is_read_then_hidden(shared_videos):
-    from skyscript_assets.stages.dialogue import character_error_rate
+    from skyscript_assets.stages.refinement.dialogue import character_error_rate
 
     (frame,) = _frames_at(shared_videos / "big_buck_bunny_0_30.webm", [21.0])
     reader = TextReader.load()

@@ -7,17 +7,17 @@ from collections import Counter
 import dagster as dg
 from sqlalchemy import select
 
-from ..catalog import Episode, EpisodeProgress, FrameAnnotationRow, Keyframe, Loss, RawMllmOutput
-from ..stages import annotate, clean_json
-from ..stages.annotate import KeyframeInput, RawAnnotation, annotate_keyframes
-from ..stages.clean_json import CleaningStats, clean_raw_output
-from ..prompts import FRAME_ANNOTATION, load_prompt
-from ..schema import FrameAnnotation
-from .partitions import dramas_partitions
-from .progress import input_digest, pending_episodes, write_episode
-from .provenance import as_record, provenance, reasons_table
-from .resources import ArtifactStore, CatalogResource, MllmResource
-from .video import keyframes
+from skyscript_assets.catalog import Episode, EpisodeProgress, FrameAnnotationRow, Keyframe, Loss, RawMllmOutput
+from skyscript_assets.stages.annotation import annotate, clean_json
+from skyscript_assets.stages.annotation.annotate import KeyframeInput, RawAnnotation, annotate_keyframes
+from skyscript_assets.stages.annotation.clean_json import CleaningStats, clean_raw_output
+from skyscript_assets.prompts import FRAME_ANNOTATION, load_prompt
+from skyscript_assets.schema import FrameAnnotation
+from skyscript_assets.defs.platform.partitions import dramas_partitions
+from skyscript_assets.defs.platform.episode_steps import input_digest, pending_episodes, write_episode
+from skyscript_assets.defs.platform.reporting import as_record, provenance, reasons_table
+from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource, MllmResource
+from skyscript_assets.defs.video.assets import keyframes
 
 FRAME_LOSS_BLOCK_RATE = 0.05  # the paper lost ~4 % of pre-extracted data overall
 UNPARSEABLE_WARN_RATE = 0.08

@@ -3,12 +3,12 @@
 
 import dagster as dg
 
-from ..catalog import Drama, Episode, Loss
-from ..stages.landing import find_drama
-from ..stages.manifest import STAGE as MANIFEST_STAGE, build_manifest
-from .partitions import dramas_partitions
-from .provenance import loss_rows, provenance, reasons_table
-from .resources import ArtifactStore, CatalogResource, LandingZone
+from skyscript_assets.catalog import Drama, Episode, Loss
+from skyscript_assets.stages.ingest.landing import find_drama
+from skyscript_assets.stages.ingest.manifest import STAGE as MANIFEST_STAGE, build_manifest
+from skyscript_assets.defs.platform.partitions import dramas_partitions
+from skyscript_assets.defs.platform.reporting import loss_rows, provenance, reasons_table
+from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource, LandingZone
 
 MANIFEST_STAGE_VERSION = "1"
 # Above this share of unusable files the drama is worth a look (a scrape gone wrong).

@@ -13,11 +13,11 @@ import hashlib
 import dagster as dg
 from sqlalchemy import select
 
-from ..catalog import Drama, Loss
-from ..stages.landing import RejectedFolder, scan_landing_zone
-from .jobs import drama_pipeline
-from .partitions import dramas_partitions
-from .resources import CatalogResource, LandingZone
+from skyscript_assets.catalog import Drama, Loss
+from skyscript_assets.stages.ingest.landing import RejectedFolder, scan_landing_zone
+from skyscript_assets.defs.platform.jobs import drama_pipeline
+from skyscript_assets.defs.platform.partitions import dramas_partitions
+from skyscript_assets.defs.platform.resources import CatalogResource, LandingZone
 
 LANDING_STAGE = "landing"
 

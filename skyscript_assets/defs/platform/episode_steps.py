@@ -6,9 +6,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from ..catalog import Base, Catalog, EpisodeProgress, Loss
-from ..schema import LossRecord
-from .provenance import loss_rows
+from skyscript_assets.catalog import Base, Catalog, EpisodeProgress, Loss
+from skyscript_assets.schema import LossRecord
+from skyscript_assets.defs.platform.reporting import loss_rows
 
 
 def input_digest(*parts) -> str:

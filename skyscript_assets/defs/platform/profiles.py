@@ -18,9 +18,16 @@ from dataclasses import dataclass, field
 import dagster as dg
 from dagster_k8s import k8s_job_executor
 
-from .k8s import GpuPlacement, build_gpu_pipeline, gpu_executor_config, is_gpu_asset
-from .resources import (ArtifactStore, CatalogResource, LandingZone, MllmResource, RestorationLlmResource,
-                        VisionModelsResource, local_resources)
+from skyscript_assets.defs.platform.k8s import GpuPlacement, build_gpu_pipeline, gpu_executor_config, is_gpu_asset
+from skyscript_assets.defs.platform.resources import (
+    ArtifactStore,
+    CatalogResource,
+    LandingZone,
+    MllmResource,
+    RestorationLlmResource,
+    VisionModelsResource,
+    local_resources,
+)
 
 PROFILES = ("local", "k8s")
 

@@ -3,8 +3,8 @@
 
 import dagster as dg
 
-from ..catalog import Loss
-from ..schema import LossRecord
+from skyscript_assets.catalog import Loss
+from skyscript_assets.schema import LossRecord
 
 
 def provenance(context: dg.AssetExecutionContext, stage_version: str, model_id: str = "") -> dict:

@@ -9,9 +9,9 @@ from functools import cached_property
 import dagster as dg
 import fsspec
 
-from .. import settings
-from ..catalog import Catalog
-from ..ids import is_safe_segment, validate_drama_id
+from skyscript_assets import settings
+from skyscript_assets.catalog import Catalog
+from skyscript_assets.ids import is_safe_segment, validate_drama_id
 
 _catalogs: dict[str, Catalog] = {}
 
@@ -118,7 +118,7 @@ class MllmResource(dg.ConfigurableResource):
     repair_model: str = ""
 
     def load(self):
-        from ..models.mllm import load_backend
+        from skyscript_assets.models.mllm import load_backend
 
         if self.backend == "openai":
             return load_backend("openai", base_url=self.base_url, model=self.model,
@@ -130,7 +130,7 @@ class MllmResource(dg.ConfigurableResource):
     def repairer(self):
         if not self.repair_base_url:
             return None
-        from ..models.llm import LlmJsonRepairer
+        from skyscript_assets.models.llm import LlmJsonRepairer
 
         return LlmJsonRepairer.from_server(self.repair_base_url, self.repair_model, api_key_env=self.api_key_env)
 
@@ -160,7 +160,7 @@ class RestorationLlmResource(dg.ConfigurableResource):
     def load(self):
         """The text generator; raises models.mllm.BackendUnavailable or models.base.WeightsMissing
         when it cannot run here, ValueError for an unknown backend or a missing setting."""
-        from ..models.text_generation import load_text_generator
+        from skyscript_assets.models.text_generation import load_text_generator
 
         if self.backend == "openai":
             if not (self.base_url and self.model):

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from .partitions import dramas_partitions
-from .resources import local_resources
+from skyscript_assets.defs.platform.partitions import dramas_partitions
+from skyscript_assets.defs.platform.resources import local_resources
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

@@ -10,15 +10,23 @@ import dagster as dg
 import numpy as np
 from sqlalchemy import select
 
-from ..catalog import (CharacterObservation, Episode, EpisodeProgress, FrameAnnotationRow, Keyframe, ObjectDetection,
-                       ReleasedKeyframe, Shot)
-from ..models.mllm import decode_rgb
-from ..stages.annotate import read_image_bytes
-from .annotation import cleaned_json
-from .partitions import dramas_partitions
-from .progress import input_digest, pending_episodes, write_episode
-from .provenance import provenance
-from .resources import ArtifactStore, CatalogResource, VisionModelsResource
+from skyscript_assets.catalog import (
+    CharacterObservation,
+    Episode,
+    EpisodeProgress,
+    FrameAnnotationRow,
+    Keyframe,
+    ObjectDetection,
+    ReleasedKeyframe,
+    Shot,
+)
+from skyscript_assets.models.mllm import decode_rgb
+from skyscript_assets.stages.annotation.annotate import read_image_bytes
+from skyscript_assets.defs.annotation.assets import cleaned_json
+from skyscript_assets.defs.platform.partitions import dramas_partitions
+from skyscript_assets.defs.platform.episode_steps import input_digest, pending_episodes, write_episode
+from skyscript_assets.defs.platform.reporting import provenance
+from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource, VisionModelsResource
 
 STAGE_VERSION = "1"
 REFINEMENT_VERSION = "2"  # character_refinements; 2: name captions next to faces
@@ -60,8 +68,8 @@ def _summaries(db, drama_id: str, asset_key: str) -> list[dict]:
                                    description=f"Share of MLLM objects no detector box supports (warns above {PHANTOM_WARN_RATE:.0%}).")],
 )
 def detections(context: dg.AssetExecutionContext, catalog: CatalogResource, vision: VisionModelsResource) -> dg.MaterializeResult:
-    from ..models.base import WeightsMissing
-    from ..stages.grounding import ground_frames
+    from skyscript_assets.models.base import WeightsMissing
+    from skyscript_assets.stages.refinement.grounding import ground_frames
 
     drama_id = context.partition_key
     db = catalog.get()
@@ -72,7 +80,7 @@ def detections(context: dg.AssetExecutionContext, catalog: CatalogResource, visi
     todo = pending_episodes(db, asset_key=asset_key, partition=drama_id, stage_version=STAGE_VERSION, input_hashes=hashes)
     detector, not_run = None, "not run: no detector weights configured (VisionModelsResource.detector_path)"
     if todo and vision.detector_path:
-        from ..models.detector import OpenVocabularyDetector
+        from skyscript_assets.models.detector import OpenVocabularyDetector
 
         try:
             detector = OpenVocabularyDetector.load(vision.detector_path, vision.device, box_threshold=vision.box_threshold,
@@ -133,11 +141,11 @@ def character_refinements(context: dg.AssetExecutionContext, catalog: CatalogRes
                           vision: VisionModelsResource) -> dg.MaterializeResult:
     import cv2
 
-    from ..models.ocr import TextReader
-    from ..stages.characters import RefinementModels, refine_frames
-    from ..stages.dialogue import episode_lines, fill_missing_lines, pick_speaker
-    from ..stages.identities import name_caption
-    from ..stages.pixelation import faces_left, privacy_face_detector, release_keyframe
+    from skyscript_assets.models.ocr import TextReader
+    from skyscript_assets.stages.refinement.characters import RefinementModels, refine_frames
+    from skyscript_assets.stages.refinement.dialogue import episode_lines, fill_missing_lines, pick_speaker
+    from skyscript_assets.stages.scripts.identities import name_caption
+    from skyscript_assets.stages.refinement.pixelation import faces_left, privacy_face_detector, release_keyframe
 
     drama_id = context.partition_key
     db = catalog.get()

@@ -11,16 +11,30 @@ import dagster as dg
 import fsspec
 from sqlalchemy import func, select
 
-from ..catalog import Drama, Episode, Keyframe, Loss, ReleasedKeyframe, ReleaseShard, ShootingScriptRow
-from ..schema import ShootingScript
-from ..stages.relationships import relationship_tables
-from ..stages.release import (PAIR_SCHEMA, PAIR_SHARD_FOLDER, RELATIONSHIP_FILES, RESTORATION_SCHEMA, dataset_card,
-                              iter_shard_rows, pair_shards, write_parquet, write_shards)
-from ..stages.restore import RestorationPlan, faithful_restoration, restore_script
-from .provenance import provenance, reasons_table
-from .resources import ArtifactStore, CatalogResource, RestorationLlmResource, report_path
-from .scripts import calibrated_shooting_scripts
-from .partitions import dramas_partitions
+from skyscript_assets.catalog import Drama, Episode, Keyframe, Loss, ReleasedKeyframe, ReleaseShard, ShootingScriptRow
+from skyscript_assets.schema import ShootingScript
+from skyscript_assets.stages.release.relationships import relationship_tables
+from skyscript_assets.stages.release.shards import (
+    PAIR_SCHEMA,
+    PAIR_SHARD_FOLDER,
+    RELATIONSHIP_FILES,
+    RESTORATION_SCHEMA,
+    dataset_card,
+    iter_shard_rows,
+    pair_shards,
+    write_parquet,
+    write_shards,
+)
+from skyscript_assets.stages.release.restore import RestorationPlan, faithful_restoration, restore_script
+from skyscript_assets.defs.platform.reporting import provenance, reasons_table
+from skyscript_assets.defs.platform.resources import (
+    ArtifactStore,
+    CatalogResource,
+    RestorationLlmResource,
+    report_path,
+)
+from skyscript_assets.defs.scripts.assets import calibrated_shooting_scripts
+from skyscript_assets.defs.platform.partitions import dramas_partitions
 
 STAGE_VERSION = "1"
 RENDERER_ID = "fountain-renderer/1"
@@ -107,8 +121,8 @@ def _pair_fields(script: ShootingScript, row: ShootingScriptRow) -> dict:
 
 def _restoration_generator(context: dg.AssetExecutionContext, resource: RestorationLlmResource):
     """(the text generator or None, a one-line status for the metadata)."""
-    from ..models.base import WeightsMissing
-    from ..models.mllm import BackendUnavailable
+    from skyscript_assets.models.base import WeightsMissing
+    from skyscript_assets.models.mllm import BackendUnavailable
 
     if not resource.is_configured():
         return None, "not configured (RestorationLlmResource.backend is empty): the faithful renderer, one per shooting script"
@@ -285,7 +299,7 @@ def _folder(artifacts: ArtifactStore, drama_id: str, asset: str) -> tuple[fsspec
 
 
 def _record_shards(db, prov: dict, drama_id: str, shards, fs, losses) -> None:
-    from .provenance import loss_rows
+    from skyscript_assets.defs.platform.reporting import loss_rows
 
     rows = [ReleaseShard(drama_id=drama_id, uri=s.path if fs.protocol in ("file", ("file", "local")) else fs.unstrip_protocol(s.path),
                          rows=s.rows, size_bytes=s.bytes, **prov) for s in shards]

@@ -12,24 +12,46 @@ import dagster as dg
 import numpy as np
 from sqlalchemy import select
 
-from ..catalog import (CharacterObservation, CharacterRow, Episode, FrameAnnotationRow, Keyframe, ObjectDetection, Shot,
-                       ShootingScriptRow)
-from ..models.base import WeightsMissing
-from ..models.faces import FaceEmbedder
-from ..models.mllm import decode_rgb
-from ..stages.annotate import read_image_bytes
-from ..stages.audio import analyse_range, decode_mono
-from ..stages.calibration import (RecordReview, grade_packet, label_config, label_studio_task, load_reviews, make_packets,
-                                  shot_fields)
-from ..stages.highlight import plot_highlight_curve
-from ..stages.landing import open_fs
-from ..stages.shooting_scripts import (KeyframeEvidence, ShotEvidence, assemble_episode, character_library, identities_for_drama,
-                                       sample_shot_frames, scene_view_png)
-from ..stages.table1 import shooting_script_text
-from .partitions import dramas_partitions
-from .provenance import provenance
-from .resources import ArtifactStore, CatalogResource, LandingZone, VisionModelsResource
-from .vision import character_refinements
+from skyscript_assets.catalog import (
+    CharacterObservation,
+    CharacterRow,
+    Episode,
+    FrameAnnotationRow,
+    Keyframe,
+    ObjectDetection,
+    Shot,
+    ShootingScriptRow,
+)
+from skyscript_assets.models.base import WeightsMissing
+from skyscript_assets.models.faces import FaceEmbedder
+from skyscript_assets.models.mllm import decode_rgb
+from skyscript_assets.stages.annotation.annotate import read_image_bytes
+from skyscript_assets.stages.scripts.audio import analyse_range, decode_mono
+from skyscript_assets.stages.scripts.calibration import (
+    RecordReview,
+    grade_packet,
+    label_config,
+    label_studio_task,
+    load_reviews,
+    make_packets,
+    shot_fields,
+)
+from skyscript_assets.stages.scripts.highlight import plot_highlight_curve
+from skyscript_assets.stages.ingest.landing import open_fs
+from skyscript_assets.stages.scripts.shooting_scripts import (
+    KeyframeEvidence,
+    ShotEvidence,
+    assemble_episode,
+    character_library,
+    identities_for_drama,
+    sample_shot_frames,
+    scene_view_png,
+)
+from skyscript_assets.stages.scripts.table1 import shooting_script_text
+from skyscript_assets.defs.platform.partitions import dramas_partitions
+from skyscript_assets.defs.platform.reporting import provenance
+from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource, LandingZone, VisionModelsResource
+from skyscript_assets.defs.refinement.assets import character_refinements
 
 STAGE_VERSION = "2"  # 2: camera angle, events, reconciled shot size, registered layout
 # Reviewers' Label Studio exports (or the short {record_id: true|false} form), in the drama's

@@ -8,14 +8,21 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import dagster as dg
 from sqlalchemy import select
 
-from ..catalog import Episode, Keyframe, Loss, Shot
-from ..schema import LossRecord
-from ..stages.keyframes import STAGE_VERSION, EpisodeJob, EpisodeOutcome, KeyframeSettings, decode_threads, process_episode
-from .ingest import drama_manifest
-from .partitions import dramas_partitions
-from .progress import pending_episodes, write_episode
-from .provenance import provenance
-from .resources import ArtifactStore, CatalogResource
+from skyscript_assets.catalog import Episode, Keyframe, Loss, Shot
+from skyscript_assets.schema import LossRecord
+from skyscript_assets.stages.video.keyframes import (
+    STAGE_VERSION,
+    EpisodeJob,
+    EpisodeOutcome,
+    KeyframeSettings,
+    decode_threads,
+    process_episode,
+)
+from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
+from skyscript_assets.defs.platform.partitions import dramas_partitions
+from skyscript_assets.defs.platform.episode_steps import pending_episodes, write_episode
+from skyscript_assets.defs.platform.reporting import provenance
+from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource
 
 INVALID_KEYFRAME_WARN_RATE = 0.08  # the paper lost ~4 % of keyframes to blur and occlusion
 

@@ -54,19 +54,19 @@ class BackendUnavailable(RuntimeError):
 def load_backend(name: str, **config) -> MllmBackend:
     """Build the backend `name` with its keyword configuration (see each backend class)."""
     if name == "baseline":
-        from .baseline import BaselineAnnotator
+        from skyscript_assets.models.mllm.baseline import BaselineAnnotator
 
         return BaselineAnnotator(**config)
     if name == "openai":
-        from .openai_chat import OpenAIBackend
+        from skyscript_assets.models.mllm.openai_chat import OpenAIBackend
 
         return OpenAIBackend(**config)
     if name == "lmdeploy":
-        from .lmdeploy_backend import LmdeployBackend
+        from skyscript_assets.models.mllm.lmdeploy_backend import LmdeployBackend
 
         return LmdeployBackend(**config)
     if name == "transformers":
-        from .transformers_backend import TransformersBackend
+        from skyscript_assets.models.mllm.transformers_backend import TransformersBackend
 
         return TransformersBackend(**config)
     raise ValueError(f"unknown MLLM backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import BackendUnavailable, MllmReply, MllmRequest, one_line
+from skyscript_assets.models.mllm import BackendUnavailable, MllmReply, MllmRequest, one_line
 
 MODEL_ID = "baseline-cv/1"
 SUBTITLE_ZONE = 0.65  # text whose box starts below this share of the height is a subtitle

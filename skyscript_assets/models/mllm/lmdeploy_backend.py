@@ -9,7 +9,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import BackendUnavailable, MllmReply, MllmRequest, decode_rgb, one_line, replies_in_order
+from skyscript_assets.models.mllm import (
+    BackendUnavailable,
+    MllmReply,
+    MllmRequest,
+    decode_rgb,
+    one_line,
+    replies_in_order,
+)
 
 
 class LmdeployBackend:

@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from . import MllmReply, MllmRequest, image_mime_type, one_line
+from skyscript_assets.models.mllm import MllmReply, MllmRequest, image_mime_type, one_line
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -229,7 +229,7 @@ class OpenAIBackend:
         self.temperature = temperature
         self._schema = None
         if json_schema:
-            from ...prompts import output_json_schema
+            from skyscript_assets.prompts import output_json_schema
 
             self._schema = output_json_schema()
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="mllm-openai")

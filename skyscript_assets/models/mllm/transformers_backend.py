@@ -13,8 +13,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..base import is_out_of_memory, run_in_batches
-from . import BackendUnavailable, MllmReply, MllmRequest, decode_rgb, one_line, replies_in_order
+from skyscript_assets.models.base import is_out_of_memory, run_in_batches
+from skyscript_assets.models.mllm import (
+    BackendUnavailable,
+    MllmReply,
+    MllmRequest,
+    decode_rgb,
+    one_line,
+    replies_in_order,
+)
 
 
 class TransformersBackend:

@@ -22,9 +22,9 @@ from itertools import groupby
 
 import fsspec
 
-from ..models.mllm import MllmBackend, MllmRequest
-from ..prompts import FRAME_ANNOTATION, PromptTemplate, frame_annotation_prompt, load_prompt
-from ..schema import LossRecord
+from skyscript_assets.models.mllm import MllmBackend, MllmRequest
+from skyscript_assets.prompts import FRAME_ANNOTATION, PromptTemplate, frame_annotation_prompt, load_prompt
+from skyscript_assets.schema import LossRecord
 
 STAGE = "raw_mllm_json"
 STAGE_VERSION = "1"

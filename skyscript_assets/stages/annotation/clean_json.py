@@ -35,9 +35,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..schema import FrameAnnotation, LossRecord
-from .json_text import NotRecoverable, is_truncated, parse_json_text, strip_code_fences
-from .normalise_annotation import looks_like_frame, normalise_frame
+from skyscript_assets.schema import FrameAnnotation, LossRecord
+from skyscript_assets.stages.annotation.json_text import (
+    NotRecoverable,
+    is_truncated,
+    parse_json_text,
+    strip_code_fences,
+)
+from skyscript_assets.stages.annotation.normalise import looks_like_frame, normalise_frame
 
 STAGE = "cleaned_json"
 STAGE_VERSION = "1"

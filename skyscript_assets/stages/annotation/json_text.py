@@ -18,7 +18,7 @@ from typing import Any
 
 import json_repair
 
-from .normalise_annotation import looks_like_frame
+from skyscript_assets.stages.annotation.normalise import looks_like_frame
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import re
 from collections import Counter
 from typing import Any
 
-from ..prompts import prompt_placeholders
-from ..schema import SHOT_SIZES, FrameAnnotation, shot_type_from_text
+from skyscript_assets.prompts import prompt_placeholders
+from skyscript_assets.schema import SHOT_SIZES, FrameAnnotation, shot_type_from_text
 
 
 def _key(name: Any) -> str:

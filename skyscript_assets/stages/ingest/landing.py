@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import fsspec
 from pydantic import ValidationError
 
-from ..ids import UnsafeIdError, validate_drama_id
-from ..schema import DramaInfo, LossRecord
+from skyscript_assets.ids import UnsafeIdError, validate_drama_id
+from skyscript_assets.schema import DramaInfo, LossRecord
 
 DRAMA_INFO_FILE = "drama.json"
 

@@ -11,9 +11,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from ..schema import DramaInfo, LossRecord
-from .landing import DRAMA_INFO_FILE, full_uri, open_fs, read_drama_info
-from .probe import ProbeError, VideoProbe, probe_video, sha256_of
+from skyscript_assets.schema import DramaInfo, LossRecord
+from skyscript_assets.stages.ingest.landing import DRAMA_INFO_FILE, full_uri, open_fs, read_drama_info
+from skyscript_assets.stages.ingest.probe import ProbeError, VideoProbe, probe_video, sha256_of
 
 STAGE = "drama_manifest"
 VIDEO_EXTENSIONS = frozenset(

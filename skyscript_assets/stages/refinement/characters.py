@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..models.base import WeightsMissing, bad_image_loss, is_rgb_image
-from ..models.faces import FaceAttributes
-from ..models.pose import posture_from_keypoints
-from ..schema import LossRecord
+from skyscript_assets.models.base import WeightsMissing, bad_image_loss, is_rgb_image
+from skyscript_assets.models.faces import FaceAttributes
+from skyscript_assets.models.pose import posture_from_keypoints
+from skyscript_assets.schema import LossRecord
 
 STAGE = "character_refinements"
 Box = tuple[int, int, int, int]
@@ -49,9 +49,9 @@ class RefinementModels:
 
     @classmethod
     def load(cls, *, deepface_home=None, depth_model=None, pose_model=None, device: str = "cpu") -> "RefinementModels":
-        from ..models.depth import DepthEstimator
-        from ..models.faces import FaceAttributeModel, HaarFaceDetector
-        from ..models.pose import PoseEstimator
+        from skyscript_assets.models.depth import DepthEstimator
+        from skyscript_assets.models.faces import FaceAttributeModel, HaarFaceDetector
+        from skyscript_assets.models.pose import PoseEstimator
 
         models = cls(HaarFaceDetector.load())
         steps = [("attributes", lambda: FaceAttributeModel.load(deepface_home)),

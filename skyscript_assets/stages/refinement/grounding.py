@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..models.base import bad_image_loss, is_rgb_image
-from ..models.detector import normalize_object_name
-from ..schema import LossRecord
+from skyscript_assets.models.base import bad_image_loss, is_rgb_image
+from skyscript_assets.models.detector import normalize_object_name
+from skyscript_assets.schema import LossRecord
 
 STAGE = "detections"
 

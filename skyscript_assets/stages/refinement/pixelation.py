@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..schema import LossRecord
+from skyscript_assets.schema import LossRecord
 
 Box = tuple[int, int, int, int]
 
@@ -69,7 +69,7 @@ def privacy_face_detector():
     """The face detector of pixelation and of its check: frontal and profile cascades, and
     fewer confirming neighbours than the refinement's detector, so it errs towards mosaicking
     a face-like patch rather than releasing a face."""
-    from ..models.faces import HaarFaceDetector
+    from skyscript_assets.models.faces import HaarFaceDetector
 
     return HaarFaceDetector.load(profiles=True, min_neighbors=3, scale_factor=1.1, work_height=480)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
-from ..schema import ShootingScript, ShotScript
+from skyscript_assets.schema import ShootingScript, ShotScript
 
 SHOT_SIZE_WORDS = {
     "extreme_close_up": "EXTREME CLOSE UP", "close_up": "CLOSE UP", "medium": "MEDIUM SHOT",

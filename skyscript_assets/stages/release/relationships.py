@@ -14,8 +14,8 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from ..models.text_generation import GenerationFailed, derived_seed
-from ..schema import LossRecord, ShootingScript
+from skyscript_assets.models.text_generation import GenerationFailed, derived_seed
+from skyscript_assets.schema import LossRecord, ShootingScript
 
 WARM_WORDS = {"friendly", "gentle", "warm", "kind", "cheerful", "calm", "relaxed", "caring", "playful", "optimistic"}
 COLD_WORDS = {"cold", "arrogant", "aloof", "hostile", "cruel", "stern", "irritable", "domineering", "selfish"}

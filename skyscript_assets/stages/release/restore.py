@@ -17,9 +17,9 @@ import random
 import re
 from dataclasses import dataclass
 
-from ..models.text_generation import GenerationFailed, TextGenerator, derived_seed
-from ..schema import LossRecord, ShootingScript
-from .fountain import read_fountain, render_fountain
+from skyscript_assets.models.text_generation import GenerationFailed, TextGenerator, derived_seed
+from skyscript_assets.schema import LossRecord, ShootingScript
+from skyscript_assets.stages.release.fountain import read_fountain, render_fountain
 
 STAGE = "restored_scripts"
 GENRES = ["drama", "romance", "thriller", "comedy", "mystery", "family"]

@@ -24,7 +24,7 @@ from itertools import combinations
 import cv2
 import numpy as np
 
-from .layout import camera_intrinsics
+from skyscript_assets.stages.scripts.layout import camera_intrinsics
 
 DUTCH_ROLL_DEG = 8.0  # a horizon tilted more than this is deliberate
 HIGH_LOW_PITCH_DEG = 10.0

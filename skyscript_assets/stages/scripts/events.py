@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..schema import ShotScript
+from skyscript_assets.schema import ShotScript
 
 MAX_EVENT_GAP_S = 3.0
 MAX_EVENT_TEXT = 240

@@ -21,15 +21,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..schema import CharacterInShot, ObjectInShot, ShootingScript, ShotMusic, ShotScript
-from .audio import AudioSignals
-from .camera_angle import estimate_camera_angle, shot_camera_angle
-from .camera_motion import estimate_camera_motion
-from .events import group_events
-from .highlight import ShotSignals, highlight_scores
-from .layout import FrameLayout, camera_intrinsics, orbit_view, place_frame, register_shots
-from .scenes import ShotForScene, group_scenes
-from .shot_size import SIZE_ORDER, ReconciledSize, is_person, measured_shot_size, reconcile_shot_size
+from skyscript_assets.schema import CharacterInShot, ObjectInShot, ShootingScript, ShotMusic, ShotScript
+from skyscript_assets.stages.scripts.audio import AudioSignals
+from skyscript_assets.stages.scripts.camera_angle import estimate_camera_angle, shot_camera_angle
+from skyscript_assets.stages.scripts.camera_motion import estimate_camera_motion
+from skyscript_assets.stages.scripts.events import group_events
+from skyscript_assets.stages.scripts.highlight import ShotSignals, highlight_scores
+from skyscript_assets.stages.scripts.layout import (
+    FrameLayout,
+    camera_intrinsics,
+    orbit_view,
+    place_frame,
+    register_shots,
+)
+from skyscript_assets.stages.scripts.scenes import ShotForScene, group_scenes
+from skyscript_assets.stages.scripts.shot_size import (
+    SIZE_ORDER,
+    ReconciledSize,
+    is_person,
+    measured_shot_size,
+    reconcile_shot_size,
+)
 
 
 @dataclass
@@ -205,7 +217,7 @@ def identities_for_drama(faces: list[tuple], embedder=None) -> DramaIdentities:
     box, line, (episode position, time)[, name caption]). `embedder` (models.faces.FaceEmbedder,
     DeepFace's ArcFace) gives the embeddings where its weights are present; otherwise the HOG
     fallback."""
-    from .identities import FaceObservation, cluster_identities, face_descriptor
+    from skyscript_assets.stages.scripts.identities import FaceObservation, cluster_identities, face_descriptor
 
     kept, crops = [], {}
     for item, person, rgb, box, line, order, *caption in faces:

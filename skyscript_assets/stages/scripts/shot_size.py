@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..models.mllm.baseline import BODY_SHOT_SIZES, FACE_SHOT_SIZES, shot_size
+from skyscript_assets.models.mllm.baseline import BODY_SHOT_SIZES, FACE_SHOT_SIZES, shot_size
 
 SIZE_ORDER = ["extreme_close_up", "close_up", "medium", "full", "wide"]  # closest first
 PERSON_WORDS = {"person", "people", "man", "woman", "boy", "girl", "child", "men", "women", "human"}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..schema import ShootingScript
-from .fountain import SHOT_SIZE_WORDS
+from skyscript_assets.schema import ShootingScript
+from skyscript_assets.stages.release.fountain import SHOT_SIZE_WORDS
 
 
 def shooting_script_text(script: ShootingScript) -> str:

@@ -38,10 +38,18 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .pixel_stats import laplacian_variance
-from .probe import ProbeError, normalise_rotation
-from .segment_decode import analysed_frames
-from .shots import _PLANAR_YUV, LOOKAHEAD, Boundary, FrameFeatures, ShotBoundaryDetector, _plane, features_from_frame
+from skyscript_assets.stages.video.pixel_stats import laplacian_variance
+from skyscript_assets.stages.ingest.probe import ProbeError, normalise_rotation
+from skyscript_assets.stages.video.segment_decode import analysed_frames
+from skyscript_assets.stages.video.shots import (
+    _PLANAR_YUV,
+    LOOKAHEAD,
+    Boundary,
+    FrameFeatures,
+    ShotBoundaryDetector,
+    _plane,
+    features_from_frame,
+)
 
 STAGE_VERSION = "2"  # 2: candidates on a time grid (was every n-th frame); JPEGs from swscale bgr24
 

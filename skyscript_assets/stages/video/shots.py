@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import pixel_stats
+from skyscript_assets.stages.video import pixel_stats
 
 THUMB_W, THUMB_H = 64, 36
 LOOKAHEAD = 12  # frames a decision waits for; also the longest flash/occlusion rejected
