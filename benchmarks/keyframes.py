@@ -68,7 +68,7 @@ def segment_decode_only(path: Path) -> None:
 
 
 def this_stage(path: Path, out: Path) -> list[int]:
-    analysis = process_episode(EpisodeJob(path.stem, str(path), str(out))).result
+    analysis = process_episode(EpisodeJob(path.stem, str(path), str(out))).results[0]
     return [s.start_frame for s in analysis.shots if s.transition_in == "cut"]
 
 
@@ -176,7 +176,7 @@ from skyscript_assets.stages.video.keyframes import EpisodeJob, process_episode
 def peak_kib():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 imported = peak_kib()
-a = process_episode(EpisodeJob('probe', sys.argv[1], sys.argv[3])).result
+a = process_episode(EpisodeJob('probe', sys.argv[1], sys.argv[3])).results[0]
 print(len(a.shots), len(a.keyframes), imported, peak_kib())
 """
 

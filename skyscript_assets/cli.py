@@ -115,11 +115,8 @@ def cmd_export(args) -> int:
 
 def export_release(drama_id: str, fmt: str, out: Path) -> tuple[int, str]:
     """Write the released drama `drama_id` into `out`; (count, what was counted)."""
-    import fsspec
-    from sqlalchemy import select
-
-    from skyscript_assets.catalog import Drama, ReleaseShard
-    from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource
+    from skyscript_assets.catalog import queries
+    from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource
     from skyscript_assets.ids import UnsafeIdError, validate_drama_id
     from skyscript_assets.stages.release.shards import export_fountain, export_jsonl, export_parquet, pair_shards
 
@@ -128,18 +125,16 @@ def export_release(drama_id: str, fmt: str, out: Path) -> tuple[int, str]:
     except UnsafeIdError as exc:
         raise UserError(str(exc)) from None
     catalog = CatalogResource().get()
-    with catalog.session() as session:
-        known = session.scalar(select(Drama.drama_id).where(Drama.drama_id == drama_id))
-        uris = list(session.scalars(select(ReleaseShard.uri).where(ReleaseShard.partition == drama_id,
-                                                                   ReleaseShard.asset_key == "script_pairs")))
+    known = queries.drama(catalog, drama_id)
+    uris = queries.shard_uris(catalog, drama_id, "script_pairs")
     if known is None:
         raise UserError(f"unknown drama {drama_id!r}: not in the catalog at {_redact(catalog.url)}")
     shards = pair_shards(uris)
     if not shards:
         raise UserError(f"drama {drama_id!r} is not released: script_pairs has written no pairs "
                         "(a drama is released once its calibration passes; materialize script_pairs)")
-    artifacts = ArtifactStore()
-    fs, _ = fsspec.core.url_to_fs(artifacts.resolved_root())
+    artifacts = ArtifactsResource().get()
+    fs = artifacts.fs
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         return export_parquet(fs, artifacts.path(drama_id, "script_pairs"), out), "files"
@@ -280,9 +275,9 @@ def cmd_shots(args) -> int:
     shot_settings = KeyframeSettings(seconds_per_keyframe=args.seconds_per_keyframe, decode_threads=args.decode_threads)
     job = EpisodeJob(video.stem, str(video), str(out), shot_settings)
     outcome = process_episode(job)
-    if outcome.result is None:
-        raise UserError(f"{args.video}: {outcome.loss_reason}: {outcome.loss_detail}")
-    r = outcome.result
+    if outcome.losses:
+        raise UserError(f"{args.video}: {outcome.losses[0].reason}: {outcome.losses[0].detail}")
+    r = outcome.results[0]
     report = {
         "video": str(video), "duration_s": r.duration_s, "fps": r.fps, "width": r.width, "height": r.height,
         "shots": [{"index": s.index, "start_s": s.start_s, "end_s": s.end_s, "start_frame": s.start_frame,

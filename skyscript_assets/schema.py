@@ -19,12 +19,27 @@ class DramaInfo(BaseModel):
 
 
 class LossRecord(BaseModel):
-    """Something a stage could not use: `reason` is a short kind, `detail` the one-line message."""
+    """Something a stage could not use: `reason` is a short kind, `detail` the one-line message.
+
+    The one shape every stage reports its losses in. `transient` losses (a request that
+    failed or timed out, a server that was down) are retried by the next run: an episode
+    with one is not marked done."""
 
     stage: str
     item: str
     reason: str
     detail: str
+    transient: bool = False
+
+
+class FlagRecord(BaseModel):
+    """A quality signal on data that was kept (a phantom object, a face-count disagreement):
+    counted beside the losses, never as one."""
+
+    stage: str
+    item: str
+    reason: str
+    detail: str = ""
 
 
 # --- Frame annotations (the multimodal LLM's pre-extraction, cleaned) ---------------------

@@ -22,7 +22,7 @@ PHOTOS = {name: getattr(skimage.data, name)() for name in ("astronaut", "coffee"
 
 
 def _extract(path: Path, out: Path, **settings):
-    return process_episode(EpisodeJob(path.stem, str(path), str(out), KeyframeSettings(**settings))).result
+    return process_episode(EpisodeJob(path.stem, str(path), str(out), KeyframeSettings(**settings))).results[0]
 
 
 def test_cuts_fades_and_dissolves_are_found_where_they_are(tmp_path):

@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from skyscript_assets.catalog import Catalog, Drama, Episode, Loss
 from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
-from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource, LandingZone
+from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, LandingZone
 
 pytestmark = pytest.mark.postgres
 DEPLOYMENTS = Path(__file__).resolve().parents[1] / "deployments"
@@ -48,7 +48,7 @@ def test_dagster_instance_on_postgres_materializes_a_drama(postgres_url, tmp_pat
     make_video(tmp_path / "landing" / "pg-drama" / "ep1.mp4")
     resources = {"catalog": CatalogResource(database_url=postgres_url),
                  "landing": LandingZone(url=str(tmp_path / "landing")),
-                 "artifacts": ArtifactStore(root_url=str(tmp_path / "artifacts"))}
+                 "artifacts": ArtifactsResource(root_url=str(tmp_path / "artifacts"))}
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"

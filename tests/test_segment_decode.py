@@ -114,7 +114,7 @@ def test_keyframes_do_not_depend_on_the_number_of_decoder_threads(tmp_path):
     results = []
     for threads in (1, 2, 3):
         r = process_episode(EpisodeJob("v", str(path), str(tmp_path / f"kf{threads}"),
-                                       KeyframeSettings(decode_threads=threads, seconds_per_keyframe=1.0))).result
+                                       KeyframeSettings(decode_threads=threads, seconds_per_keyframe=1.0))).results[0]
         results.append(([(s.start_frame, s.end_frame, s.transition_in) for s in r.shots],
                         [(k.frame, k.valid, k.invalid_reason, k.sharpness) for k in r.keyframes],
                         [Path(k.path).read_bytes() for k in r.keyframes]))

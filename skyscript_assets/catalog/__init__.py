@@ -1,25 +1,33 @@
-"""The catalog: what the pipeline knows about every drama, episode, loss (and, later, shot)."""
+"""The catalog: what the pipeline knows about every drama, episode, shot, annotation, loss and release.
 
+`tables` holds the SQLAlchemy tables, `store.Catalog` opens the database and writes,
+`queries` is the read API, `provenance.Provenance` what every row records about its run.
+"""
+
+from skyscript_assets.catalog.provenance import Provenance
 from skyscript_assets.catalog.store import Catalog, make_engine, upgrade
 from skyscript_assets.catalog.tables import (
     Base,
     CharacterObservation,
+    CharacterRow,
     Drama,
     Episode,
     EpisodeProgress,
+    Flag,
     FrameAnnotationRow,
     Keyframe,
     Loss,
     ObjectDetection,
-    Provenance,
+    ProvenanceColumns,
     RawMllmOutput,
     ReleasedKeyframe,
     ReleaseShard,
-    Shot,
     ShootingScriptRow,
-    CharacterRow,
+    Shot,
 )
 
-__all__ = ["Base", "Catalog", "CharacterObservation", "Drama", "Episode", "EpisodeProgress", "FrameAnnotationRow", "Keyframe", "Loss",
-           "ObjectDetection", "Provenance", "RawMllmOutput", "ReleasedKeyframe", "ReleaseShard", "Shot", "ShootingScriptRow", "CharacterRow",
-           "make_engine", "upgrade"]
+__all__ = [
+    "Base", "Catalog", "CharacterObservation", "CharacterRow", "Drama", "Episode", "EpisodeProgress", "Flag",
+    "FrameAnnotationRow", "Keyframe", "Loss", "ObjectDetection", "Provenance", "ProvenanceColumns", "RawMllmOutput",
+    "ReleaseShard", "ReleasedKeyframe", "ShootingScriptRow", "Shot", "make_engine", "upgrade",
+]

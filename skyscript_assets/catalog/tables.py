@@ -1,6 +1,7 @@
 """The catalog's tables (SQLAlchemy 2, declarative).
 
-Every row carries its provenance (`Provenance`): which run, asset, partition,
+Every row carries its provenance (the `ProvenanceColumns` mixin, filled from a
+`catalog.provenance.Provenance`): which run, asset, partition,
 stage version and model produced it. Later stages add their tables here, each
 with the same mixin, and an Alembic migration beside them.
 """
@@ -21,7 +22,7 @@ class Base(DeclarativeBase):
     pass
 
 
-class Provenance:
+class ProvenanceColumns:
     """Columns that say who produced a row; `partition` + `asset_key` scope replacement."""
 
     run_id: Mapped[str] = mapped_column(String(64), default="")
@@ -32,7 +33,7 @@ class Provenance:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_utcnow)
 
 
-class Drama(Provenance, Base):
+class Drama(ProvenanceColumns, Base):
     __tablename__ = "dramas"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -45,7 +46,7 @@ class Drama(Provenance, Base):
     episode_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Episode(Provenance, Base):
+class Episode(ProvenanceColumns, Base):
     __tablename__ = "episodes"
     __table_args__ = (Index("ix_episodes_drama_episode", "drama_id", "episode_id", unique=True),)
 
@@ -76,7 +77,7 @@ class Episode(Provenance, Base):
     subtitle_streams: Mapped[list] = mapped_column(JSON, default=list)
 
 
-class Loss(Provenance, Base):
+class Loss(ProvenanceColumns, Base):
     """One thing a stage could not use, and why (the reason is one line)."""
 
     __tablename__ = "losses"
@@ -90,7 +91,22 @@ class Loss(Provenance, Base):
     detail: Mapped[str] = mapped_column(Text, default="")  # the one-line human message
 
 
-class EpisodeProgress(Provenance, Base):
+class Flag(ProvenanceColumns, Base):
+    """A quality signal on data that was kept (a phantom object, a face-count or shot-size
+    disagreement): counted beside the losses, never as one."""
+
+    __tablename__ = "flags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drama_id: Mapped[str] = mapped_column(String(64), index=True)
+    episode_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    stage: Mapped[str] = mapped_column(String(64), index=True)
+    item: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class EpisodeProgress(ProvenanceColumns, Base):
     """One episode finished by one asset at one stage version, for one input: what lets a
     re-run skip work already done (a crash at episode 73 never redoes the first 72)."""
 
@@ -104,7 +120,7 @@ class EpisodeProgress(Provenance, Base):
     summary: Mapped[dict] = mapped_column(JSON, default=dict)  # counts for the asset's metadata
 
 
-class Shot(Provenance, Base):
+class Shot(ProvenanceColumns, Base):
     __tablename__ = "shots"
     __table_args__ = (Index("ix_shots_episode", "drama_id", "episode_id", "shot_index", unique=True),)
 
@@ -119,7 +135,7 @@ class Shot(Provenance, Base):
     transition_in: Mapped[str] = mapped_column(String(16))
 
 
-class Keyframe(Provenance, Base):
+class Keyframe(ProvenanceColumns, Base):
     __tablename__ = "keyframes"
     __table_args__ = (Index("ix_keyframes_episode", "drama_id", "episode_id", "keyframe_index", unique=True),)
 
@@ -138,7 +154,7 @@ class Keyframe(Provenance, Base):
     sharpness: Mapped[float] = mapped_column(Float)
 
 
-class RawMllmOutput(Provenance, Base):
+class RawMllmOutput(ProvenanceColumns, Base):
     """One request to the multimodal LLM: which keyframes it covered and its reply, verbatim."""
 
     __tablename__ = "raw_mllm_outputs"
@@ -154,7 +170,7 @@ class RawMllmOutput(Provenance, Base):
     seconds: Mapped[float] = mapped_column(Float)
 
 
-class FrameAnnotationRow(Provenance, Base):
+class FrameAnnotationRow(ProvenanceColumns, Base):
     """A keyframe's cleaned, validated annotation (schema.FrameAnnotation as JSON)."""
 
     __tablename__ = "frame_annotations"
@@ -169,7 +185,7 @@ class FrameAnnotationRow(Provenance, Base):
     annotation: Mapped[dict] = mapped_column(JSON)
 
 
-class ObjectDetection(Provenance, Base):
+class ObjectDetection(ProvenanceColumns, Base):
     """An object the MLLM named in a keyframe and what open-vocabulary detection made of it."""
 
     __tablename__ = "object_detections"
@@ -185,7 +201,7 @@ class ObjectDetection(Provenance, Base):
     status: Mapped[str] = mapped_column(Text)  # "ok" or "not run: ..."
 
 
-class CharacterObservation(Provenance, Base):
+class CharacterObservation(ProvenanceColumns, Base):
     """One person of a keyframe after refinement: face box, DeepFace attributes, adopted
     age and gender, depth, posture, line (JSON), and the released keyframe it belongs to."""
 
@@ -199,7 +215,7 @@ class CharacterObservation(Provenance, Base):
     refinement: Mapped[dict] = mapped_column(JSON)
 
 
-class ReleasedKeyframe(Provenance, Base):
+class ReleasedKeyframe(ProvenanceColumns, Base):
     """The pixelated copy of a keyframe, the only one that may leave the building."""
 
     __tablename__ = "released_keyframes"
@@ -212,7 +228,7 @@ class ReleasedKeyframe(Provenance, Base):
     faces_left: Mapped[int] = mapped_column(Integer)  # faces the check still found (must be 0)
 
 
-class ShootingScriptRow(Provenance, Base):
+class ShootingScriptRow(ProvenanceColumns, Base):
     """One scene of one episode as a shooting script (schema.ShootingScript) and its Table 1 text."""
 
     __tablename__ = "shooting_scripts"
@@ -228,7 +244,7 @@ class ShootingScriptRow(Provenance, Base):
     calibration_status: Mapped[str] = mapped_column(String(32))  # pending, passed, needs_repair
 
 
-class CharacterRow(Provenance, Base):
+class CharacterRow(ProvenanceColumns, Base):
     """The drama's character library: one row per character identity across its episodes."""
 
     __tablename__ = "characters"
@@ -246,7 +262,7 @@ class CharacterRow(Provenance, Base):
     embedding_kind: Mapped[str] = mapped_column(String(16))  # deepface or hog
 
 
-class ReleaseShard(Provenance, Base):
+class ReleaseShard(ProvenanceColumns, Base):
     """A Parquet shard an asset wrote (restorations, release pairs): the catalog indexes
     shards, the rows themselves live in the files."""
 

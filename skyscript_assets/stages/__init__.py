@@ -1,5 +1,9 @@
-"""Pipeline stages: plain Python, one module per product, no Dagster import.
+"""Pipeline stages: plain Python, no Dagster import, one folder per domain (ingest, video,
+annotation, refinement, scripts, release), like `defs/`.
 
-Each stage takes plain inputs (paths, rows, arrays) and returns plain results plus the
-losses it met, each with a one-line reason; it never raises for one bad item.
+The contract every stage keeps (`step.py`): it takes plain inputs (paths, rows, arrays),
+returns its results plus the losses it met as `schema.LossRecord`s (each with a one-line
+reason) and, for kept data of doubtful quality, `schema.FlagRecord`s; it never raises for
+one bad item. A per-episode stage returns one `EpisodeResult` per episode. Each stage module
+owns its `STAGE_VERSION`: bump it when its output for the same input changes.
 """

@@ -6,13 +6,13 @@ import sys
 
 import pytest
 
-from skyscript_assets.defs.platform.resources import ArtifactStore
+from skyscript_assets.storage import ArtifactStore
 from skyscript_assets.ids import UnsafeIdError
 
 
 @pytest.mark.parametrize("parts", [("..", "x"), ("a/b",), ("/etc",), ("x\x00y",)])
 def test_artifact_paths_refuse_segments_that_escape_the_root(tmp_path, parts):
-    store = ArtifactStore(root_url=str(tmp_path))
+    store = ArtifactStore(str(tmp_path))
     with pytest.raises(ValueError):
         store.path("drama-a", "keyframes", *parts)
 
@@ -20,7 +20,7 @@ def test_artifact_paths_refuse_segments_that_escape_the_root(tmp_path, parts):
 @pytest.mark.parametrize("drama_id", ["../etc", "..", "a/../../b"])
 def test_artifact_paths_refuse_unsafe_drama_ids(tmp_path, drama_id):
     with pytest.raises(UnsafeIdError):
-        ArtifactStore(root_url=str(tmp_path)).write_json({}, drama_id, "drama_manifest", "x.json")
+        ArtifactStore(str(tmp_path)).write_json({}, drama_id, "drama_manifest", "x.json")
     assert not any(tmp_path.parent.glob("etc*"))
 
 

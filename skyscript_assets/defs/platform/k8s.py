@@ -1,6 +1,15 @@
-"""Where steps run on Kubernetes: GPU steps in their own pods on GPU nodes.
+"""Where steps run on Kubernetes: every step in its own restricted pod, GPU steps on GPU nodes.
 
-Two halves, so that an asset never reads the environment at import time:
+Every step pod that `k8s_job_executor` builds for us (`step_k8s_config`) meets the Kubernetes
+"restricted" Pod Security Standard: it runs as the non-root user of deployments/Dockerfile*
+(uid/gid `RUN_AS_USER`), with a read-only root filesystem (emptyDir volumes for /tmp,
+DAGSTER_HOME and HOME), no capabilities, no privilege escalation, the runtime's default
+seccomp profile and no Kubernetes API token; and it requests CPU and memory
+(`GpuPlacement.step_cpu` / `step_memory`), so the scheduler places CPU steps by what they use.
+helm/dagster/values.yaml and deployments/dagster.yaml give run pods the same contexts and
+volumes (tests/test_k8s_security.py keeps them equal; dagster-k8s merges identical entries).
+
+GPU steps, in two halves, so that an asset never reads the environment at import time:
 
 * what a GPU step *needs* (how many GPUs, memory) is declared on the asset with
   `pool="gpu", op_tags=gpu_op_tags(...)`; an asset with only `pool="gpu"` gets
@@ -28,6 +37,34 @@ K8S_CONFIG_TAG = "dagster-k8s/config"
 # tainted with the resource name so that CPU pods stay off them.
 DEFAULT_GPU_NODE_SELECTOR = "nvidia.com/gpu.present=true"
 DEFAULT_GPU_TOLERATION = "nvidia.com/gpu:NoSchedule"
+
+# The user of deployments/Dockerfile and Dockerfile.gpu (and of every pod in helm/).
+RUN_AS_USER = RUN_AS_GROUP = 10001
+DAGSTER_HOME = "/opt/dagster/dagster_home"  # the images' and the official chart's
+HOME = "/home/skyscript"  # the user's home in the images: caches (torch, CUDA, matplotlib)
+
+POD_SECURITY_CONTEXT = {
+    "run_as_non_root": True,
+    "run_as_user": RUN_AS_USER,
+    "run_as_group": RUN_AS_GROUP,
+    "fs_group": RUN_AS_GROUP,
+    "fs_group_change_policy": "OnRootMismatch",  # never a recursive chown of a large volume
+    "seccomp_profile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY_CONTEXT = {
+    "run_as_non_root": True,
+    "allow_privilege_escalation": False,
+    "read_only_root_filesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccomp_profile": {"type": "RuntimeDefault"},
+}
+# The only writable paths of a pod whose root filesystem is read-only (volume name: mount path).
+WRITABLE_PATHS = {"tmp": "/tmp", "dagster-home": DAGSTER_HOME, "home": HOME}
+WRITABLE_VOLUMES = [{"name": name, "emptyDir": {}} for name in WRITABLE_PATHS]
+WRITABLE_VOLUME_MOUNTS = [{"name": name, "mountPath": path} for name, path in WRITABLE_PATHS.items()]
+
+DEFAULT_STEP_CPU = "2"
+DEFAULT_STEP_MEMORY = "8Gi"
 
 
 def gpu_op_tags(gpus: int = 1, memory: str | None = None) -> dict[str, dict]:
@@ -69,9 +106,12 @@ def _parse_tolerations(text: str) -> list[dict[str, str]]:
 
 @dataclass(frozen=True)
 class GpuPlacement:
-    """Where GPU step pods go in this cluster.
+    """Where GPU step pods go in this cluster, and what every step pod requests.
 
     From the environment (see `from_environment`):
+        SKYSCRIPT_STEP_CPU            CPU request of every step pod (default 2)
+        SKYSCRIPT_STEP_MEMORY         memory request and limit of a step that declares none (default 8Gi;
+                                      GPU steps: SKYSCRIPT_GPU_STEP_MEMORY)
         SKYSCRIPT_GPU_IMAGE           image of GPU steps (deployments/Dockerfile.gpu); empty = the run's image
         SKYSCRIPT_GPU_NODE_SELECTOR   key=value[,key=value]  (default nvidia.com/gpu.present=true)
         SKYSCRIPT_GPU_TOLERATIONS     key[=value]:Effect[,...] (default nvidia.com/gpu:NoSchedule)
@@ -86,6 +126,8 @@ class GpuPlacement:
     gpus_per_step: int = 1
     memory_per_step: str = "32Gi"
     max_step_pods_per_run: int = 4
+    step_cpu: str = DEFAULT_STEP_CPU
+    step_memory: str = DEFAULT_STEP_MEMORY
 
     @classmethod
     def from_environment(cls) -> "GpuPlacement":
@@ -97,6 +139,8 @@ class GpuPlacement:
             gpus_per_step=int(env.get("SKYSCRIPT_GPUS_PER_STEP", "1")),
             memory_per_step=env.get("SKYSCRIPT_GPU_STEP_MEMORY", "32Gi"),
             max_step_pods_per_run=int(env.get("SKYSCRIPT_MAX_STEP_PODS", "4")),
+            step_cpu=env.get("SKYSCRIPT_STEP_CPU", DEFAULT_STEP_CPU),
+            step_memory=env.get("SKYSCRIPT_STEP_MEMORY", DEFAULT_STEP_MEMORY),
         )
 
 
@@ -132,10 +176,33 @@ def gpu_step_k8s_config(asset: dg.AssetsDefinition, placement: GpuPlacement) -> 
     return config
 
 
+def step_k8s_config(placement: GpuPlacement) -> dict:
+    """What every step pod gets (`step_k8s_config` of `k8s_job_executor`): the restricted security
+    contexts, writable emptyDirs beside a read-only root filesystem, no API token, and CPU and
+    memory requests. An asset's own `dagster-k8s/config` tag and a GPU step's placement are merged
+    over it by dagster-k8s (GPU steps keep their `nvidia.com/gpu` limit and their memory)."""
+    return {
+        "pod_spec_config": {
+            "security_context": dict(POD_SECURITY_CONTEXT),
+            "volumes": [dict(v) for v in WRITABLE_VOLUMES],
+            "automount_service_account_token": False,  # steps never call the Kubernetes API
+        },
+        "container_config": {
+            "security_context": dict(CONTAINER_SECURITY_CONTEXT),
+            "volume_mounts": [dict(m) for m in WRITABLE_VOLUME_MOUNTS],
+            "resources": {
+                "requests": {"cpu": placement.step_cpu, "memory": placement.step_memory},
+                "limits": {"memory": placement.step_memory},
+            },
+        },
+    }
+
+
 def gpu_executor_config(assets: Sequence[dg.AssetsDefinition], placement: GpuPlacement) -> dict:
-    """`k8s_job_executor` config: one pod per step, GPU placement for every GPU asset's op."""
+    """`k8s_job_executor` config: one restricted pod per step, GPU placement for every GPU asset's op."""
     return {
         "max_concurrent": placement.max_step_pods_per_run,
+        "step_k8s_config": step_k8s_config(placement),
         "per_step_k8s_config": {a.op.name: gpu_step_k8s_config(a, placement) for a in assets if is_gpu_asset(a)},
     }
 

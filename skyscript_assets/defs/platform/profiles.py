@@ -20,7 +20,7 @@ from dagster_k8s import k8s_job_executor
 
 from skyscript_assets.defs.platform.k8s import GpuPlacement, build_gpu_pipeline, gpu_executor_config, is_gpu_asset
 from skyscript_assets.defs.platform.resources import (
-    ArtifactStore,
+    ArtifactsResource,
     CatalogResource,
     LandingZone,
     MllmResource,
@@ -46,7 +46,7 @@ def k8s_resources() -> dict[str, dg.ConfigurableResource]:
         **local_resources(),  # resources without a cluster setting keep their defaults
         "catalog": CatalogResource(database_url=dg.EnvVar("SKYSCRIPT_DATABASE_URL")),
         "landing": LandingZone(url=dg.EnvVar("SKYSCRIPT_LANDING_URL")),
-        "artifacts": ArtifactStore(root_url=dg.EnvVar("SKYSCRIPT_ARTIFACTS_URL")),
+        "artifacts": ArtifactsResource(root_url=dg.EnvVar("SKYSCRIPT_ARTIFACTS_URL")),
         # the lmdeploy api_server of helm/lmdeploy, spoken to as any OpenAI-compatible server
         "mllm": MllmResource(backend="openai", base_url=dg.EnvVar("SKYSCRIPT_MLLM_BASE_URL"),
                              model=dg.EnvVar("SKYSCRIPT_MLLM_MODEL")),

@@ -1,41 +1,47 @@
-"""What every catalog row records about the run that wrote it."""
+"""Provenance of a run, loss and flag rows, and the Markdown tables the assets show in the UI."""
 
+from collections.abc import Sequence
 
 import dagster as dg
 
-from skyscript_assets.catalog import Loss
-from skyscript_assets.schema import LossRecord
+from skyscript_assets.catalog import Flag, Loss, Provenance
+from skyscript_assets.schema import FlagRecord, LossRecord
+
+TABLE_ROWS = 50  # rows of a Markdown table in the UI; the rest stay in the catalog
 
 
-def provenance(context: dg.AssetExecutionContext, stage_version: str, model_id: str = "") -> dict:
-    return {
-        "run_id": context.run.run_id,
-        "asset_key": context.asset_key.to_user_string(),
-        "partition": context.partition_key,
-        "stage_version": stage_version,
-        "model_id": model_id,
-    }
+def provenance(context: dg.AssetExecutionContext, stage_version: str, model_id: str = "") -> Provenance:
+    return Provenance(run_id=context.run.run_id, asset_key=context.asset_key.to_user_string(),
+                      partition=context.partition_key, stage_version=stage_version, model_id=model_id)
 
 
-def loss_rows(records: list[LossRecord], drama_id: str, prov: dict, episode_id: str | None = None) -> list[Loss]:
-    return [Loss(drama_id=drama_id, episode_id=episode_id, stage=r.stage, item=r.item, reason=r.reason,
-                 detail=r.detail, **prov) for r in records]
+def loss_rows(records: Sequence[LossRecord], prov: Provenance, episode_id: str | None = None) -> list[Loss]:
+    return [Loss(drama_id=prov.drama_id, episode_id=episode_id, stage=r.stage, item=r.item, reason=r.reason,
+                 detail=r.detail, **prov.columns()) for r in records]
 
 
-def as_record(loss: Loss) -> LossRecord:
-    return LossRecord(stage=loss.stage, item=loss.item, reason=loss.reason, detail=loss.detail)
+def flag_rows(records: Sequence[FlagRecord], prov: Provenance, episode_id: str | None = None) -> list[Flag]:
+    return [Flag(drama_id=prov.drama_id, episode_id=episode_id, stage=r.stage, item=r.item, reason=r.reason,
+                 detail=r.detail, **prov.columns()) for r in records]
 
 
-def reasons_table(records: list[LossRecord]) -> dg.MetadataValue:
-    """Losses as a Markdown table for the asset's metadata in the UI."""
+def reasons_table(records: Sequence[LossRecord | Loss | Flag]) -> dg.MetadataValue:
+    """Losses (or flags) as a Markdown table for the asset's metadata in the UI."""
     if not records:
-        return dg.MetadataValue.md("No losses.")
+        return dg.MetadataValue.md("None.")
     lines = ["| item | reason | detail |", "|---|---|---|"]
-    for r in records[:50]:
-        lines.append(f"| {_cell(r.item)} | {r.reason} | {_cell(r.detail)} |")
-    if len(records) > 50:
-        lines.append(f"| ... | | {len(records) - 50} more in the losses table |")
+    lines += [f"| {_cell(r.item)} | {r.reason} | {_cell(r.detail)} |" for r in records[:TABLE_ROWS]]
+    if len(records) > TABLE_ROWS:
+        lines.append(f"| ... | | {len(records) - TABLE_ROWS} more in the catalog |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def check(name: str, passed: bool, *, severity: str = "warn", why: str | None = None, **metadata) -> dg.AssetCheckResult:
+    """An asset check result whose outcome is computed by the caller; `why` is the one line the UI shows."""
+    return dg.AssetCheckResult(
+        check_name=name, passed=bool(passed),
+        severity=dg.AssetCheckSeverity.ERROR if severity == "error" else dg.AssetCheckSeverity.WARN,
+        description=why, metadata=metadata)
 
 
 def _cell(text: str) -> str:

@@ -64,7 +64,8 @@ def materialize_drama(
             outcome.metadata = {k: v.value for k, v in event.materialization.metadata.items()}
         for event in result.get_asset_check_evaluations():
             if not event.passed:
-                outcome.failed_checks.append(f"{event.check_name} ({event.severity.value.lower()})")
+                why = f": {event.description}" if event.description else ""
+                outcome.failed_checks.append(f"{event.check_name} ({event.severity.value.lower()}){why}")
         if not result.success:
             failures = [e for e in result.all_events if e.is_step_failure]
             outcome.error = failures[0].step_failure_data.error.message.strip().splitlines()[0] if failures and failures[0].step_failure_data.error else "run failed"

@@ -1,13 +1,12 @@
 """MLLM pre-extraction: the valid keyframes of each shot, a few per request, to a
 multimodal LLM; its output kept verbatim.
 
-What the `raw_mllm_json` asset calls, once per episode (the backend built once per run
-with `models.mllm.load_backend(name, **config)`, closed at the end):
+What the `raw_mllm_json` asset calls (the backend built once per run with
+`models.mllm.load_backend(name, **config)`, closed at the end):
 
-    keyframes = [KeyframeInput(item=..., shot_key=..., uri=kf.uri, time_s=kf.time_s) for kf in valid]
-    results = annotate_keyframes(backend, keyframes, max_images_per_request=4)
-    for r in results:  RawAnnotation -> artifact + catalog row (text, items, model_id,
-                       prompt_version);  LossRecord -> losses table
+    result = annotate_episode(backend, episode_id, keyframes, max_images_per_request=4)
+    result.results: RawAnnotation per answered request (text, items, model_id, prompt_version)
+    result.losses:  LossRecord per keyframe lost; a failed request's are transient (retried next run)
 
 Provenance: `RawAnnotation.model_id` and `.prompt_version` ("frame_annotation/v1"), and
 STAGE_VERSION. A request that fails, or an image that cannot be read, is a LossRecord per
@@ -16,6 +15,7 @@ keyframe; the rest of the episode goes on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -25,6 +25,7 @@ import fsspec
 from skyscript_assets.models.mllm import MllmBackend, MllmRequest
 from skyscript_assets.prompts import FRAME_ANNOTATION, PromptTemplate, frame_annotation_prompt, load_prompt
 from skyscript_assets.schema import LossRecord
+from skyscript_assets.stages.step import EpisodeResult
 
 STAGE = "raw_mllm_json"
 STAGE_VERSION = "1"
@@ -70,8 +71,8 @@ def annotate_keyframes(
     max_images_per_request: int = 4,
     prompt: PromptTemplate | None = None,
     read_image: Callable[[str], bytes] = read_image_bytes,
-) -> list[RawAnnotation | LossRecord]:
-    """One RawAnnotation per request that got an answer; a LossRecord per keyframe lost."""
+) -> tuple[list[RawAnnotation], list[LossRecord]]:
+    """One RawAnnotation per request that got an answer, and a LossRecord per keyframe lost."""
     template = prompt or load_prompt(FRAME_ANNOTATION)
     losses: list[LossRecord] = []
     batches: list[tuple[list[KeyframeInput], MllmRequest]] = []
@@ -87,15 +88,32 @@ def annotate_keyframes(
             batches.append((readable, MllmRequest(tuple(images), frame_annotation_prompt(len(images), template))))
 
     replies = backend.generate([request for _, request in batches]) if batches else []
-    results: list[RawAnnotation | LossRecord] = list(losses)
+    results: list[RawAnnotation] = []
     for (batch, _), reply in zip(batches, replies, strict=True):
-        if reply.text is None:
-            results.extend(_loss(kf.item, "mllm_request_failed", reply.error or "no reply") for kf in batch)
+        if reply.text is None:  # the server may answer next time: retried by the next run
+            losses.extend(_loss(kf.item, "mllm_request_failed", reply.error or "no reply", transient=True)
+                          for kf in batch)
         else:
             results.append(RawAnnotation(tuple(kf.item for kf in batch), reply.text, backend.model_id,
                                          template.version, reply.seconds))
-    return results
+    return results, losses
 
 
-def _loss(item: str, reason: str, detail: str) -> LossRecord:
-    return LossRecord(stage=STAGE, item=item, reason=reason, detail=" ".join(detail.split())[:300])
+def annotate_episode(backend: MllmBackend, episode_id: str, keyframes: Sequence[KeyframeInput], *,
+                     max_images_per_request: int = 4) -> EpisodeResult[RawAnnotation]:
+    """The stage entry point: one episode's valid keyframes annotated."""
+    raws, losses = annotate_keyframes(backend, keyframes, max_images_per_request=max_images_per_request)
+    seconds = sum(r.seconds for r in raws)
+    return EpisodeResult(episode_id, raws, losses, given=len(keyframes), model_id=backend.model_id,
+                         summary={"requests": len(raws), "images": sum(len(r.items) for r in raws),
+                                  "seconds": round(seconds, 4)})
+
+
+def responses_jsonl(raws: Sequence[RawAnnotation]) -> bytes:
+    """The replies of an episode as JSON lines, verbatim: the artifact beside the catalog rows."""
+    return "".join(json.dumps({"items": list(r.items), "text": r.text, "model_id": r.model_id,
+                               "prompt_version": r.prompt_version}, ensure_ascii=False) + "\n" for r in raws).encode()
+
+
+def _loss(item: str, reason: str, detail: str, *, transient: bool = False) -> LossRecord:
+    return LossRecord(stage=STAGE, item=item, reason=reason, detail=" ".join(detail.split())[:300], transient=transient)

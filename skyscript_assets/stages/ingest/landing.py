@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from skyscript_assets.ids import UnsafeIdError, validate_drama_id
 from skyscript_assets.schema import DramaInfo, LossRecord
+from skyscript_assets.storage import full_uri, open_fs  # noqa: F401  (re-exported for the landing's users)
 
 DRAMA_INFO_FILE = "drama.json"
 
@@ -27,15 +28,6 @@ class RejectedFolder:
     name: str
     uri: str
     reason: str  # one line, ready for a log or a loss row
-
-
-def open_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, root = fsspec.core.url_to_fs(url)
-    return fs, root.rstrip("/")
-
-
-def full_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    return fs.unstrip_protocol(path) if fs.protocol not in ("file", ("file", "local")) else path
 
 
 def scan_landing_zone(url: str) -> tuple[list[DramaFolder], list[RejectedFolder]]:

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import multiprocessing
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import av
@@ -38,6 +40,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from skyscript_assets.schema import LossRecord
+from skyscript_assets.stages.step import EpisodeResult
 from skyscript_assets.stages.video.pixel_stats import laplacian_variance
 from skyscript_assets.stages.ingest.probe import ProbeError, normalise_rotation
 from skyscript_assets.stages.video.segment_decode import analysed_frames
@@ -51,7 +55,8 @@ from skyscript_assets.stages.video.shots import (
     features_from_frame,
 )
 
-STAGE_VERSION = "2"  # 2: candidates on a time grid (was every n-th frame); JPEGs from swscale bgr24
+STAGE = "keyframes"
+STAGE_VERSION = "2"  # 2: candidates on a time grid; JPEGs from swscale bgr24
 
 
 @dataclass(frozen=True)
@@ -465,15 +470,7 @@ class EpisodeJob:
     settings: KeyframeSettings = KeyframeSettings()
 
 
-@dataclass
-class EpisodeOutcome:
-    episode_id: str
-    result: EpisodeKeyframes | None = None
-    loss_reason: str | None = None
-    loss_detail: str | None = None
-
-
-def process_episode(job: EpisodeJob) -> EpisodeOutcome:
+def process_episode(job: EpisodeJob) -> EpisodeResult[EpisodeKeyframes]:
     """Extract one episode's keyframes into `job.output_uri`; never raises for a bad video.
 
     The folder is emptied first, so a re-run leaves no stale JPEG from an earlier attempt;
@@ -499,8 +496,27 @@ def process_episode(job: EpisodeJob) -> EpisodeOutcome:
         with video_fs.open(video_path, "rb") as source:
             result = extract_keyframes(source, write_jpeg, job.settings, name=job.episode_id)
     except ProbeError as exc:
-        return EpisodeOutcome(job.episode_id, loss_reason=exc.reason, loss_detail=str(exc))
+        return _lost(job.episode_id, exc.reason, str(exc))
     except (OSError, ValueError, MemoryError) as exc:
         text = " ".join(str(exc).split())[:200] or type(exc).__name__
-        return EpisodeOutcome(job.episode_id, loss_reason="undecodable", loss_detail=f"{job.episode_id}: {text}")
-    return EpisodeOutcome(job.episode_id, result=result)
+        return _lost(job.episode_id, "undecodable", f"{job.episode_id}: {text}")
+    return EpisodeResult(job.episode_id, [result], given=1, summary={
+        "duration_s": result.duration_s, "seconds": round(result.seconds, 3), "shots": len(result.shots),
+        "keyframes": len(result.keyframes), "decode_errors": result.decode_errors})
+
+
+def extract_episodes(jobs: list[EpisodeJob], processes: int) -> Iterator[EpisodeResult[EpisodeKeyframes]]:
+    """Each job's result as episodes finish: in-process for one process, else a spawn-based pool
+    (forking a process that holds threads and gRPC channels, as a Dagster step does, is unsafe)."""
+    if processes <= 1:
+        yield from (process_episode(job) for job in jobs)
+        return
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(process_episode, job) for job in jobs]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _lost(episode_id: str, reason: str, detail: str) -> EpisodeResult[EpisodeKeyframes]:
+    return EpisodeResult(episode_id, given=1, losses=[LossRecord(stage=STAGE, item=episode_id, reason=reason,
+                                                                 detail=detail)])
