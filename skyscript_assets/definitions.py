@@ -1,31 +1,44 @@
-"""The one `dg.Definitions` of the SkyScript code location."""
+"""The one `dg.Definitions` of the SkyScript code location.
+
+Assets, checks, jobs, sensors and schedules are autoloaded from the domain folders of
+`defs/` (ingest, video, annotation, refinement, scripts, release, reports, platform);
+SKYSCRIPT_PROFILE=local|k8s adds the resources, the executor and the k8s-only jobs
+(defs/platform/profiles.py).
+"""
+
+from pathlib import Path
 
 import dagster as dg
 
-from skyscript_assets.defs.annotation.assets import cleaned_json, raw_mllm_json
-from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
-from skyscript_assets.defs.platform.jobs import drama_pipeline
-from skyscript_assets.defs.ingest.sensors import landing_zone_rescan, new_dramas
-from skyscript_assets.defs.refinement.assets import character_refinements, detections
-from skyscript_assets.defs.video.assets import keyframes
+import skyscript_assets.defs
+from skyscript_assets.defs.platform.partitions import dramas_partitions
 from skyscript_assets.defs.platform.profiles import build_profile
-from skyscript_assets.defs.release.assets import loss_rate_report, restored_scripts, script_pairs
-from skyscript_assets.defs.scripts.assets import calibrated_shooting_scripts
 
-# Per-drama assets in graph order; the CLI's demo materializes them in this order.
-DRAMA_ASSETS = [drama_manifest, keyframes, raw_mllm_json, cleaned_json, detections, character_refinements,
-                calibrated_shooting_scripts, restored_scripts, script_pairs]
-# Across all dramas (not partitioned): materialized after the drama assets.
-REPORT_ASSETS = [loss_rate_report]
 
-# SKYSCRIPT_PROFILE=local|k8s picks resources, executor and k8s-only jobs (defs/profiles.py).
+def graph_order(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """Assets in dependency order (parents first), ties broken by key."""
+    by_key = {key: a for a in assets for key in a.keys}
+    done: dict[dg.AssetKey, dg.AssetsDefinition] = {}
+
+    def visit(asset: dg.AssetsDefinition) -> None:
+        for dep in sorted(asset.dependency_keys, key=lambda k: k.to_user_string()):
+            if dep in by_key and dep not in done:
+                visit(by_key[dep])
+        done.setdefault(asset.key, asset)
+
+    for asset in sorted(assets, key=lambda a: a.key.to_user_string()):
+        visit(asset)
+    return list(done.values())
+
+
+# project_root given: an installed wheel (the Docker images) has no pyproject.toml to search for
+_domains = dg.load_defs(defs_root=skyscript_assets.defs, project_root=Path(skyscript_assets.defs.__file__).parents[2])
+_assets = graph_order([a for a in _domains.assets or [] if isinstance(a, dg.AssetsDefinition)])
+# Per-drama assets in graph order (the CLI's demo materializes them in this order), then those
+# across all dramas (not partitioned), materialized after them.
+DRAMA_ASSETS = [a for a in _assets if a.partitions_def == dramas_partitions]
+REPORT_ASSETS = [a for a in _assets if a.partitions_def is None]
+
 profile = build_profile(DRAMA_ASSETS)
-
-defs = dg.Definitions(
-    assets=[*DRAMA_ASSETS, *REPORT_ASSETS],
-    jobs=[drama_pipeline, *profile.jobs],
-    sensors=[new_dramas],
-    schedules=[landing_zone_rescan],
-    resources=profile.resources,
-    executor=profile.executor,
-)
+defs = dg.Definitions.merge(
+    _domains, dg.Definitions(jobs=profile.jobs, resources=profile.resources, executor=profile.executor))

@@ -41,6 +41,12 @@ def drama(db: Catalog, drama_id: str) -> Drama | None:
         return session.scalar(select(Drama).where(Drama.drama_id == drama_id))
 
 
+def landing_fingerprints(db: Catalog) -> dict[str, str]:
+    """Each known drama's landing-folder fingerprint when its manifest was last built."""
+    with db.session() as session:
+        return dict(session.execute(select(Drama.drama_id, Drama.landing_fingerprint)).all())
+
+
 def drama_language(db: Catalog, drama_id: str) -> str | None:
     with db.session() as session:
         return session.scalar(select(Drama.language).where(Drama.drama_id == drama_id))

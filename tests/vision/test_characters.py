@@ -28,12 +28,12 @@ def test_a_conflict_runs_test_time_augmentation_and_deepface_wins(face_models):
     seen = _deepface_view(face_models, image)
     other_gender = "female" if seen.gender == "man" else "male"
     people = [{"type": "person", "gender": other_gender, "age": "adult", "line": ""}]
-    frames, losses = refine_frames(face_models, [("ep1/kf0", image, people)])
+    frames, losses, flags = refine_frames(face_models, [("ep1/kf0", image, people)])
     (character,) = frames[0].characters
     assert character.face_box is not None and "gender" in character.conflicts
     assert character.tta_runs == len(augmentations(np.zeros((10, 10, 3), np.uint8))) == 6
     assert character.gender == ("male" if character.face.gender == "man" else "female")  # the vote's answer
-    assert [loss.reason for loss in losses] == ["face_conflict"]
+    assert losses == [] and [flag.reason for flag in flags] == ["face_conflict"]  # kept, DeepFace adopted: a flag
     assert conflict_rate(frames) == 1.0
 
 
@@ -41,7 +41,7 @@ def test_agreement_keeps_the_mllm_values_without_augmentation(face_models):
     image = shared_image("grace_hopper.jpg")
     seen = _deepface_view(face_models, image)
     people = [{"gender": "female" if seen.gender == "woman" else "male", "age": str(round(seen.age)), "line": ""}]
-    frames, losses = refine_frames(face_models, [("ep1/kf0", image, people)])
+    frames, losses, flags = refine_frames(face_models, [("ep1/kf0", image, people)])
     (character,) = frames[0].characters
     assert character.conflicts == [] and character.tta_runs == 0
     assert (character.gender, character.age) == (people[0]["gender"], people[0]["age"])
@@ -50,10 +50,10 @@ def test_agreement_keeps_the_mllm_values_without_augmentation(face_models):
 
 def test_more_people_than_faces_is_a_count_conflict(face_models):
     people = [{"gender": "male", "age": "adult"}, {"gender": "female", "age": "adult"}]
-    frames, losses = refine_frames(face_models, [("kf", skimage.data.astronaut(), people)])
+    frames, losses, flags = refine_frames(face_models, [("kf", skimage.data.astronaut(), people)])
     assert frames[0].face_count == 1 and frames[0].person_count == 2
     assert sum(c.face_box is not None for c in frames[0].characters) == 1
-    assert "face_count_conflict" in [loss.reason for loss in losses]
+    assert "face_count_conflict" in [flag.reason for flag in flags] and not losses
 
 
 def test_gender_and_age_outweigh_list_order_when_matching():
@@ -94,7 +94,7 @@ def test_depth_and_posture_per_character(face_models, depth_dir):
     assert models.pose is None and models.not_run == {"pose": "not run: no model configured"}
     models.pose = _StandingPose()
     image = skimage.data.astronaut()
-    frames, _ = refine_frames(models, [("kf", image, [{"gender": "male", "age": "adult"}])])
+    frames, _, _ = refine_frames(models, [("kf", image, [{"gender": "male", "age": "adult"}])])
     (character,) = frames[0].characters
     x0, y0, x1, y1 = character.face_box
     depth_map = models.depth.estimate([image])[0]
@@ -106,7 +106,7 @@ def test_absent_weights_are_listed_as_not_run(tmp_path):
     models = RefinementModels.load(deepface_home=tmp_path, depth_model=tmp_path / "depth", pose_model=tmp_path / "pose")
     assert models.attributes is None and models.depth is None and models.pose is None
     assert all(reason.startswith("not run: no weights at") for reason in models.not_run.values())
-    frames, _ = refine_frames(models, [("kf", skimage.data.astronaut(), [{"gender": "male"}])])
+    frames, _, _ = refine_frames(models, [("kf", skimage.data.astronaut(), [{"gender": "male"}])])
     character = frames[0].characters[0]
     assert character.face_box is not None  # faces still come from the cascades in the wheel
     assert character.face is None and character.depth is None and character.posture is None
@@ -114,7 +114,7 @@ def test_absent_weights_are_listed_as_not_run(tmp_path):
 
 
 def test_an_unusable_image_is_a_loss_and_the_rest_goes_on(face_models):
-    frames, losses = refine_frames(face_models, [("bad", np.zeros((4, 4), np.float32), []),
+    frames, losses, flags = refine_frames(face_models, [("bad", np.zeros((4, 4), np.float32), []),
                                                  ("good", skimage.data.astronaut(), [{"type": "person"}])])
     assert [f.item for f in frames] == ["good"]
     assert [(loss.item, loss.reason) for loss in losses] == [("bad", "unusable_image")]

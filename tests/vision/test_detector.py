@@ -38,11 +38,11 @@ def test_long_vocabularies_are_split_to_fit_the_text_encoder(grounding_dino_dir)
 
 def test_thresholds_above_every_score_ground_nothing_and_flag_phantoms(grounding_dino_dir):
     detector = OpenVocabularyDetector.load(grounding_dino_dir, box_threshold=1.01)
-    frames, losses = ground_frames(detector, [("ep1/shot0/kf0", skimage.data.coffee(), ["cup", "saucer"])])
+    frames, losses, flags = ground_frames(detector, [("ep1/shot0/kf0", skimage.data.coffee(), ["cup", "saucer"])])
     assert [o.phantom for o in frames[0].objects] == [True, True]
     assert [o.name for o in frames[0].objects] == ["cup", "saucer"]  # kept, not dropped
     assert frames[0].phantom_count == 2 and phantom_rate(frames) == 1.0
-    assert [loss.reason for loss in losses] == ["ungrounded_object"] * 2
+    assert losses == [] and [flag.reason for flag in flags] == ["ungrounded_object"] * 2  # phantoms are kept, flagged
 
 
 def test_each_object_takes_the_best_remaining_box_of_its_name():
@@ -58,7 +58,7 @@ def test_missing_weights_mean_not_run_never_a_box(tmp_path):
         OpenVocabularyDetector.load(tmp_path / "grounding-dino-base")
     with pytest.raises(WeightsMissing, match="not run: no weights at"):
         OpenVocabularyDetector.load("IDEA-Research/not-a-cached-model")
-    frames, losses = ground_frames(None, [("kf", np.zeros((8, 8, 3), np.uint8), ["cup"])],
+    frames, losses, flags = ground_frames(None, [("kf", np.zeros((8, 8, 3), np.uint8), ["cup"])],
                                    "not run: no weights at /models/gdino")
     assert frames[0].status == "not run: no weights at /models/gdino"
     assert frames[0].objects[0].phantom is None and frames[0].objects[0].box is None
@@ -67,7 +67,7 @@ def test_missing_weights_mean_not_run_never_a_box(tmp_path):
 
 def test_an_unusable_keyframe_is_a_loss_and_the_rest_is_grounded(grounding_dino_dir):
     detector = OpenVocabularyDetector.load(grounding_dino_dir, box_threshold=0.0, text_threshold=0.0)
-    frames, losses = ground_frames(detector, [("gray", np.zeros((20, 20), np.uint8), ["cup"]),
+    frames, losses, flags = ground_frames(detector, [("gray", np.zeros((20, 20), np.uint8), ["cup"]),
                                               ("rgb", skimage.data.coffee(), ["cup"])])
     assert [f.item for f in frames] == ["rgb"] and frames[0].objects[0].phantom is False
     assert [(loss.item, loss.reason) for loss in losses] == [("gray", "unusable_image")]

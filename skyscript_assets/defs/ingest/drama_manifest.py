@@ -5,12 +5,12 @@ import dagster as dg
 
 from skyscript_assets.catalog import Drama, Episode, Loss
 from skyscript_assets.stages.ingest.landing import find_drama
-from skyscript_assets.stages.ingest.manifest import STAGE as MANIFEST_STAGE, build_manifest
+from skyscript_assets.stages.ingest.manifest import STAGE as MANIFEST_STAGE
+from skyscript_assets.stages.ingest.manifest import STAGE_VERSION, build_manifest
 from skyscript_assets.defs.platform.partitions import dramas_partitions
 from skyscript_assets.defs.platform.reporting import loss_rows, provenance, reasons_table
-from skyscript_assets.defs.platform.resources import ArtifactStore, CatalogResource, LandingZone
+from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, LandingZone
 
-MANIFEST_STAGE_VERSION = "1"
 # Above this share of unusable files the drama is worth a look (a scrape gone wrong).
 MANIFEST_LOSS_WARN_RATE = 0.10
 
@@ -32,7 +32,7 @@ def drama_manifest(
     context: dg.AssetExecutionContext,
     landing: LandingZone,
     catalog: CatalogResource,
-    artifacts: ArtifactStore,
+    artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
     drama_id = context.partition_key
     try:
@@ -41,22 +41,22 @@ def drama_manifest(
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
     manifest = build_manifest(folder.uri, drama_id)
-    prov = provenance(context, MANIFEST_STAGE_VERSION)
+    prov = provenance(context, STAGE_VERSION)
     drama_row = Drama(drama_id=drama_id, title=manifest.info.title or drama_id, language=manifest.info.language,
                       source=manifest.info.source, landing_uri=folder.uri, landing_fingerprint=folder.fingerprint,
-                      episode_count=len(manifest.episodes), **prov)
+                      episode_count=len(manifest.episodes), **prov.columns())
     episode_rows = [
         Episode(drama_id=drama_id, episode_id=e.episode_id, episode_number=e.episode_number, position=e.position,
                 file_name=e.file_name.encode("utf-8", "backslashreplace").decode(), uri=e.uri,
-                size_bytes=e.size_bytes, sha256=e.sha256, **e.probe.as_dict(), **prov)
+                size_bytes=e.size_bytes, sha256=e.sha256, **e.probe.as_dict(), **prov.columns())
         for e in manifest.episodes
     ]
     catalog.get().replace_partition_rows(
-        asset_key=prov["asset_key"], partition=drama_id,
-        rows=[drama_row, *episode_rows, *loss_rows(manifest.losses, drama_id, prov)],
+        asset_key=prov.asset_key, partition=drama_id,
+        rows=[drama_row, *episode_rows, *loss_rows(manifest.losses, prov)],
         tables=[Drama, Episode, Loss],
     )
-    manifest_uri = artifacts.write_json(
+    manifest_uri = artifacts.get().write_json(
         {"drama_id": drama_id, "info": manifest.info.model_dump(), "landing_uri": folder.uri,
          "episodes": [{"episode_id": e.episode_id, "file_name": e.file_name, "uri": e.uri, "sha256": e.sha256,
                        "episode_number": e.episode_number, **e.probe.as_dict()} for e in manifest.episodes],

@@ -11,9 +11,8 @@ in the losses table under stage `landing` until renamed.
 import hashlib
 
 import dagster as dg
-from sqlalchemy import select
 
-from skyscript_assets.catalog import Drama, Loss
+from skyscript_assets.catalog import Loss, queries
 from skyscript_assets.stages.ingest.landing import RejectedFolder, scan_landing_zone
 from skyscript_assets.defs.platform.jobs import drama_pipeline
 from skyscript_assets.defs.platform.partitions import dramas_partitions
@@ -58,8 +57,7 @@ def landing_zone_rescan(context: dg.ScheduleEvaluationContext, landing: LandingZ
     missing = [d.drama_id for d in found if d.drama_id not in known]
     if missing:  # schedules cannot return partition requests, so register through the instance
         context.instance.add_dynamic_partitions(dramas_partitions.name, missing)
-    with catalog.get().session() as session:
-        seen = dict(session.execute(select(Drama.drama_id, Drama.landing_fingerprint)).all())
+    seen = queries.landing_fingerprints(catalog.get())
     requests = [
         dg.RunRequest(run_key=f"{d.drama_id}@{d.fingerprint}", partition_key=d.drama_id, tags={"skyscript/trigger": "rescan"})
         for d in found
@@ -75,12 +73,8 @@ def _record_rejected(catalog: CatalogResource, rejected: list[RejectedFolder], c
     state = hashlib.sha256("\n".join(f"{r.name}|{r.reason}" for r in rejected).encode("utf-8", "surrogateescape")).hexdigest()[:16]
     if state == cursor:
         return state
-    with catalog.get().session() as session:
-        session.execute(Loss.__table__.delete().where(Loss.stage == LANDING_STAGE, Loss.asset_key == "new_dramas"))
-        session.add_all([
-            Loss(drama_id="", stage=LANDING_STAGE, item=r.name.encode("utf-8", "backslashreplace").decode(),
-                 reason="unsafe_drama_id", detail=r.reason, run_id="", asset_key="new_dramas",
-                 partition="", stage_version="1")
-            for r in rejected
-        ])
+    catalog.get().replace_partition_rows(asset_key="new_dramas", partition="", tables=[Loss], rows=[
+        Loss(drama_id="", stage=LANDING_STAGE, item=r.name.encode("utf-8", "backslashreplace").decode(),
+             reason=r.kind, detail=r.reason, run_id="", asset_key="new_dramas", partition="", stage_version="1")
+        for r in rejected])
     return state

@@ -138,3 +138,16 @@ class VisionModelsResource(dg.ConfigurableResource):
     device: str = "cpu"
     box_threshold: float = 0.35
     text_threshold: float = 0.25
+
+    def load_detector(self):
+        """(the open-vocabulary detector, None) or (None, why it does not run): weights never downloaded."""
+        if not self.detector_path:
+            return None, "not run: no detector weights configured (VisionModelsResource.detector_path)"
+        from skyscript_assets.models.base import WeightsMissing
+        from skyscript_assets.models.detector import OpenVocabularyDetector
+
+        try:
+            return OpenVocabularyDetector.load(self.detector_path, self.device, box_threshold=self.box_threshold,
+                                               text_threshold=self.text_threshold), None
+        except WeightsMissing as exc:
+            return None, str(exc)

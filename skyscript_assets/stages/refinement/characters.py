@@ -21,7 +21,7 @@ from scipy.optimize import linear_sum_assignment
 from skyscript_assets.models.base import WeightsMissing, bad_image_loss, is_rgb_image
 from skyscript_assets.models.faces import FaceAttributes
 from skyscript_assets.models.pose import posture_from_keypoints
-from skyscript_assets.schema import LossRecord
+from skyscript_assets.schema import FlagRecord, LossRecord
 
 STAGE = "character_refinements"
 Box = tuple[int, int, int, int]
@@ -98,7 +98,7 @@ class FrameRefinement:
 
 
 def refine_frames(models: RefinementModels, frames: list[tuple[str, np.ndarray, list[dict]]]
-                  ) -> tuple[list[FrameRefinement], list[LossRecord]]:
+                  ) -> tuple[list[FrameRefinement], list[LossRecord], list[FlagRecord]]:
     """Refine the people of each (item id, RGB image, MLLM people as dicts) frame.
     A frame whose image is not an RGB uint8 array is skipped and recorded as a loss."""
     losses = [bad_image_loss(STAGE, item, image) for item, image, _ in frames if not is_rgb_image(image)]
@@ -108,7 +108,7 @@ def refine_frames(models: RefinementModels, frames: list[tuple[str, np.ndarray, 
     crops = [_crop(image, box) for image, boxes in zip(images, faces_per_frame) for box in boxes]
     attributes = iter(models.attributes.analyze(crops) if models.attributes and crops else [None] * len(crops))
     depth_maps = models.depth.estimate(images) if models.depth else [None] * len(images)
-    results = []
+    results, flags = [], []
     for (item, image, people), boxes, depth_map in zip(frames, faces_per_frame, depth_maps):
         faces = [next(attributes) for _ in boxes]
         pairs = match_faces_to_people(boxes, faces, people)
@@ -127,13 +127,14 @@ def refine_frames(models: RefinementModels, frames: list[tuple[str, np.ndarray, 
         frame = FrameRefinement(item, characters, [b for i, b in enumerate(boxes) if i not in matched],
                                 len(boxes), len(people), dict(models.not_run))
         results.append(frame)
+        # disagreements are kept (DeepFace adopted) and flagged: quality signals, not losses
         if len(boxes) != len(people):
-            losses.append(LossRecord(stage=STAGE, item=item, reason="face_count_conflict",
-                                     detail=f"MLLM lists {len(people)} people, face detector finds {len(boxes)} faces"))
-        losses += [LossRecord(stage=STAGE, item=f"{item}/person{c.person_index}", reason="face_conflict",
-                              detail=f"MLLM and DeepFace disagree on {', '.join(c.conflicts)}; DeepFace adopted")
-                   for c in characters if c.conflicts]
-    return results, losses
+            flags.append(FlagRecord(stage=STAGE, item=item, reason="face_count_conflict",
+                                    detail=f"MLLM lists {len(people)} people, face detector finds {len(boxes)} faces"))
+        flags += [FlagRecord(stage=STAGE, item=f"{item}/person{c.person_index}", reason="face_conflict",
+                             detail=f"MLLM and DeepFace disagree on {', '.join(c.conflicts)}; DeepFace adopted")
+                  for c in characters if c.conflicts]
+    return results, losses, flags
 
 
 def conflict_rate(frames: list[FrameRefinement]) -> float | None:

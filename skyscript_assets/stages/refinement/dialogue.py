@@ -54,12 +54,7 @@ def read_srt(path: Path) -> tuple[list[SubtitleCue], list[LossRecord]]:
         raw = Path(path).read_bytes()
     except OSError as err:
         return [], [LossRecord(stage=STAGE, item=str(path), reason="unreadable_subtitles", detail=str(err))]
-    for encoding in ("utf-8-sig", "cp1252"):  # most sidecars are UTF-8; old ones Windows-1252
-        try:
-            return parse_srt(raw.decode(encoding)), []
-        except UnicodeDecodeError:
-            continue
-    return [], [LossRecord(stage=STAGE, item=str(path), reason="unreadable_subtitles", detail="not UTF-8 or cp1252")]
+    return decode_srt(str(path), raw)
 
 
 def clean_text(text: str) -> str:
@@ -213,14 +208,43 @@ def srt_sidecars(video_path: Path) -> list[Path]:
                   if p.name[len(video_path.stem)] == ".")
 
 
+def sidecar_srts(video_uri: str) -> list[tuple[str, bytes]]:
+    """The `.srt` sidecars of a video (`ep01.srt`, `ep01.eng.srt`, ...) as (name, bytes), read
+    through fsspec: the same on a local landing zone and on object storage."""
+    from skyscript_assets.storage import open_fs
+
+    fs, path = open_fs(video_uri)
+    folder, _, name = path.rpartition("/")
+    stem = name.rsplit(".", 1)[0]
+    found = []
+    for candidate in sorted(fs.glob(f"{folder}/{glob.escape(stem)}.*srt")):
+        base = candidate.rsplit("/", 1)[-1]
+        if base.endswith(".srt") and base[len(stem)] == ".":
+            with fs.open(candidate, "rb") as f:
+                found.append((base, f.read()))
+    return found
+
+
+def decode_srt(name: str, raw: bytes) -> tuple[list[SubtitleCue], list[LossRecord]]:
+    for encoding in ("utf-8-sig", "cp1252"):  # most sidecars are UTF-8; old ones Windows-1252
+        try:
+            return parse_srt(raw.decode(encoding)), []
+        except UnicodeDecodeError:
+            continue
+    return [], [LossRecord(stage=STAGE, item=name, reason="unreadable_subtitles", detail="not UTF-8 or cp1252")]
+
+
 def episode_lines(video_path: Path, shots: list[tuple[int, float, float]], reader=None,
-                  keyframes: list[tuple[float, np.ndarray]] = ()) -> tuple[dict[int, list[str]], list[LossRecord]]:
-    """Every source of dialogue of one episode, aligned to its shots: the `.srt` sidecars,
-    the container's subtitle streams and, with a `reader`, OCR of the keyframes' bottom
-    band ((time s, RGB image) pairs)."""
+                  keyframes: list[tuple[float, np.ndarray]] = (),
+                  sidecars: list[tuple[str, bytes]] | None = None) -> tuple[dict[int, list[str]], list[LossRecord]]:
+    """Every source of dialogue of one episode, aligned to its shots: the `.srt` sidecars
+    (`sidecars`, or those beside `video_path`), the container's subtitle streams and, with a
+    `reader`, OCR of the keyframes' bottom band ((time s, RGB image) pairs)."""
     cues, losses = subtitle_stream_cues(video_path, reader)
-    for sidecar in srt_sidecars(video_path):
-        sidecar_cues, sidecar_losses = read_srt(sidecar)
+    if sidecars is None:
+        sidecars = [(p.name, p.read_bytes()) for p in srt_sidecars(video_path)]
+    for name, raw in sidecars:
+        sidecar_cues, sidecar_losses = decode_srt(name, raw)
         cues += sidecar_cues
         losses += sidecar_losses
     if reader is not None and keyframes:

@@ -13,7 +13,7 @@ import numpy as np
 
 from skyscript_assets.models.base import bad_image_loss, is_rgb_image
 from skyscript_assets.models.detector import normalize_object_name
-from skyscript_assets.schema import LossRecord
+from skyscript_assets.schema import FlagRecord, LossRecord
 
 STAGE = "detections"
 
@@ -38,7 +38,7 @@ class FrameGrounding:
 
 
 def ground_frames(detector, frames: list[tuple[str, np.ndarray, list[str]]], not_run_reason: str | None = None
-                  ) -> tuple[list[FrameGrounding], list[LossRecord]]:
+                  ) -> tuple[list[FrameGrounding], list[LossRecord], list[FlagRecord]]:
     """Ground the object names of each (item id, RGB image, MLLM object names) frame.
 
     `detector` is an `OpenVocabularyDetector`, or None with `not_run_reason` (e.g. the
@@ -46,18 +46,19 @@ def ground_frames(detector, frames: list[tuple[str, np.ndarray, list[str]]], not
     """
     if detector is None:
         reason = not_run_reason or "not run: no detector"
-        return [FrameGrounding(item, [GroundedObject(n) for n in names], reason) for item, _, names in frames], []
+        return [FrameGrounding(item, [GroundedObject(n) for n in names], reason) for item, _, names in frames], [], []
     losses = [bad_image_loss(STAGE, item, image) for item, image, _ in frames if not is_rgb_image(image)]
     frames = [frame for frame in frames if is_rgb_image(frame[1])]
     detections = detector.detect([image for _, image, _ in frames], [names for _, _, names in frames])
-    results = []
+    results, flags = [], []
     for (item, _, names), found in zip(frames, detections):
         frame = FrameGrounding(item, assign_boxes(names, found))
         results.append(frame)
-        losses += [LossRecord(stage=STAGE, item=item, reason="ungrounded_object",
-                              detail=f"phantom object {o.name!r}: no box above the detector's thresholds")
-                   for o in frame.objects if o.phantom]
-    return results, losses
+        # a phantom is kept in the annotation and flagged: a quality signal, not a loss
+        flags += [FlagRecord(stage=STAGE, item=item, reason="ungrounded_object",
+                             detail=f"phantom object {o.name!r}: no box above the detector's thresholds")
+                  for o in frame.objects if o.phantom]
+    return results, losses, flags
 
 
 def assign_boxes(names: list[str], detections) -> list[GroundedObject]:
