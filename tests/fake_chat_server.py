@@ -3,7 +3,10 @@
 The scenario is named in the request's text (`scenario=NAME`) so one server can serve
 several behaviours at once: good, 429_once, 500_twice, always_500, slow_once, always_slow,
 malformed, no_schema (400 while a response_format is sent), bad_request (always 400),
-empty_choices; for text generation with `n` samples: restore (n Fountain restorations of the
+empty_choices; hostile servers: trickle (a 200 whose body comes one byte every `trickle_s`
+and never completes), trickle_head (the status line itself one byte at a time), echo_auth
+(401 whose body echoes the request's headers, Authorization included), echo_auth_503 (the
+same as a retryable 503); for text generation with `n` samples: restore (n Fountain restorations of the
 draft in the prompt, every fourth a copy of the one before), restore_max2 (at most two choices
 per request, like a server that ignores n), restore_no_n (400 while n > 1 is sent). A request
 asking for a "Relationship label:" is answered "wary allies." in any scenario.
@@ -25,16 +28,23 @@ GOOD_FRAME = {"scene": {"number": 1, "name": "Office"}, "scene_description": "An
 
 
 class FakeChatServer:
-    def __init__(self, latency_s: float = 0.0, slow_s: float = 1.0):
+    def __init__(self, latency_s: float = 0.0, slow_s: float = 1.0, trickle_s: float = 0.2, trickle_for_s: float = 30.0,
+                 tls=None):
+        """`tls`: an ssl.SSLContext (server side) to serve https instead of http."""
         self.latency_s = latency_s
         self.slow_s = slow_s
+        self.trickle_s = trickle_s  # seconds between two bytes of a trickling reply
+        self.trickle_for_s = trickle_for_s  # a trickling reply stops after this long (or when the client leaves)
         self.attempts: Counter = Counter()
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.base_url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> FakeChatServer:
@@ -68,6 +78,12 @@ class FakeChatServer:
                     time.sleep(fake.latency_s)
                 images = sum(1 for m in body["messages"] if isinstance(m["content"], list)
                              for p in m["content"] if p.get("type") == "image_url")
+                if scenario in ("echo_auth", "echo_auth_503"):
+                    echoed = {"error": {"message": f"invalid credentials: Authorization: {self.headers.get('Authorization')}"},
+                              "request_headers": dict(self.headers)}
+                    return self._send(401 if scenario == "echo_auth" else 503, echoed, {"Retry-After": "0"})
+                if scenario in ("trickle", "trickle_head"):
+                    return self._trickle(head_too=scenario == "trickle_head")
                 if scenario == "429_once" and attempt == 1:
                     return self._send(429, {"error": "rate limited"}, {"Retry-After": "0"})
                 if scenario == "500_twice" and attempt <= 2 or scenario == "always_500":
@@ -93,6 +109,25 @@ class FakeChatServer:
                 return self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
                                         "choices": [{"index": 0, "finish_reason": "stop",
                                                      "message": {"role": "assistant", "content": content}}]})
+
+            def _trickle(self, head_too: bool):
+                """One byte every trickle_s: no socket read ever waits long, the reply never ends."""
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                data = head + b'{"choices": [' + b" " * 100000 if head_too else b'{"choices": [' + b" " * 100000
+                if not head_too:
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                stop = time.monotonic() + fake.trickle_for_s
+                try:
+                    for byte in data:
+                        if time.monotonic() > stop:
+                            break
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(fake.trickle_s)
+                except OSError:  # the client gave up on us (its deadline)
+                    pass
+                self.close_connection = True
 
             def _send(self, status, payload, headers=None, raw=None):
                 data = raw if raw is not None else json.dumps(payload).encode()

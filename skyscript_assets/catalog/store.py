@@ -1,4 +1,11 @@
-"""Opening the catalog, migrating it, and writing a partition's rows atomically."""
+"""Opening the catalog, migrating it, and writing a partition's rows atomically.
+
+A database restart or fail-over drops connections for a few seconds. Opening the catalog
+(its migration check), every write and every read through `Catalog.read` wait that out with
+the same backoff (`RETRY_DELAYS_S`, about 30 s in all); an error that waiting cannot cure (an
+unknown database or role, a refused password, a missing table, a constraint) raises at once
+(`is_transient`).
+"""
 
 from __future__ import annotations
 
@@ -18,8 +25,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from skyscript_assets.catalog.tables import Base, EpisodeProgress, Loss
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# A database restart or fail-over drops connections for a few seconds: writes wait it out.
+# A database restart or fail-over drops connections for a few seconds: opening, writes and reads wait it out.
 RETRY_DELAYS_S = (0.5, 1, 2, 4, 8, 15)
+# Postgres SQLSTATEs worth another try: connection exceptions (class 08), the server shutting
+# down or starting up, too many connections, and a transaction the server chose to abort.
+_TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "40001", "40P01")
+# A connection refused for one of these reasons is refused again on the next try (psycopg2
+# reports connection-time errors without a SQLSTATE, so the message is all there is).
+_PERMANENT_CONNECT_ERRORS = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied",
+                             "invalid dsn", "invalid connection option", "invalid integer value", "unsupported")
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _migrated: set[str] = set()
@@ -65,13 +79,17 @@ class Catalog:
     """The catalog database: tables in `tables.py`, one instance per process and URL."""
 
     def __init__(self, url: str, *, migrate: bool = True):
+        """Open the catalog at `url` and bring its schema to the newest migration (once per
+        process and URL). A database that is briefly unreachable is waited for, like a write."""
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             with _migrate_lock:
                 if url not in _migrated:
-                    upgrade(url)
+                    # Alembic runs the migrations in one transaction where the database allows
+                    # it (Postgres): an attempt cut off by a dropped connection is rolled back.
+                    self.retrying(lambda: upgrade(url))
                     _migrated.add(url)
 
     @contextmanager
@@ -81,16 +99,28 @@ class Catalog:
             yield session
 
     def retrying(self, work: Callable[[], T]) -> T:
-        """Run `work` (one whole transaction), again after a dropped connection, with backoff."""
+        """Run `work` (one whole transaction), again after a dropped connection, with backoff;
+        an error that is not transient (see `is_transient`) raises at once."""
         for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
             try:
                 return work()
-            except (OperationalError, DBAPIError) as exc:
-                if delay is None or not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+            except DBAPIError as exc:
+                if delay is None or not is_transient(exc):
                     raise
                 log.warning("catalog connection lost (%s); retry %d in %.1fs", type(exc.orig).__name__, attempt + 1, delay)
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def read(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` in one transaction, run again after a dropped connection, like a write.
+        `work` must only read (or be safe to repeat); what it returns outlives the session
+        (loaded rows stay usable: sessions do not expire them on commit)."""
+
+        def attempt() -> T:
+            with self.session() as session:
+                return work(session)
+
+        return self.retrying(attempt)
 
     def replace_partition_rows(
         self,
@@ -120,11 +150,10 @@ class Catalog:
 
     def done_episodes(self, *, asset_key: str, partition: str, stage_version: str) -> dict[str, EpisodeProgress]:
         """Episodes `asset_key` finished for `partition` at `stage_version`, by episode id."""
-        with self.session() as session:
-            rows = session.scalars(select(EpisodeProgress).where(
-                EpisodeProgress.asset_key == asset_key, EpisodeProgress.partition == partition,
-                EpisodeProgress.stage_version == stage_version))
-            return {row.episode_id: row for row in rows}
+        stmt = select(EpisodeProgress).where(EpisodeProgress.asset_key == asset_key,
+                                             EpisodeProgress.partition == partition,
+                                             EpisodeProgress.stage_version == stage_version)
+        return self.read(lambda session: {row.episode_id: row for row in session.scalars(stmt)})
 
     def replace_episode_rows(
         self,
@@ -168,23 +197,40 @@ class Catalog:
         return self.retrying(write)
 
     def count(self, table: type[Base], **filters) -> int:
-        with self.session() as session:
-            stmt = select(func.count()).select_from(table)
-            for column, value in filters.items():
-                stmt = stmt.where(getattr(table, column) == value)
-            return int(session.execute(stmt).scalar_one())
+        stmt = select(func.count()).select_from(table)
+        for column, value in filters.items():
+            stmt = stmt.where(getattr(table, column) == value)
+        return self.read(lambda session: int(session.execute(stmt).scalar_one()))
 
     def losses(self, partition: str | None = None, stage: str | None = None) -> list[Loss]:
-        with self.session() as session:
-            stmt = select(Loss).order_by(Loss.id)
-            if partition is not None:
-                stmt = stmt.where(Loss.partition == partition)
-            if stage is not None:
-                stmt = stmt.where(Loss.stage == stage)
-            return list(session.scalars(stmt))
+        stmt = select(Loss).order_by(Loss.id)
+        if partition is not None:
+            stmt = stmt.where(Loss.partition == partition)
+        if stage is not None:
+            stmt = stmt.where(Loss.stage == stage)
+        return self.read(lambda session: list(session.scalars(stmt)))
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """Whether waiting may cure `exc`: a dropped or refused connection, a server restarting, a
+    busy SQLite file. Not: an unknown database or role, a refused password, SQL errors,
+    constraint violations."""
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    sqlstate = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)  # psycopg2, psycopg 3
+    if sqlstate:
+        return sqlstate.startswith(_TRANSIENT_SQLSTATES)
+    sqlite_error = getattr(orig, "sqlite_errorname", None)
+    if sqlite_error:
+        return sqlite_error.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    message = str(orig).lower()
+    return not any(sign in message for sign in _PERMANENT_CONNECT_ERRORS)
 
 
 def _insert_values(rows: Sequence[Base]) -> dict[type[Base], list[dict]]:

@@ -9,14 +9,15 @@ OpenAI-compatible client as the `openai` MLLM backend.
 from __future__ import annotations
 
 from skyscript_assets.prompts import JSON_REPAIR, PromptTemplate, load_prompt
-from skyscript_assets.models.mllm.openai_chat import OpenAIChatClient
+from skyscript_assets.models.mllm.openai_chat import ChatError, OpenAIChatClient
 
 # Longer inputs are not worth a repair call: they are mostly a model that rambled.
 MAX_REPAIR_CHARS = 32_000
 
 
 class LlmJsonRepairer:
-    """Callable (broken_text, problem) -> corrected text; raises when the call fails."""
+    """Callable (broken_text, problem) -> corrected text; raises ChatError (one redacted line) when
+    the call fails, at the latest at the client's overall deadline (`deadline_s`)."""
 
     def __init__(self, client: OpenAIChatClient, prompt: PromptTemplate | None = None, max_tokens: int = 4096):
         self.client = client
@@ -32,4 +33,9 @@ class LlmJsonRepairer:
         if len(broken_text) > MAX_REPAIR_CHARS:
             raise ValueError(f"{len(broken_text)} characters is too long for a repair call")
         message = self.prompt.render(problem=problem, text=broken_text)
-        return self.client.complete([{"role": "user", "content": message}], max_tokens=self.max_tokens)
+        try:
+            return self.client.complete([{"role": "user", "content": message}], max_tokens=self.max_tokens)
+        except ChatError:
+            raise  # one line, redacted, bounded by the client's deadline
+        except Exception as exc:  # anything else a server provoked: its text is redacted before it becomes a loss
+            raise ChatError(self.client.redact(f"{type(exc).__name__}: {exc}")) from None

@@ -8,7 +8,8 @@ Backends (each loads once, in its constructor; heavy imports only when selected)
 
     openai        any OpenAI-compatible server (lmdeploy api_server, vLLM, a hosted API): one
                   request with `n` samples, topped up by further requests when the server
-                  returns fewer; retries with backoff (OpenAIChatClient)
+                  returns fewer; retries with backoff and an overall deadline per request
+                  (`deadline_s`, see OpenAIChatClient)
     transformers  a local causal LM folder (AutoModelForCausalLM), sampling with
                   num_return_sequences=n from a seed, CPU or GPU
     lmdeploy      in-process lmdeploy.pipeline (turbomind) with prefix caching on, so the n
@@ -80,7 +81,7 @@ class OpenAITextGenerator:
                                                       temperature=temperature, seed=seed + attempt)[:n - len(texts)]
             except ChatError as exc:
                 if not texts:
-                    raise GenerationFailed(one_line(exc)) from None
+                    raise GenerationFailed(self.client.redact(exc)) from None  # the key never reaches a loss
                 break  # keep what came back; the caller records the missing samples
             if len(texts) >= n:
                 break

@@ -7,8 +7,17 @@ server's Retry-After). When `json_schema` is not False the reply format is const
 a JSON-schema `response_format`; a server that refuses it (400/422) is asked again without
 it, and not asked again with it.
 
+Every request has an overall deadline (`deadline_s`, 120 s by default) that covers its
+retries and holds however slowly the bytes come: when it passes, the request's sockets are
+shut down and the request fails with "deadline: no complete reply within 120 s". `timeout_s`
+bounds each socket operation on its own (and never reaches past the deadline). Only a DNS
+lookup is outside the deadline's reach.
+
 The API key is read from the environment variable named by `api_key_env`, once, and is
-sent only in the Authorization header: never logged, never in a model id or an error.
+sent only in the Authorization header: never logged, never in a model id or an error. What
+comes back from a server (error bodies, reply snippets, exception texts) passes through
+`redact` before it becomes a message or a log line, so a server that echoes the key does not
+plant it in losses, logs or event metadata.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import logging
 import os
 import random
 import socket
@@ -26,9 +36,12 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from skyscript_assets.models.mllm import MllmReply, MllmRequest, image_mime_type, one_line
+from skyscript_assets.models.mllm import MllmReply, MllmRequest, image_mime_type
+from skyscript_assets.models.redact import redact
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+DEFAULT_DEADLINE_S = 120.0
+log = logging.getLogger(__name__)
 
 
 class ChatError(RuntimeError):
@@ -45,19 +58,27 @@ class OpenAIChatClient:
         *,
         api_key_env: str = "OPENAI_API_KEY",
         timeout_s: float = 120.0,
+        deadline_s: float = DEFAULT_DEADLINE_S,
         max_retries: int = 4,
         backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
     ):
+        if not deadline_s > 0:
+            raise ValueError(f"deadline_s must be positive, not {deadline_s!r}")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._api_key = os.environ.get(api_key_env, "") if api_key_env else ""
         self._schema_refused = threading.Event()  # set once the server rejects response_format
         self._n_refused = threading.Event()  # set once the server rejects n > 1
+
+    def redact(self, text: object) -> str:
+        """`text` as one line without the API key, credential headers or key-like strings."""
+        return redact(text, (self._api_key,))
 
     def complete(self, messages: list[dict], *, max_tokens: int = 2048, temperature: float = 0.0,
                  json_schema: dict | None = None) -> str:
@@ -66,14 +87,15 @@ class OpenAIChatClient:
         if json_schema is not None and not self._schema_refused.is_set():
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "frame_annotations", "schema": json_schema}}
-        try:
-            return self._post_with_retries(body)
-        except _Rejected as exc:
-            if "response_format" not in body:
-                raise ChatError(str(exc)) from None
+        with _Deadline(self.deadline_s) as deadline:
+            try:
+                return self._post_with_retries(body, deadline)
+            except _Rejected as exc:
+                if "response_format" not in body:
+                    raise ChatError(str(exc)) from None
             body.pop("response_format")
             try:
-                text = self._post_with_retries(body)
+                text = self._post_with_retries(body, deadline)
             except _Rejected as again:  # refused for another reason (too long, bad image): keep the schema
                 raise ChatError(str(again)) from None
             self._schema_refused.set()  # e.g. a server without guided decoding: stop sending it
@@ -89,28 +111,34 @@ class OpenAIChatClient:
             body["seed"] = seed
         if n > 1 and not self._n_refused.is_set():
             body["n"] = n
-        try:
-            return self._post_with_retries(body, _all_choice_texts)
-        except _Rejected as exc:
-            if "n" not in body:
-                raise ChatError(str(exc)) from None
+        with _Deadline(self.deadline_s) as deadline:
+            try:
+                return self._post_with_retries(body, deadline, _all_choice_texts)
+            except _Rejected as exc:
+                if "n" not in body:
+                    raise ChatError(str(exc)) from None
             body.pop("n")
             try:
-                texts = self._post_with_retries(body, _all_choice_texts)
+                texts = self._post_with_retries(body, deadline, _all_choice_texts)
             except _Rejected as again:
                 raise ChatError(str(again)) from None
             self._n_refused.set()
             return texts
 
-    def _post_with_retries(self, body: dict, parse=None):
+    def _post_with_retries(self, body: dict, deadline: _Deadline, parse=None):
         payload = json.dumps(body).encode()
         for attempt in range(self.max_retries + 1):
             try:
-                return self._post(payload, parse or _first_choice_text)
+                return self._post(payload, parse or _first_choice_text, deadline)
             except _Transient as exc:
                 if attempt == self.max_retries:
-                    raise ChatError(f"gave up after {attempt + 1} attempts: {exc}") from None
-                time.sleep(self._delay(attempt, exc.retry_after))
+                    raise ChatError(self.redact(f"gave up after {attempt + 1} attempts: {exc}")) from None
+                delay = self._delay(attempt, exc.retry_after)
+                if delay >= deadline.remaining():  # no time for another attempt: fail now, not at the deadline
+                    raise ChatError(self.redact(f"{deadline.reason}; last attempt: {exc}")) from None
+                log.warning("chat request to %s failed (%s); retry %d of %d in %.1f s", self.redact(self.url),
+                            exc, attempt + 1, self.max_retries, delay)
+                time.sleep(delay)
         raise AssertionError("unreachable")
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -119,27 +147,163 @@ class OpenAIChatClient:
         # full jitter keeps many workers from retrying in lock-step
         return random.uniform(0.5, 1.0) * min(self.backoff_s * 2**attempt, self.max_backoff_s)
 
-    def _post(self, payload: bytes, parse):
+    def _post(self, payload: bytes, parse, deadline: _Deadline):
+        """One attempt. Raises ChatError once the request's deadline has passed (whatever the
+        attempt was doing then), _Transient for what is worth another attempt, _Rejected for a
+        refusal; every message is redacted."""
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise ChatError(deadline.reason)
+        timeout = min(self.timeout_s, remaining)  # a connect or a silent read never outlasts the deadline
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         request = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")
+        opener = urllib.request.build_opener(_GuardedHTTPHandler(deadline), _GuardedHTTPSHandler(deadline))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            detail = one_line(exc.read()[:300].decode("utf-8", "replace"))
-            if exc.code in _RETRY_STATUS:
-                raise _Transient(f"HTTP {exc.code} {detail}", _retry_after(exc.headers.get("Retry-After"))) from None
-            raise _Rejected(f"HTTP {exc.code} from {self.url}: {detail}") from None
-        except (TimeoutError, socket.timeout) as exc:
-            raise _Transient(f"no answer within {self.timeout_s:g} s") from exc
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:  # refused, reset, cut short
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise _Transient(f"no answer within {self.timeout_s:g} s") from None
-            raise _Transient(f"connection failed: {one_line(reason)}") from None
-        return parse(raw)
+            try:
+                with opener.open(request, timeout=timeout) as response:
+                    raw = response.read()
+            except urllib.error.HTTPError as exc:
+                with exc:
+                    body = exc.read(2000)
+                deadline.check()
+                detail = self.redact(body.decode("utf-8", "replace"))
+                if exc.code in _RETRY_STATUS:
+                    raise _Transient(f"HTTP {exc.code} {detail}", _retry_after(exc.headers.get("Retry-After"))) from None
+                raise _Rejected(self.redact(f"HTTP {exc.code} from {self.url}: {detail}")) from None
+            deadline.check()  # a body cut short by the deadline is no reply, whatever it parses as
+        except (_Transient, _Rejected):
+            raise
+        except Exception as exc:
+            if deadline.expired:
+                raise ChatError(deadline.reason) from None
+            if isinstance(exc, (TimeoutError, socket.timeout)):
+                raise _Transient(f"no answer within {timeout:g} s") from None
+            if isinstance(exc, (urllib.error.URLError, http.client.HTTPException, OSError)):  # refused, reset, cut short
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, (TimeoutError, socket.timeout)):
+                    raise _Transient(f"no answer within {timeout:g} s") from None
+                raise _Transient(f"connection failed: {self.redact(reason)}") from None
+            raise ChatError(self.redact(f"request failed: {type(exc).__name__}: {exc}")) from None
+        finally:
+            deadline.forget_sockets()
+        try:
+            return parse(raw)
+        except ChatError as exc:
+            raise ChatError(self.redact(exc)) from None
+
+
+class _Deadline:
+    """The overall deadline of one request. A timer shuts down the sockets of the attempt in
+    flight when it passes, so a blocked read returns at once (end of stream or an error) even
+    when the server trickles a byte every few seconds and no single read ever times out."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.reason = f"deadline: no complete reply within {seconds:g} s"
+        self._at = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    @property
+    def expired(self) -> bool:
+        return self._expired
+
+    def remaining(self) -> float:
+        return self._at - time.monotonic()
+
+    def check(self) -> None:
+        """Raise (an OSError, which urllib and the attempt handle) once the deadline has passed."""
+        if self._expired:
+            raise OSError(self.reason)
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        """Shut `sock` down when the deadline passes (at once if it has)."""
+        with self._lock:
+            if self._expired:
+                _shut_down(sock)
+            else:
+                self._sockets.append(sock)
+        return sock
+
+    def forget_sockets(self) -> None:
+        with self._lock:
+            self._sockets.clear()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            for sock in self._sockets:
+                _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        # the plain socket's shutdown, also for TLS: it only wakes the reader (no TLS close_notify
+        # from this thread); closing stays with the thread that owns the connection
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:  # already closed, or handed over to a TLS wrapper
+        pass
+
+
+class _GuardedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection whose sockets the request's deadline can shut down."""
+
+    def __init__(self, *args, deadline: _Deadline, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+        self._create_connection = lambda *a, **k: deadline.watch(socket.create_connection(*a, **k))
+
+    def connect(self):
+        super().connect()  # a proxy's CONNECT reply is read on a watched socket too
+        self._deadline.check()
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    """As _GuardedHTTPConnection, and the TLS socket is watched before its handshake starts."""
+
+    def __init__(self, *args, deadline: _Deadline, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+        self._create_connection = lambda *a, **k: deadline.watch(socket.create_connection(*a, **k))
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self._deadline.check()
+        server_hostname = self._tunnel_host or self.host
+        self.sock = self._deadline.watch(
+            self._context.wrap_socket(self.sock, server_hostname=server_hostname, do_handshake_on_connect=False))
+        self._deadline.check()
+        self.sock.do_handshake()
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req):
+        return self.do_open(_GuardedHTTPConnection, req, deadline=self._deadline)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req):
+        return self.do_open(_GuardedHTTPSConnection, req, context=self._context, deadline=self._deadline)
 
 
 class _Transient(Exception):
@@ -163,7 +327,7 @@ def _first_choice_text(raw: bytes) -> str:
     try:
         choice = json.loads(raw)["choices"][0]
     except (ValueError, KeyError, IndexError, TypeError):
-        snippet = one_line(raw[:200].decode("utf-8", "replace"))
+        snippet = redact(raw[:1000].decode("utf-8", "replace"), limit=200)
         raise ChatError(f"malformed chat-completions reply: {snippet!r}") from None
     return _choice_text(choice, raw)
 
@@ -174,7 +338,7 @@ def _all_choice_texts(raw: bytes) -> list[str]:
         if not isinstance(choices, list):
             raise TypeError
     except (ValueError, KeyError, TypeError):
-        snippet = one_line(raw[:200].decode("utf-8", "replace"))
+        snippet = redact(raw[:1000].decode("utf-8", "replace"), limit=200)
         raise ChatError(f"malformed chat-completions reply: {snippet!r}") from None
     # choices carry their index; keep the server's sample order whatever order they come in
     ordered = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
@@ -191,7 +355,7 @@ def _choice_text(choice, raw: bytes) -> str:
     try:
         content = choice["message"]["content"]
     except (KeyError, TypeError):
-        snippet = one_line(raw[:200].decode("utf-8", "replace"))
+        snippet = redact(raw[:1000].decode("utf-8", "replace"), limit=200)
         raise ChatError(f"malformed chat-completions reply: {snippet!r}") from None
     if isinstance(content, list):  # some servers return content parts
         content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
@@ -221,7 +385,7 @@ class OpenAIBackend:
         max_tokens: int = 2048,
         temperature: float = 0.0,
         json_schema: bool = True,
-        **client_config,  # api_key_env, timeout_s, max_retries, backoff_s, max_backoff_s: see OpenAIChatClient
+        **client_config,  # api_key_env, timeout_s, deadline_s, max_retries, backoff_s, max_backoff_s: see OpenAIChatClient
     ):
         self.client = OpenAIChatClient(base_url, model, **client_config)
         self.model_id = f"openai:{model}"
@@ -245,7 +409,7 @@ class OpenAIBackend:
                                         temperature=self.temperature, json_schema=self._schema)
             return MllmReply(text, seconds=time.perf_counter() - started)
         except (ChatError, ValueError) as exc:
-            return MllmReply(None, error=one_line(exc), seconds=time.perf_counter() - started)
+            return MllmReply(None, error=self.client.redact(exc), seconds=time.perf_counter() - started)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
