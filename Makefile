@@ -1,4 +1,4 @@
-# The README's two commands: `make demo` and `make test`. Both create (or reuse) .venv and
+# The README's two commands: `make demo` and `make test` (ruff lint + format check, then pytest). Both create (or reuse) .venv and
 # install the project into it; the install re-runs only when pyproject.toml changes.
 VENV ?= .venv
 PYTHON ?= python3
@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(VENV)/bin/skyscript demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -4,6 +4,7 @@ resumability; against a real local OpenAI-compatible server and the offline base
 import json
 
 import dagster as dg
+import pytest
 import skimage.data
 from sqlalchemy import select
 
@@ -75,16 +76,80 @@ def test_openai_backend_replies_are_kept_verbatim_and_cleaned(skyscript_home, mo
         assert _meta(again, "raw_mllm_json")["episodes_skipped"] == 2
 
 
-def test_a_failing_server_loses_keyframes_and_the_blocking_check_stops_bad_data(skyscript_home):
+class _BrokenServer:
+    """An OpenAI-compatible URL that answers every request with HTTP 500, or with an HTML page as the reply."""
+
+    def __init__(self, kind: str):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                if kind == "http500":
+                    body, status = b'{"error": "internal"}', 500
+                else:  # a proxy's error page wrapped as the model's answer
+                    content = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+                    body, status = json.dumps({"choices": [{"index": 0, "finish_reason": "stop", "message": {
+                        "role": "assistant", "content": content}}]}).encode(), 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["nothing_listens", "http500", "html"])
+def test_a_dead_or_garbage_server_fails_the_blocking_check_and_blocks_the_drama(skyscript_home, kind):
+    from skyscript_assets.definitions import DRAMA_ASSETS
+
+    _drama(skyscript_home)
+    server = _BrokenServer(kind) if kind != "nothing_listens" else None
+    base_url = server.base_url if server else "http://127.0.0.1:9/v1"
+    try:
+        with dg.instance_for_test() as instance:
+            resources = {**local_resources(), "mllm": MllmResource(backend="openai", base_url=base_url, model="m")}
+            result = _materialize(instance, resources, DRAMA_ASSETS)
+    finally:
+        if server:
+            server.close()
+    assert not result.success
+    [frame_check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "frame_loss_rate"]
+    assert not frame_check.passed and frame_check.severity == dg.AssetCheckSeverity.ERROR
+    assert frame_check.metadata["frames"].value == 3 and frame_check.metadata["lost"].value == 3
+    why = frame_check.description
+    assert why.startswith("3 of 3 keyframes lost (") and "\n" not in why
+    expected = "mllm_request_failed" if kind != "html" else "not_an_annotation"
+    assert expected in why or (kind == "html" and "lost" in why)
+    # nothing downstream of the failed check ran: no detections, no shooting scripts, no release
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"drama_manifest", "keyframes", "raw_mllm_json", "cleaned_json"}
+    losses = Catalog(database_url()).losses(partition="mllm-drama")
+    assert len([loss for loss in losses if loss.stage in ("raw_mllm_json", "cleaned_json")]) == 3
+
+
+def test_keyframes_lost_to_an_outage_are_retried_when_the_server_is_back(skyscript_home):
     _drama(skyscript_home)
     with dg.instance_for_test() as instance:
-        resources = {**local_resources(), "mllm": MllmResource(backend="openai", base_url="http://127.0.0.1:9/v1",
-                                                               model="nobody-home")}
-        result = _materialize(instance, resources)
-        assert _meta(result, "raw_mllm_json")["keyframes_lost"] == 3
-        losses = Catalog(database_url()).losses(stage="raw_mllm_json")
-        assert {loss.reason for loss in losses} == {"mllm_request_failed"}
-        assert all("\n" not in loss.detail for loss in losses)
+        down = {**local_resources(), "mllm": MllmResource(backend="openai", base_url="http://127.0.0.1:9/v1", model="m")}
+        first = _materialize(instance, down)
+        assert _meta(first, "raw_mllm_json")["keyframes_to_retry"] == 3
+        with FakeChatServer() as server:
+            back = {**local_resources(), "mllm": MllmResource(backend="openai", base_url=server.base_url, model="m")}
+            again = _materialize(instance, back, [raw_mllm_json, cleaned_json])
+        assert again.success and _meta(again, "raw_mllm_json")["episodes_processed"] == 2
+        assert _meta(again, "raw_mllm_json")["keyframes_lost"] == 0 and _meta(again, "cleaned_json")["frames_kept"] == 3
+        assert not Catalog(database_url()).losses(stage="raw_mllm_json")
 
 
 def test_offline_baseline_annotates_the_demo_way(skyscript_home):

@@ -73,6 +73,7 @@ def raw_mllm_json(context: dg.AssetExecutionContext, config: AnnotationConfig, c
     seconds, images = report.total("seconds"), report.total("images")
     return dg.MaterializeResult(metadata={
         "backend": mllm.backend, "prompt_version": prompt_version, **_episode_counts(report),
+        "model_id": next((s["model_id"] for s in report.summaries.values() if s.get("model_id")), "(no requests)"),
         "valid_keyframes": report.given, "requests": report.total("requests"), "keyframes_lost": report.lost,
         "keyframes_to_retry": report.total("transient"), "loss_rate": _rate(report.lost, report.given),
         "images_per_s": round(images / seconds, 2) if seconds else 0.0, "loss_reasons": reasons_table(report.losses),

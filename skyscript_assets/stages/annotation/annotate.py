@@ -106,6 +106,7 @@ def annotate_episode(backend: MllmBackend, episode_id: str, keyframes: Sequence[
     seconds = sum(r.seconds for r in raws)
     return EpisodeResult(episode_id, raws, losses, given=len(keyframes), model_id=backend.model_id,
                          summary={"requests": len(raws), "images": sum(len(r.items) for r in raws),
+                                  "model_id": backend.model_id,
                                   "seconds": round(seconds, 4)})
 
 

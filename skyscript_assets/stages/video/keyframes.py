@@ -475,24 +475,22 @@ def process_episode(job: EpisodeJob) -> EpisodeResult[EpisodeKeyframes]:
 
     The folder is emptied first, so a re-run leaves no stale JPEG from an earlier attempt;
     each JPEG is written under a temporary name and moved into place."""
-    import fsspec
+    from skyscript_assets.storage import full_uri, open_fs
 
-    fs, folder = fsspec.core.url_to_fs(job.output_uri)
-    folder = folder.rstrip("/")
+    fs, folder = open_fs(job.output_uri)
     if fs.exists(folder):
         fs.rm(folder, recursive=True)
     fs.makedirs(folder, exist_ok=True)
-    local = fs.protocol in ("file", ("file", "local"))
 
     def write_jpeg(file_name: str, data: bytes) -> str:
         path = f"{folder}/{file_name}"
         with fs.open(path + ".tmp", "wb") as f:
             f.write(data)
         fs.mv(path + ".tmp", path)
-        return path if local else fs.unstrip_protocol(path)
+        return full_uri(fs, path)
 
     try:
-        video_fs, video_path = fsspec.core.url_to_fs(job.video_uri)
+        video_fs, video_path = open_fs(job.video_uri)
         with video_fs.open(video_path, "rb") as source:
             result = extract_keyframes(source, write_jpeg, job.settings, name=job.episode_id)
     except ProbeError as exc:
