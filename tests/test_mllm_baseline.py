@@ -132,7 +132,7 @@ def test_annotate_keyframes_keeps_verbatim_text_and_provenance(tmp_path):
     assert losses == []
     assert [r.items for r in results] == [("ep1/s1/kf0", "ep1/s1/kf1"), ("ep1/s1/kf2",), ("ep1/s2/kf0",)]
     assert all(isinstance(r, RawAnnotation) and r.model_id == "recording/0"
-               and r.prompt_version == "frame_annotation/v1" for r in results)
+               and r.prompt_version == "frame_annotation/v2" for r in results)
     assert results[0].text == backend_reply_text(2)
     assert [len(r.images) for r in backend.requests] == [2, 1, 1]
     assert "2 image(s)" in backend.requests[0].prompt and '"frames"' in backend.requests[0].prompt

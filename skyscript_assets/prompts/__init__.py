@@ -21,7 +21,7 @@ _FILE = re.compile(r"^(?P<name>[a-z_]+)_v(?P<number>\d+)\.txt$")
 @dataclass(frozen=True)
 class PromptTemplate:
     name: str
-    version: str  # "frame_annotation/v1": what provenance records
+    version: str  # "frame_annotation/v2": what provenance records
     text: str
 
     def render(self, **values) -> str:

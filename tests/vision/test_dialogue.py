@@ -6,7 +6,7 @@ import skimage.data
 from skyscript_assets.models.ocr import TextReader
 from skyscript_assets.demo.demo_drama import demo_episodes
 from skyscript_assets.stages.refinement.dialogue import (SubtitleCue, bottom_band_cues, character_error_rate, episode_lines,
-                                              fill_missing_lines,
+                                              assign_lines, fill_missing_lines,
                                               index_bitmap_lines, parse_srt, pick_speaker, read_srt, shot_lines,
                                               subtitle_stream_cues)
 from skyscript_assets.demo.synthetic import burn_subtitle
@@ -103,16 +103,23 @@ def test_ocr_lines_of_several_keyframes_of_a_shot_are_kept_once():
     assert shot_lines(cues, [(0, 0.0, 3.0), (1, 3.0, 4.0)]) == {0: ["I never left.", "I'm Emma."], 1: ["I'm Emma."]}
 
 
-def test_lines_fill_only_the_speakers_empty_line():
+def test_read_dialogue_beats_the_mllms_guess_which_is_kept_only_where_nothing_was_read():
     people = [{"type": "woman", "line": ""}, {"type": "man", "line": None}]
     filled, changed = fill_missing_lines(people, ["I kept your cup."], speaker=pick_speaker(people, [900.0, 200.0]))
     assert changed and filled[0]["line"] == "I kept your cup." and filled[1]["line"] is None
-    assert people[0]["line"] == ""  # the input is not mutated
+    assert filled[0]["line_source"] == "subtitle" and filled[1]["line_source"] is None
+    assert people[0]["line"] == "" and "line_source" not in people[0]  # the input is not mutated
     said = [{"type": "woman", "line": "Hello."}]
-    assert fill_missing_lines(said, ["Goodbye."], pick_speaker(said)) == (said, False)  # the MLLM's line stays
+    subtitled, changed = fill_missing_lines(said, ["Goodbye."], pick_speaker(said))
+    assert changed and subtitled[0] == {"type": "woman", "line": "Goodbye.", "line_source": "subtitle"}
+    guessed, changed = assign_lines(said, [], pick_speaker(said))  # nothing read: the guess stays, marked
+    assert not changed and guessed[0] == {"type": "woman", "line": "Hello.", "line_source": "mllm_guess"}
+    ocr, _ = assign_lines(said, [SubtitleCue(1.0, 1.0, "Goodbye.", "ocr")], 0)
+    assert ocr[0]["line"] == "Goodbye." and ocr[0]["line_source"] == "ocr"
     assert pick_speaker(people, [500.0, 480.0]) is None  # two faces alike: nobody is guessed
     assert pick_speaker(people) is None and pick_speaker(said) == 0
-    assert fill_missing_lines(people, ["x"], None) == (people, False)
+    unchanged, changed = fill_missing_lines(people, ["x"], None)
+    assert not changed and [p["line"] for p in unchanged] == ["", None]
 
 
 def _video_with_text_subtitles(path, cues_ms, tracks=1):
@@ -178,6 +185,7 @@ def test_an_episode_gathers_sidecar_stream_and_keyframe_lines(tmp_path, reader):
                                            "2\n00:00:01,500 --> 00:00:02,500\nWhere were you?\n")
     (tmp_path / "ep031.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nanother episode\n")
     keyframe = burn_subtitle(cv2.resize(skimage.data.coffee(), (1280, 720)), "I kept your cup.")
-    lines, losses = episode_lines(video, [(0, 0.0, 1.2), (1, 1.2, 3.0)], reader, keyframes=[(2.0, keyframe)])
+    cues, losses = episode_lines(video, [(0, 0.0, 1.2), (1, 1.2, 3.0)], reader, keyframes=[(2.0, keyframe)])
     assert losses == []
-    assert lines == {0: ["Hello there"], 1: ["Where were you?", "I kept your cup."]}
+    lines = {shot: [(c.text, c.source) for c in found] for shot, found in cues.items()}
+    assert lines == {0: [("Hello there", "stream_text")], 1: [("Where were you?", "srt"), ("I kept your cup.", "ocr")]}

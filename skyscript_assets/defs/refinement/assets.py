@@ -128,7 +128,8 @@ def character_refinements(context: dg.AssetExecutionContext, config: Refinements
 
 
 def _refinement_result(report, config: RefinementsConfig) -> dg.MaterializeResult:
-    total = {k: report.total(k) for k in ("people", "matched", "conflicts", "released", "faces_left", "lines_filled")}
+    total = {k: report.total(k) for k in ("people", "matched", "conflicts", "released", "faces_left", "lines_filled",
+                                             "lines_guessed")}
     conflict_rate = total["conflicts"] / total["matched"] if total["matched"] else 0.0
     leaks = [loss for loss in report.losses if loss.reason == "face_visible_after_pixelation"]
     not_run = next((s["models_not_run"] for s in report.summaries.values() if s.get("models_not_run")), {})

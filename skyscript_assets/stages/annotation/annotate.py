@@ -8,7 +8,7 @@ What the `raw_mllm_json` asset calls (the backend built once per run with
     result.results: RawAnnotation per answered request (text, items, model_id, prompt_version)
     result.losses:  LossRecord per keyframe lost; a failed request's are transient (retried next run)
 
-Provenance: `RawAnnotation.model_id` and `.prompt_version` ("frame_annotation/v1"), and
+Provenance: `RawAnnotation.model_id` and `.prompt_version` ("frame_annotation/v2"), and
 STAGE_VERSION. A request that fails, or an image that cannot be read, is a LossRecord per
 keyframe; the rest of the episode goes on.
 """

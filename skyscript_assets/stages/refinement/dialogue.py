@@ -179,15 +179,15 @@ def normalize_line(text: str) -> str:
     return re.sub(r"[^\w]+", " ", text.lower()).strip()
 
 
-def shot_lines(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], similarity: float = 0.85
-               ) -> dict[int, list[str]]:
-    """Lines per shot (shot index, start s, end s): a cue belongs to every shot its time span
-    overlaps (an instant cue: the shot that contains it); within a shot, lines that read the
-    same (OCR of several keyframes, or the same cue from two sources) are kept once,
-    the first-seen wording winning, in time order."""
-    result: dict[int, list[str]] = {}
+def shot_cues(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], similarity: float = 0.85
+              ) -> dict[int, list[SubtitleCue]]:
+    """Cues per shot (shot index, start s, end s): a cue belongs to every shot its time span
+    overlaps (an instant cue: the shot that contains it); within a shot, cues that read the
+    same (OCR of several keyframes, or the same cue from two sources) are kept once, the
+    first-seen wording winning, in time order."""
+    result: dict[int, list[SubtitleCue]] = {}
     for index, start, end in shots:
-        lines: list[str] = []
+        kept: list[SubtitleCue] = []
         keys: list[str] = []
         for cue in sorted(cues, key=lambda c: c.start_s):
             inside = (start <= cue.start_s < end) if cue.end_s <= cue.start_s else (cue.start_s < end and cue.end_s > start)
@@ -196,9 +196,15 @@ def shot_lines(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], s
             key = normalize_line(cue.text)
             if key and not any(difflib.SequenceMatcher(None, key, k).ratio() >= similarity for k in keys):
                 keys.append(key)
-                lines.append(cue.text)
-        result[index] = lines
+                kept.append(cue)
+        result[index] = kept
     return result
+
+
+def shot_lines(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], similarity: float = 0.85
+               ) -> dict[int, list[str]]:
+    """The text of `shot_cues`."""
+    return {index: [c.text for c in found] for index, found in shot_cues(cues, shots, similarity).items()}
 
 
 def srt_sidecars(video_path: Path) -> list[Path]:
@@ -236,7 +242,7 @@ def decode_srt(name: str, raw: bytes) -> tuple[list[SubtitleCue], list[LossRecor
 
 def episode_lines(video_path: Path, shots: list[tuple[int, float, float]], reader=None,
                   keyframes: list[tuple[float, np.ndarray]] = (),
-                  sidecars: list[tuple[str, bytes]] | None = None) -> tuple[dict[int, list[str]], list[LossRecord]]:
+                  sidecars: list[tuple[str, bytes]] | None = None) -> tuple[dict[int, list[SubtitleCue]], list[LossRecord]]:
     """Every source of dialogue of one episode, aligned to its shots: the `.srt` sidecars
     (`sidecars`, or those beside `video_path`), the container's subtitle streams and, with a
     `reader`, OCR of the keyframes' bottom band ((time s, RGB image) pairs)."""
@@ -249,7 +255,7 @@ def episode_lines(video_path: Path, shots: list[tuple[int, float, float]], reade
         losses += sidecar_losses
     if reader is not None and keyframes:
         cues += bottom_band_cues(reader, list(keyframes))
-    return shot_lines(cues, shots), losses
+    return shot_cues(cues, shots), losses
 
 
 def pick_speaker(people: list[dict], face_areas: list[float | None] | None = None) -> int | None:
@@ -269,16 +275,31 @@ def pick_speaker(people: list[dict], face_areas: list[float | None] | None = Non
     return sized[0][1]
 
 
-def fill_missing_lines(people: list[dict], lines: list[str], speaker: int | None) -> tuple[list[dict], bool]:
-    """People with the shot's lines written into the speaker's `line` when the MLLM left it
-    empty; the MLLM's own lines are never overwritten. Returns (people, filled?)."""
-    if speaker is None or not lines or not 0 <= speaker < len(people):
-        return people, False
-    if str(people[speaker].get("line") or "").strip():
-        return people, False
+# Where a line comes from, in the release (`line_source`): what was read beats what was guessed.
+LINE_SOURCES = {"srt": "subtitle", "stream_text": "subtitle", "stream_bitmap": "subtitle", "ocr": "ocr"}
+MLLM_GUESS = "mllm_guess"
+
+
+def assign_lines(people: list[dict], cues: list[SubtitleCue], speaker: int | None) -> tuple[list[dict], bool]:
+    """People with their `line` and `line_source`: the dialogue read for the shot (subtitle
+    streams, .srt, OCR) goes to the speaker and wins over the MLLM's guess; a line the MLLM
+    gave where nothing was read stays, marked `mllm_guess`. Returns (people, a read line
+    was assigned?). The input is not mutated."""
     updated = [dict(p) for p in people]
-    updated[speaker]["line"] = " ".join(lines)
+    for person in updated:
+        person["line_source"] = MLLM_GUESS if str(person.get("line") or "").strip() else None
+    if speaker is None or not cues or not 0 <= speaker < len(updated):
+        return updated, False
+    sources = {LINE_SOURCES.get(c.source, "subtitle") for c in cues}
+    updated[speaker]["line"] = " ".join(c.text for c in cues)
+    updated[speaker]["line_source"] = "subtitle" if "subtitle" in sources else "ocr"
     return updated, True
+
+
+def fill_missing_lines(people: list[dict], lines: list[str], speaker: int | None) -> tuple[list[dict], bool]:
+    """`assign_lines` for plain text lines (subtitles), without the sources."""
+    updated, assigned = assign_lines(people, [SubtitleCue(0.0, 0.0, line, "srt") for line in lines], speaker)
+    return updated, assigned
 
 
 def character_error_rate(reference: str, hypothesis: str) -> float:

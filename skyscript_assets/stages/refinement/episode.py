@@ -19,7 +19,7 @@ import numpy as np
 
 from skyscript_assets.schema import LossRecord
 from skyscript_assets.stages.refinement.characters import RefinementModels, refine_frames
-from skyscript_assets.stages.refinement.dialogue import episode_lines, fill_missing_lines, pick_speaker, sidecar_srts
+from skyscript_assets.stages.refinement.dialogue import SubtitleCue, assign_lines, episode_lines, pick_speaker, sidecar_srts
 from skyscript_assets.stages.refinement.grounding import ground_frames
 from skyscript_assets.stages.refinement.pixelation import faces_left, privacy_face_detector, release_keyframe
 from skyscript_assets.stages.scripts.identities import name_caption
@@ -119,12 +119,14 @@ def refine_episode(tools: RefinementTools, episode_id: str, frames: list[Annotat
         episode_id, results, [*losses, *line_losses, *leaks], flags, given=len(frames),
         summary={"people": sum(len(r.people) for r in results), "matched": sum(r.matched for r in results),
                  "conflicts": sum(r.conflicts for r in results), "released": len(results),
-                 "faces_left": len(leaks), "lines_filled": sum(1 for r in results for p in r.people if p.get("line")),
+                 "faces_left": len(leaks), "lines_filled": sum(1 for r in results for p in r.people if p.get("line_source") in ("subtitle", "ocr")),
+                 "lines_guessed": sum(1 for r in results for p in r.people if p.get("line_source") == "mllm_guess"),
                  "models_not_run": dict(tools.models.not_run)})
 
 
 def _dialogue(tools: RefinementTools, frames: list[AnnotatedKeyframe], images: dict[str, np.ndarray],
-              video_uri: str, shots: dict[int, tuple[float, float]]) -> tuple[dict[int, list[str]], list[LossRecord]]:
+              video_uri: str, shots: dict[int, tuple[float, float]]
+              ) -> tuple[dict[int, list[SubtitleCue]], list[LossRecord]]:
     """Lines per shot from subtitle streams, .srt sidecars and OCR; an unreadable video loses its lines only."""
     shot_spans = sorted({(f.shot_index, *shots[f.shot_index]) for f in frames if f.shot_index in shots})
     keyframes = [(f.time_s, images[f.item]) for f in frames]
@@ -136,15 +138,16 @@ def _dialogue(tools: RefinementTools, frames: list[AnnotatedKeyframe], images: d
                                detail=" ".join(str(exc).split())[:300])]
 
 
-def _people(frame: AnnotatedKeyframe, refinement, texts, height: int, lines: list[str]) -> list[dict]:
-    """The refined people of a keyframe with their lines (real dialogue fills empty ones) and name captions."""
+def _people(frame: AnnotatedKeyframe, refinement, texts, height: int, lines: list[SubtitleCue]) -> list[dict]:
+    """The refined people of a keyframe with their lines (what was read beats the MLLM's guess) and name captions."""
     areas = [(c.face_box[2] - c.face_box[0]) * (c.face_box[3] - c.face_box[1]) if c.face_box else None
              for c in refinement.characters]
-    filled, _ = fill_missing_lines(frame.people, lines, pick_speaker(frame.people, areas))
+    filled, _ = assign_lines(frame.people, lines, pick_speaker(frame.people, areas))
     people = []
     for character in refinement.characters:
         data = asdict(character)
-        data["line"] = filled[character.person_index].get("line") if character.person_index < len(filled) else None
+        said = filled[character.person_index] if character.person_index < len(filled) else {}
+        data["line"], data["line_source"] = said.get("line"), said.get("line_source")
         data["caption"] = (name_caption([(t.text, t.box) for t in texts], character.face_box, height)
                            if character.face_box else None)
         people.append(json.loads(json.dumps(data, default=str)))
