@@ -60,8 +60,8 @@ CONTAINER_SECURITY_CONTEXT = {
 }
 # The only writable paths of a pod whose root filesystem is read-only (volume name: mount path).
 WRITABLE_PATHS = {"tmp": "/tmp", "dagster-home": DAGSTER_HOME, "home": HOME}
-WRITABLE_VOLUMES = [{"name": name, "emptyDir": {}} for name in WRITABLE_PATHS]
-WRITABLE_VOLUME_MOUNTS = [{"name": name, "mountPath": path} for name, path in WRITABLE_PATHS.items()]
+WRITABLE_VOLUMES = [{"name": name, "empty_dir": {}} for name in WRITABLE_PATHS]
+WRITABLE_VOLUME_MOUNTS = [{"name": name, "mount_path": path} for name, path in WRITABLE_PATHS.items()]
 
 DEFAULT_STEP_CPU = "2"
 DEFAULT_STEP_MEMORY = "8Gi"
