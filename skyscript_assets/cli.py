@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -216,7 +215,7 @@ def cmd_db_upgrade(args) -> int:
 
 def cmd_ingest(args) -> int:
     from skyscript_assets.ids import UnsafeIdError, validate_drama_id
-    from skyscript_assets.stages.ingest.landing import open_fs
+    from skyscript_assets.stages.ingest.landing import LandingRefusal, copy_into_landing
 
     source = Path(args.path).expanduser()
     if not source.is_dir():
@@ -227,13 +226,12 @@ def cmd_ingest(args) -> int:
     except UnsafeIdError as exc:
         raise UserError(f"{exc}; rename the folder or pass --drama-id") from None
 
-    fs, landing_root = open_fs(settings.landing_url())
-    target = f"{landing_root}/{drama_id}"
-    if fs.protocol in ("file", ("file", "local")):
-        if Path(target).resolve() != source.resolve():
-            shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
-    else:
-        fs.put(str(source), target, recursive=True)
+    try:  # links are followed (their targets copied); sub-folders, broken links and FIFOs are not copied
+        target, skipped = copy_into_landing(source, settings.landing_url(), drama_id)
+    except LandingRefusal as exc:
+        raise UserError(str(exc)) from None
+    for note in skipped:
+        print(f"skyscript: not copied: {note}", file=sys.stderr)
     instance = _instance()
     from skyscript_assets.defs.platform.runner import register_drama
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from fractions import Fraction
@@ -10,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import skimage.data
+from PIL import Image
 
 from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
@@ -107,4 +109,95 @@ def build_bad_drama(folder: Path) -> dict[str, str | None]:
     expected["poster.psd"] = "not_a_video"
     (folder / "drama.json").write_text(json.dumps({"title": 42, "language": ["zh"]}))
     expected["drama.json"] = "invalid_drama_json"
+    expected.update(_misnamed_files(folder))
+    expected.update(_symlinks(folder))
     return expected
+
+
+def _png(path: Path) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(skimage.data.astronaut()[::4, ::4]).save(buffer, "PNG")
+    path.write_bytes(buffer.getvalue())
+
+
+def _misnamed_files(folder: Path) -> dict[str, str | None]:
+    """The content decides, not the extension."""
+    expected: dict[str, str | None] = {}
+    _png(folder / "ep18.mp4")  # a still named like a video
+    expected["ep18.mp4"] = "still_image"
+    render_video(folder / "tmp.mp4", _frames(6, seed=19), size=(96, 64))
+    os.rename(folder / "tmp.mp4", folder / "ep19.txt")  # a video named like a sidecar: an episode
+    expected["ep19.txt"] = None
+    # two different videos whose names give the same episode id: one is kept, the other a loss naming both
+    render_video(folder / "ep20.mkv", _frames(6, seed=20), size=(96, 64))
+    expected["ep20.mkv"] = None
+    render_video(folder / "ep20.mp4", _frames(6, seed=21), size=(96, 64))
+    expected["ep20.mp4"] = "episode_id_collision"
+    _audio_only(folder / "ep21.m4a")  # audio only under an extension that is no video's
+    expected["ep21.m4a"] = "no_video_stream"
+    _audio_only(folder / "tmp.mp4")
+    os.rename(folder / "tmp.mp4", folder / "narration.srt")  # audio named like a subtitle: sniffed, a loss
+    expected["narration.srt"] = "no_video_stream"
+    render_video(folder / "tmp.mp4", _frames(6, seed=22), size=(96, 64))
+    os.rename(folder / "tmp.mp4", folder / "ep22.bin")  # a video under an unknown extension: an episode
+    expected["ep22.bin"] = None
+    (folder / "README").write_text("episodes 1-22\n")  # no extension, no video: a loss, not silence
+    expected["README"] = "not_a_video"
+    _png(folder / "cover.png")  # a picture named as one: a sidecar, silently kept for later stages
+    return expected
+
+
+def _symlinks(folder: Path) -> dict[str, str | None]:
+    """Links are followed only inside the landing root (the drama folder's parent)."""
+    expected: dict[str, str | None] = {}
+    landing = folder.parent
+    library = landing / "library"  # inside the landing root, beside the drama folders
+    library.mkdir(exist_ok=True)
+    render_video(library / "clip24.mp4", _frames(6, seed=24), size=(96, 64))
+    os.symlink(library / "clip24.mp4", folder / "ep24.mp4")
+    expected["ep24.mp4"] = None
+    outside = landing.parent / "outside-the-landing"
+    outside.mkdir(exist_ok=True)
+    render_video(outside / "ep25.mp4", _frames(6, seed=25), size=(96, 64))
+    os.symlink(outside / "ep25.mp4", folder / "ep25.mp4")  # a good video, but outside
+    expected["ep25.mp4"] = "symlink_outside_landing"
+    os.symlink("/etc/passwd", folder / "ep23.mp4")
+    expected["ep23.mp4"] = "symlink_outside_landing"
+    os.symlink("/dev/zero", folder / "ep26.mp4")  # would be read forever
+    expected["ep26.mp4"] = "symlink_outside_landing"
+    os.symlink("/etc", folder / "ep27")  # a folder outside: refused, never listed
+    expected["ep27"] = "symlink_outside_landing"
+    os.symlink("../../outside-the-landing/ep25.mp4", folder / "ep28.mp4")  # relative, climbing out
+    expected["ep28.mp4"] = "symlink_outside_landing"
+    return expected
+
+
+# --- drama.json: each case is one drama (one drama.json each) --------------------------------
+
+def _write(content: bytes):
+    return lambda path: path.write_bytes(content)
+
+
+def _link(target: str):
+    return lambda path: os.symlink(target, path)
+
+
+# name -> (how to write drama.json, a fragment of the one-line loss detail); the loss reason is
+# always "invalid_drama_json" and the drama goes on with its id as the title.
+DRAMA_JSON_CASES = {
+    "nested-200k": (_write(b'{"title": "x", "cast": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"), "KiB a drama.json may hold"),
+    "nested-20k": (_write(b'{"title": "x", "cast": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"), "nested 20001 levels deep"),
+    "nul-in-title": (_write(b'{"title": "Love\\u0000Story"}'), "'title' holds a control character"),
+    "lone-surrogate": (_write(b'{"title": "Love \\ud800 Story"}'), "'title' holds a lone UTF-16 surrogate"),
+    "surrogate-key": (_write(b'{"title": "ok", "\\udfff": 1}'), "holds a lone UTF-16 surrogate"),
+    "title-20mb": (_write(b'{"title": "' + b"A" * (20 << 20) + b'"}'), "KiB a drama.json may hold"),
+    "title-100k": (_write(b'{"title": "' + b"A" * 100_000 + b'"}'), "'title' is 100000 characters long"),
+    "title-two-lines": (_write(b'{"title": "Love\\nStory"}'), "'title' holds a line break"),
+    "not-utf8": (_write(b'{"title": "\xff\xfe"}'), "not UTF-8"),
+    "nan": (_write(b'{"title": "x", "rating": NaN}'), "NaN is not a JSON number"),
+    "huge-number": (_write(b'{"title": "x", "views": ' + b"9" * 5000 + b"}"), "ignored"),
+    "top-level-list": (_write(b'["title"]'), "top level is list"),
+    "not-json": (_write(b'{"title": '), "not valid JSON"),
+    "link-to-etc-passwd": (_link("/etc/passwd"), "outside the landing zone"),
+    "fifo": (os.mkfifo, "not a regular file"),
+}

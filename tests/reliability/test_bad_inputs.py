@@ -1,5 +1,8 @@
 """Every broken file becomes one loss row with a one-line reason; the rest of the drama goes on."""
 
+import json
+from pathlib import Path
+
 import dagster as dg
 
 from skyscript_assets.catalog import Catalog, Episode
@@ -34,3 +37,14 @@ def test_bad_input_corpus_loses_exactly_the_bad_files(skyscript_home):
     assert kept == {name for name, reason in expected.items() if reason is None}
     eight_k = next(e for e in episodes if e.file_name == "ep03-8k.mp4")
     assert (eight_k.display_width, eight_k.display_height) == (7680, 4320)
+    # Episode ids are unique (ep20.mkv kept, ep20.mp4 a loss naming both), positions dense.
+    assert len({e.episode_id.lower() for e in episodes}) == len(episodes)
+    assert [e.position for e in episodes] == list(range(len(episodes)))
+    assert "ep20.mkv" in losses["ep20.mp4"].detail
+    # Nothing outside the landing root was read: every episode lives inside it, and the links
+    # that lead out are refused without a listing of their targets (one loss each, no more).
+    landing = (skyscript_home / "landing").resolve()
+    assert all(Path(e.uri).resolve().is_relative_to(landing) for e in episodes)
+    manifest = json.loads((skyscript_home / "artifacts" / "bad-drama" / "drama_manifest" / "manifest.json").read_text())
+    assert len(manifest["losses"]) == len(losses)
+    assert "passwd" not in json.dumps(manifest["episodes"])

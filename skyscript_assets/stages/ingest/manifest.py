@@ -8,18 +8,33 @@ copies, order by the episode number in the file name. Each file that cannot be u
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 from skyscript_assets.schema import DramaInfo, LossRecord
-from skyscript_assets.stages.ingest.landing import DRAMA_INFO_FILE, full_uri, open_fs, read_drama_info
-from skyscript_assets.stages.ingest.probe import ProbeError, VideoProbe, probe_video, sha256_of
+from skyscript_assets.stages.ingest.landing import (
+    DRAMA_INFO_FILE,
+    LandingRefusal,
+    full_uri,
+    is_local,
+    open_fs,
+    printable,
+    read_drama_info,
+    real_root,
+    resolve_local,
+)
+from skyscript_assets.stages.ingest.probe import SNIFF_BYTES, ProbeError, VideoProbe, probe_video, sha256_of, sniff_media
 
 STAGE = "drama_manifest"
+STAGE_VERSION = "1"
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .mkv .webm .avi .flv .ts .mts .m2ts .mpg .mpeg .wmv .3gp .ogv".split()
 )
-# Files that travel with episodes and are read by later stages, not episodes themselves.
+# Files that travel with episodes and are read by later stages, not episodes themselves; one
+# whose content starts like an audio or video container is probed all the same. Files with any
+# other extension are probed too: the content, not the name, decides what is a video.
 SIDECAR_EXTENSIONS = frozenset(".srt .ass .ssa .vtt .json .md .txt .nfo .jpg .jpeg .png".split())
 
 # "S01E03", "ep03", "episode 3", "第3集", or failing those the last number in the name.
@@ -71,10 +86,27 @@ def episode_id_for(file_name: str) -> str:
     return safe
 
 
-def build_manifest(folder_uri: str, drama_id: str) -> Manifest:
-    info, losses = read_drama_info(folder_uri, drama_id)
-    manifest = Manifest(drama_id=drama_id, info=info, losses=losses)
+def build_manifest(folder_uri: str, drama_id: str, *, landing_root: str | None = None) -> Manifest:
+    """The manifest of the drama folder at `folder_uri`.
+
+    `landing_root` (default: the folder's parent) is where symlinks may lead: the folder itself
+    and each episode link are followed only when they stay inside it."""
     fs, folder = open_fs(folder_uri)
+    local = is_local(fs)
+    landing = real_root(landing_root if landing_root is not None else os.path.dirname(folder)) if local else ""
+    if local:
+        try:
+            folder, _ = resolve_local(folder, landing)
+        except LandingRefusal as exc:
+            manifest = Manifest(drama_id=drama_id, info=DramaInfo(title=drama_id))
+            manifest.losses.append(_loss(drama_id, "(folder)", exc.kind, f"the drama folder is {exc}"))
+            return manifest
+        except OSError as exc:
+            manifest = Manifest(drama_id=drama_id, info=DramaInfo(title=drama_id))
+            manifest.losses.append(_loss(drama_id, "(folder)", "unreadable_folder", f"cannot read the drama folder ({exc.strerror or exc})"))
+            return manifest
+    info, losses = read_drama_info(full_uri(fs, folder), drama_id, landing_root=landing if local else None)
+    manifest = Manifest(drama_id=drama_id, info=info, losses=losses)
 
     try:
         entries = sorted(fs.ls(folder, detail=True), key=lambda e: e["name"])
@@ -82,42 +114,59 @@ def build_manifest(folder_uri: str, drama_id: str) -> Manifest:
         manifest.losses.append(_loss(drama_id, "(folder)", "unreadable_folder", f"cannot list the drama folder ({exc})"))
         return manifest
 
-    candidates: list[tuple[int | None, str, dict]] = []
+    candidates: list[tuple[int | None, str, str]] = []
     for entry in entries:
-        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        path = entry["name"].rstrip("/")
+        name = path.rsplit("/", 1)[-1]
         if name.startswith(".") or name == DRAMA_INFO_FILE:
             continue
-        extension = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
-        if entry.get("type") == "directory":
+        shown = _printable(name)
+        kind = entry.get("type")
+        if local and entry.get("islink"):
+            try:
+                path, st = resolve_local(path, landing)
+            except LandingRefusal as exc:
+                manifest.losses.append(_loss(drama_id, name, exc.kind, f"{shown}: {exc}"))
+                continue
+            except OSError as exc:
+                manifest.losses.append(_loss(drama_id, name, "unreadable", f"{shown}: {exc.strerror or exc}"))
+                continue
+            kind = "directory" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
+        extension = _extension(name)
+        if kind == "directory":
             manifest.losses.append(_loss(drama_id, name, "not_a_file", "sub-folders are not read; episodes must sit in the drama folder"))
-        elif entry.get("type") not in ("file", None):
+        elif kind not in ("file", None):
             # FIFOs, sockets and devices: opening one can block forever
-            kind = "a broken symlink or symlink loop" if entry.get("islink") else "not a regular file (FIFO, socket or device)"
-            manifest.losses.append(_loss(drama_id, name, "not_a_file", f"{_printable(name)}: {kind}"))
-        elif extension in VIDEO_EXTENSIONS and not _is_utf8(name):
+            manifest.losses.append(_loss(drama_id, name, "not_a_file", f"{shown}: not a regular file (FIFO, socket or device)"))
+        elif extension in SIDECAR_EXTENSIONS and not _holds_media(fs, path):
+            continue  # subtitles, notes and pictures that travel with the episodes
+        elif not _is_utf8(name):
             # Such a path cannot be stored as text in the catalog nor passed on as a URI.
-            manifest.losses.append(_loss(drama_id, name, "non_utf8_name", f"{_printable(name)}: file name is not valid UTF-8; rename it"))
-        elif extension in VIDEO_EXTENSIONS:
-            candidates.append((episode_number(name), name, entry))
-        elif extension not in SIDECAR_EXTENSIONS:
-            manifest.losses.append(_loss(drama_id, name, "not_a_video", f"extension {extension or '(none)'!r} is not a video format"))
+            manifest.losses.append(_loss(drama_id, name, "non_utf8_name", f"{shown}: file name is not valid UTF-8; rename it"))
+        else:
+            # Whatever the extension says, the content decides (probe_video sniffs it).
+            candidates.append((episode_number(name), name, path))
 
     seen_hashes: dict[str, str] = {}
     accepted: list[tuple[int | None, str, str, int, str, VideoProbe]] = []
     # Ties go to the shorter stem, so "ep1.mp4" is kept and "ep1-copy.mp4" is the duplicate.
-    for number, name, entry in sorted(candidates, key=lambda c: (c[0] is None, c[0] or 0, c[1].rsplit(".", 1)[0], c[1])):
-        path = entry["name"]
+    for number, name, path in sorted(candidates, key=lambda c: (c[0] is None, c[0] or 0, c[1].rsplit(".", 1)[0], c[1])):
         shown = _printable(name)
+        named_as_video = _extension(name) in VIDEO_EXTENSIONS
         try:
             size = int(fs.size(path) or 0)
             if size == 0:
+                if not named_as_video:
+                    raise ProbeError("not_a_video", f"{shown}: empty, and {_extension_words(name)} is not a video format")
                 raise ProbeError("empty_file", f"{shown}: file is empty (0 bytes)")
+            if not named_as_video:  # most such files are no video: probe before hashing them
+                probe = _probe(fs, path, name, shown)
             with fs.open(path, "rb") as f:
                 digest = sha256_of(f)
             if digest in seen_hashes:
                 raise ProbeError("duplicate", f"{shown}: byte-identical to {seen_hashes[digest]}, kept once")
-            with fs.open(path, "rb") as f:
-                probe = probe_video(f, name=shown)
+            if named_as_video:
+                probe = _probe(fs, path, name, shown)
         except ProbeError as exc:
             manifest.losses.append(_loss(drama_id, name, exc.reason, str(exc)))
             continue
@@ -131,11 +180,52 @@ def build_manifest(folder_uri: str, drama_id: str) -> Manifest:
         seen_hashes[digest] = shown
         accepted.append((number, name, full_uri(fs, path), size, digest, probe))
 
-    for position, (number, name, uri, size, digest, probe) in enumerate(accepted):
+    # Episode ids are unique by construction: a second file whose name gives an id already taken
+    # (ep08.mp4 and ep08.mkv, EP08.mp4 and ep08.mp4) is a loss naming both, never a catalog clash.
+    # Case is ignored, as artifact folders on a case-insensitive filesystem would merge.
+    owners: dict[str, str] = {}
+    for number, name, uri, size, digest, probe in accepted:
+        episode_id = episode_id_for(name)
+        if (taken := owners.get(episode_id.lower())) is not None:
+            manifest.losses.append(_loss(
+                drama_id, name, "episode_id_collision",
+                f"{_printable(name)}: episode id {episode_id!r} is already taken by {_printable(taken)}; rename one of the two"))
+            continue
+        owners[episode_id.lower()] = name
         manifest.episodes.append(
-            EpisodeEntry(episode_id_for(name), number, position, name, uri, size, digest, probe)
+            EpisodeEntry(episode_id, number, len(manifest.episodes), name, uri, size, digest, probe)
         )
     return manifest
+
+
+def _probe(fs, path: str, name: str, shown: str) -> VideoProbe:
+    with fs.open(path, "rb") as f:
+        try:
+            return probe_video(f, name=shown)
+        except ProbeError as exc:
+            if exc.reason == "unreadable" and _extension(name) not in VIDEO_EXTENSIONS:
+                raise ProbeError("not_a_video", f"{shown}: {_extension_words(name)} is not a video format, "
+                                                "nor is the content") from None
+            raise
+
+
+def _extension(name: str) -> str:
+    return ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+
+
+def _extension_words(name: str) -> str:
+    extension = _extension(name)
+    return f"extension {extension!r}" if extension else "a name without extension"
+
+
+def _holds_media(fs, path: str) -> bool:
+    """Whether a file named like a sidecar (.txt, .jpg, ...) starts like an audio or video container."""
+    try:
+        with fs.open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError:
+        return True  # let the probe loop say why it cannot be read
+    return sniff_media(head) is not None
 
 
 def _loss(drama_id: str, item: str, reason: str, detail: str) -> LossRecord:
@@ -152,4 +242,4 @@ def _is_utf8(name: str) -> bool:
 
 def _printable(name: str) -> str:
     """File names may hold bytes that are not UTF-8 (surrogate escapes): show them escaped."""
-    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return printable(name)

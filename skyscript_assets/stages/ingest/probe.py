@@ -12,11 +12,20 @@ from fractions import Fraction
 from typing import BinaryIO
 
 import av
+from av.stream import Disposition
 
 # Enough packets to tell constant from variable frame rate without demuxing a whole episode.
 VFR_SAMPLE_PACKETS = 600
 # Frame intervals that differ by more than this fraction of the median mean VFR.
 VFR_TOLERANCE = 0.2
+
+
+# FFmpeg's demuxers of single pictures and image animations: such a file is no episode.
+IMAGE_FORMATS = frozenset({"image2", "image2pipe", "gif", "apng", "ico", "webp", "jpegxl_anim"})
+# How much of a file `sniff_media` looks at.
+SNIFF_BYTES = 512
+# ISO BMFF brands of still images (HEIF, AVIF), which share the "ftyp" box with MP4.
+_IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1", b"avif", b"avis"}
 
 
 class ProbeError(Exception):
@@ -75,6 +84,26 @@ def sha256_of(stream: BinaryIO, chunk_size: int = 4 << 20) -> str:
     return digest.hexdigest()
 
 
+def sniff_media(head: bytes) -> str | None:
+    """The container family when the first bytes of a file are those of an audio or video
+    container, else None. Cheap: used to decide which non-video-named files to probe."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return None if head[8:12] in _IMAGE_BRANDS else "iso-bmff"
+    if len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
+        return "quicktime"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"WAVE"):
+        return "riff"
+    if head.startswith((b"FLV\x01", b"OggS", b"fLaC", b"ID3", b".RMF", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
+        return "stream"
+    if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):
+        return "asf"
+    if len(head) >= 377 and head[0] == head[188] == head[376] == 0x47:
+        return "mpeg-ts"
+    return None
+
+
 def probe_video(source: str | BinaryIO, *, name: str | None = None) -> VideoProbe:
     """Probe a video given as a local path or an open binary file (e.g. from fsspec)."""
     label = name or (source if isinstance(source, str) else getattr(source, "name", "<stream>"))
@@ -83,10 +112,20 @@ def probe_video(source: str | BinaryIO, *, name: str | None = None) -> VideoProb
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         raise ProbeError("unreadable", f"{label}: cannot open as a video ({_one_line(exc)})") from None
     with container:
-        if not container.streams.video:
+        # FFmpeg sniffed the content (a file object has no name to go by): trust it, not the extension.
+        format_name = container.format.name
+        if format_name.endswith("_pipe") or format_name in IMAGE_FORMATS:
+            picture = format_name.removesuffix("_pipe")
+            raise ProbeError("still_image", f"{label}: the content is an image ({picture}), not a video")
+        # A cover picture beside an audio track (mp3, m4a) is a video stream for FFmpeg, not for us.
+        videos = [s for s in container.streams.video if not (s.disposition & Disposition.attached_pic)]
+        if not videos:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
+            if "audio" in kinds:
+                cover = " and a cover picture" if container.streams.video else ""
+                raise ProbeError("no_video_stream", f"{label}: audio only{cover}, no video stream")
             raise ProbeError("no_video_stream", f"{label}: no video stream (streams: {', '.join(kinds)})")
-        video = container.streams.video[0]
+        video = videos[0]
         codec_context = video.codec_context
         if codec_context is None:  # FFmpeg knows no decoder for this stream's codec id
             raise ProbeError("unsupported_codec", f"{label}: video codec is not supported by this FFmpeg build")
