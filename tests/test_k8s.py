@@ -55,7 +55,7 @@ def _render_lmdeploy(values: dict | None = None) -> dict[str, dict]:
 
 def test_lmdeploy_chart_renders_valid_manifests_serving_the_mllm_url():
     manifests = _render_lmdeploy({"apiKeySecret": "lmdeploy-api-key"})
-    assert set(manifests) == {"Deployment", "Service"}
+    assert set(manifests) == {"Deployment", "Service", "NetworkPolicy"}
     for manifest in manifests.values():
         _validate(manifest)
 
@@ -64,7 +64,7 @@ def test_lmdeploy_chart_renders_valid_manifests_serving_the_mllm_url():
     (container,) = pod["containers"]
     tp = int(container["args"][container["args"].index("--tp") + 1])
     assert container["resources"]["limits"]["nvidia.com/gpu"] == tp  # one GPU per tensor-parallel rank
-    assert container["readinessProbe"]["httpGet"] == {"path": "/v1/models", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["command"] == ["lmdeploy", "serve", "api_server"]
     # the API key comes from the Secret, never from values
     assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "lmdeploy-api-key", "key": "api-key"}
@@ -93,8 +93,9 @@ def test_kubernetes_schemas_reject_a_broken_manifest():
     deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = {"count": 4}
     with pytest.raises(kubernetes_validate.ValidationError):
         _validate(deployment)
-    without_api_key = _render_lmdeploy()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    assert "--api-keys" not in without_api_key["args"] and "env" not in without_api_key
+    without_api_key = _render_lmdeploy({"apiKeySecret": ""})["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--api-keys" not in without_api_key["args"]
+    assert "LMDEPLOY_API_KEY" not in {e["name"] for e in without_api_key.get("env", [])}
 
 
 def test_dagster_chart_values_agree_with_dagster_yaml():
@@ -356,7 +357,7 @@ def test_code_location_loads_under_the_k8s_profile(monkeypatch):
 @dg.asset(partitions_def=drama_manifest.partitions_def, deps=[drama_manifest], kinds={"python"})
 def episode_count(context: dg.AssetExecutionContext, artifacts: dg.ResourceParam[object]) -> dg.MaterializeResult:
     """Test-only child of drama_manifest, reading its artifact back from the store."""
-    manifest = artifacts.read_json(context.partition_key, "drama_manifest", "manifest.json")
+    manifest = artifacts.get().read_json(context.partition_key, "drama_manifest", "manifest.json")
     return dg.MaterializeResult(metadata={"episodes": len(manifest["episodes"])})
 
 
