@@ -303,3 +303,102 @@ def test_camera_movement_on_the_demo_drama_meets_the_90_percent_target(tmp_path)
     assert {expected for expected, _ in results} == {"static", "pan", "zoom"}
     correct = sum(expected == found for expected, found in results)
     assert correct / len(results) >= 0.9, results
+
+
+# --- the stage entry point: a drama assembled from its evidence -------------------------------
+
+import fsspec  # noqa: E402
+
+from skyscript_assets.stages.scripts.assemble import (  # noqa: E402
+    AnnotatedKeyframe,
+    DramaEvidence,
+    EpisodeVideo,
+    ReviewFile,
+    assemble_drama,
+    read_review_files,
+)
+
+
+def _memory_drama(tmp_path) -> DramaEvidence:
+    """A drama whose videos and keyframes live on an object store (fsspec's memory://): one episode
+    of two shots (the astronaut introducing herself, then a rocket), one whose video is missing,
+    and a keyframe that cannot be read."""
+    from skyscript_assets.demo.synthetic import ShotSpec, render_video
+
+    fs, root = fsspec.filesystem("memory"), f"/{tmp_path.name}"  # memory:// is process-wide: a root per test
+    render_video(tmp_path / "ep1.mp4", [ShotSpec(skimage.data.astronaut(), 1.5, "zoom", "start"),
+                                        ShotSpec(skimage.data.rocket(), 1.5, "static", "cut")], size=(640, 360))
+    fs.pipe(f"{root}/landing/d/ep1.mp4", (tmp_path / "ep1.mp4").read_bytes())
+    for name, image in (("kf0000", skimage.data.astronaut()), ("kf0001", skimage.data.rocket())):
+        fs.pipe(f"{root}/art/d/keyframes/ep1/{name}.jpg", cv2.imencode(".jpg", image[:, :, ::-1])[1].tobytes())
+    lab = {"scene": {"name": "lab"}, "scene_description": "A space lab."}
+    keyframes = [
+        AnnotatedKeyframe("ep1/kf0000", "ep1", 0, 0.7, f"memory:/{root}/art/d/keyframes/ep1/kf0000.jpg",
+                          {**lab, "people": [{"shot_type": "close_up", "actions": "smiles"}]},
+                          people=[{"face_box": [170, 40, 330, 230], "line": "I'm Eileen."}]),
+        AnnotatedKeyframe("ep1/kf0001", "ep1", 1, 2.2, f"memory:/{root}/art/d/keyframes/ep1/kf0001.jpg", lab,
+                          objects=[{"name": "rocket", "box": [200, 0, 330, 512], "phantom": False}]),
+        AnnotatedKeyframe("ep1/kf0002", "ep1", 1, 2.6, f"memory:/{root}/art/d/keyframes/ep1/gone.jpg", lab),
+        AnnotatedKeyframe("ep2/kf0000", "ep2", 0, 0.5, f"memory:/{root}/art/d/keyframes/ep1/kf0001.jpg", lab),
+    ]
+    episodes = [EpisodeVideo("ep1", 0, f"memory:/{root}/landing/d/ep1.mp4", False, [(0, 0.0, 1.5), (1, 1.5, 3.0)]),
+                EpisodeVideo("ep2", 1, f"memory:/{root}/landing/d/ep2.mp4", True, [(0, 0.0, 1.0)])]
+    return DramaEvidence("d", episodes, keyframes)
+
+
+def test_assemble_drama_reads_remote_videos_and_says_what_did_not_run(tmp_path):
+    evidence, artifact_root = _memory_drama(tmp_path), f"memory://{tmp_path.name}/art"
+
+    def assemble():
+        return assemble_drama(evidence, artifact_root=artifact_root, deepface_home=str(tmp_path / "no-deepface"))
+
+    drama = assemble()
+
+    assert [(s.episode_id, s.script.scene_number) for s in drama.scenes][:1] == [("ep1", 1)]
+    assert all(s.text.startswith(f"SCENE {s.script.scene_number} ") for s in drama.scenes)
+    shots = [shot for s in drama.scenes if s.episode_id == "ep1" for shot in s.script.shots]
+    # the video came from the object store: camera movement measured, not skipped
+    assert [shot.camera_movement for shot in shots] == ["zoom", "static"]
+    assert all(shot.camera_movement is None for s in drama.scenes if s.episode_id == "ep2" for shot in s.script.shots)
+    not_run = {(n.episode_id, n.measure): n.reason for n in drama.not_run}
+    assert not_run[("ep1", "music")] == "the episode has no audio track"
+    assert not_run[("ep2", "camera_movement")].startswith("video not") and ("ep2", "music") in not_run
+    assert ("ep1", "camera_movement") not in not_run
+    [lost] = [loss for losses in drama.losses.values() for loss in losses]
+    assert (lost.item, lost.reason, lost.stage) == ("ep1/kf0002", "unreadable_keyframe", "calibrated_shooting_scripts")
+    assert list(drama.losses) == ["ep1"]
+
+    [eileen] = drama.library
+    assert (eileen.character_id, eileen.name, eileen.first_episode_id) == ("char-1", "Eileen", "ep1")
+    assert eileen.face_jpeg.startswith(b"\xff\xd8") and drama.characters == 1 and drama.character_names == ["Eileen"]
+    assert drama.embedding_kind == "hog" and "ArcFace" in drama.embeddings_note
+    assert set(drama.curves) == {"ep1", "ep2"} and len(drama.curves["ep1"]) == 2
+    assert all(0.0 <= score <= 1.0 for scores in drama.curves.values() for score in scores)
+    assert all(png.startswith(b"\x89PNG") for png in drama.curve_figures.values())
+
+    calibration = drama.calibration
+    assert calibration.status == "pending" and calibration.accuracy is None and len(calibration.packets) == 1
+    [tasks] = calibration.tasks.values()
+    assert len(tasks) == sum(len(s.script.shots) for s in drama.scenes)
+    assert tasks[0]["predictions"][0]["model_version"] == "calibrated_shooting_scripts/2"
+    assert {t["data"]["image"] for t in tasks} >= {f"{artifact_root}/d/keyframes/ep1/kf0000.jpg"}
+    files = dict(drama.files())
+    assert {("ep1", "scene-0001.json"), ("ep1", "scene-0001.txt"), ("characters", "char-1.jpg"),
+            ("calibration", "label_config.xml"), ("calibration", "packets.json")} <= set(files)
+    assert files[("calibration", "packets.json")]["episodes_to_repair"] == []
+
+    # Reviewers accept every record; a second export that is not JSON counts as not reviewed, and says so.
+    record_ids = [t["data"]["record_id"] for t in tasks]
+    landing = f"memory://{tmp_path.name}/landing"
+    accepted = json.dumps(dict.fromkeys(record_ids, True)).encode()
+    fsspec.filesystem("memory").pipe({f"{landing}/d/calibration/a.json": accepted,
+                                      f"{landing}/d/calibration/b.json": b"{not json"})
+    evidence.reviews = read_review_files(landing, "d")
+    again = assemble()
+    assert again.calibration.status == "passed" and again.calibration.accuracy == 1.0
+    assert [p.rsplit("/", 1)[-1] for p in again.calibration.unreadable_reviews] == ["b.json"]
+    assert again.calibration.review_files == 2
+    evidence.reviews = [ReviewFile("a.json", json.dumps({r: i > 0 for i, r in enumerate(record_ids)}).encode())]
+    repair = assemble()
+    # one packet holds every shot of the drama: all its episodes go back for repair
+    assert repair.calibration.status == "needs_repair" and repair.calibration.episodes_to_repair == ["ep1", "ep2"]

@@ -8,15 +8,19 @@ import skimage.data
 from sqlalchemy import select
 
 from skyscript_assets.catalog import Catalog, CharacterRow, ShootingScriptRow
-from skyscript_assets.definitions import DRAMA_ASSETS
+from skyscript_assets.definitions import DRAMA_ASSETS, REPORT_ASSETS
 from skyscript_assets.defs.platform.resources import local_resources
-from skyscript_assets.defs.release.assets import loss_rate_report, restored_scripts, script_pairs
 from skyscript_assets.defs.scripts.assets import calibrated_shooting_scripts
 from skyscript_assets.defs.video.assets import keyframes
 from skyscript_assets.schema import ShootingScript
 from skyscript_assets.settings import database_url
 from skyscript_assets.stages.scripts.calibration import simulated_review
 from skyscript_assets.demo.synthetic import ShotSpec, render_video
+
+# the release and report assets by key, wherever their domain folder defines them
+_BY_KEY = {a.key.to_user_string(): a for a in [*DRAMA_ASSETS, *REPORT_ASSETS]}
+restored_scripts, script_pairs, loss_rate_report = (_BY_KEY[k] for k in ("restored_scripts", "script_pairs",
+                                                                          "loss_rate_report"))
 
 
 def _materialize(instance, assets):

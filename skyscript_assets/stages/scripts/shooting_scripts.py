@@ -253,6 +253,7 @@ class LibraryEntry:
     first_item: str  # the keyframe of its first appearance
     first_time_s: float
     face_jpeg: bytes  # its face at that first appearance
+    first_episode_id: str = ""  # the episode of first_item, where the caller knows it
 
 
 def character_library(identities: DramaIdentities) -> list[LibraryEntry]:
