@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 from skyscript_assets.schema import FrameAnnotation, LossRecord, ShotType, shot_type_from_text
-from skyscript_assets.stages.annotation.clean_json import CleaningStats, CleanOutcome, clean_annotation, clean_raw_output
-from skyscript_assets.stages.annotation.json_text import json_segments
+from skyscript_assets.stages.annotation.clean_json import (
+    CleaningStats,
+    CleanOutcome,
+    clean_annotation,
+    clean_raw_output,
+)
+from skyscript_assets.stages.annotation.json_text import ascii_structure, json_segments
 from skyscript_assets.stages.annotation.normalise import normalise_frame
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "skyscript_sample_en.json"
@@ -296,7 +301,8 @@ def test_a_reply_cut_before_its_first_frame_never_goes_to_the_llm():
 def test_a_frame_that_still_fails_validation_is_a_loss_not_a_crash(monkeypatch):
     from skyscript_assets.stages.annotation import normalise as normalise_annotation
 
-    monkeypatch.setattr(normalise_annotation._Normaliser, "frame", lambda self, value: {"people": [{"vad": {"valence": 42}}]})
+    monkeypatch.setattr(normalise_annotation._Normaliser, "frame",
+                        lambda self, value: {"people": [{"vad": {"valence": 42}}]})
     result = clean_raw_output(json.dumps([PROMPT_FORMAT_FRAME] * 2), ["kf1", "kf2"])
     assert [(f.item, f.reason) for f in result.frames] == [("kf1", "schema_violation"), ("kf2", "schema_violation")]
     assert "less than or equal to 9" in result.frames[0].detail
@@ -310,3 +316,28 @@ def test_a_reply_that_copies_the_prompts_form_invents_nothing():
     assert (result.frames[0].item, result.frames[0].reason) == ("kf", "empty_annotation")
     assert result.field_issues["people.vad.valence: not_a_number"] == 1
     assert result.field_issues["scene_description: template_echo"] == 1
+
+
+def test_full_width_structure_becomes_ascii_while_string_values_keep_their_punctuation():
+    text = "｛“line”：“他说：“走，快走”，[笑]”，\n\u3000“vad”：［５、４．５］，“note”：‘it’s “fine”’｝"
+    assert json.loads(ascii_structure(text)) == {"line": "他说：“走，快走”，[笑]", "vad": [5, 4.5],
+                                                 "note": "it’s “fine”"}
+    ascii_json = '{"line": "他说：“走，快走”", "n": 1}'
+    assert ascii_structure(ascii_json) == ascii_json  # strings in ASCII quotes are left alone
+
+
+def test_a_reply_encoded_again_as_a_json_string_is_decoded_and_counted_unparseable():
+    frame = json.dumps(PROMPT_FORMAT_FRAME, ensure_ascii=False, indent=2)
+    for text in (json.dumps(frame), "Here is the result: " + json.dumps(frame, ensure_ascii=False),
+                 json.dumps(json.dumps(frame))):  # encoded twice over
+        result = clean_raw_output(text, ["kf"])
+        assert result.outcome is CleanOutcome.FIXED_LOCALLY and result.unparseable
+        assert result.frames == _expected(PROMPT_FORMAT_FRAME)
+    cut = clean_raw_output("Here: " + json.dumps(frame)[:200], ["kf"])
+    assert cut.frames[0].reason == "truncated"
+
+
+@pytest.mark.parametrize("text", ["[" * 5000, "{" * 5000, "[" * 3000 + "]" * 3000, '{"a":' * 2000 + "1" + "}" * 2000])
+def test_absurd_nesting_is_a_loss_not_a_crash(text):
+    result = clean_raw_output(text, ["kf"])
+    assert result.outcome is CleanOutcome.LOST and isinstance(result.frames[0], LossRecord)

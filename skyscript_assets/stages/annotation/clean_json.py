@@ -8,16 +8,19 @@ keyframes of one shot batch, in request order):
     result.outcome        CleanOutcome: parsed_as_is | fixed_locally | fixed_by_llm | lost
     result.frames         one FrameAnnotation or LossRecord per item, same order
     result.field_issues   Counter "field: kind" -> n (schema violations per field)
-    result.unparseable    True when the text was not valid JSON as it came
+    result.unparseable    True when the text was not a JSON object or array as it came
+                          (a reply JSON-encoded again as a string counts as unparseable)
 
     stats = CleaningStats(); stats.add(result) for each reply, then stats.replies
     (by outcome), stats.frame_loss_rate (blocking above 5 %), stats.unparseable_rate
     (warn above 8 %) and stats.field_issues feed the asset checks.
 
 `clean_annotation(text)` is the one-frame shortcut. The ladder (json_text.py, then
-normalise_annotation.py), cheapest first: strip code fences and surrounding prose,
-`json.loads`, Python literals, single quotes and bare keys re-quoted, `json_repair`,
-full-width punctuation; then normalise into the schema (numeric strings to numbers,
+normalise.py), cheapest first: strip code fences and surrounding prose, `json.loads`; a
+reply JSON-encoded again as a string decoded one level; Python literals, single quotes and
+bare keys re-quoted, raw newlines in strings allowed, on the text as it is and with its
+full-width structure (｛ ［ ： ， 、 “ ” outside string values) made ASCII; `json_repair`;
+then normalise into the schema (numeric strings to numbers,
 case-insensitive and synonymous keys, shot-type spellings, ranges clamped, echoes of the
 prompt's form dropped); only what is still unreadable goes to the optional LLM `repairer`.
 A frame the text was cut off in is a loss ("truncated"), never completed by guessing.
@@ -43,9 +46,10 @@ from skyscript_assets.stages.annotation.json_text import (
     strip_code_fences,
 )
 from skyscript_assets.stages.annotation.normalise import looks_like_frame, normalise_frame
+from skyscript_assets.stages.step import EpisodeResult
 
 STAGE = "cleaned_json"
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"  # 2: full-width structure, JSON encoded twice, raw newlines, adjacent strings
 
 # (broken text, what is wrong) -> corrected text; may raise, the caller records the loss.
 JsonRepairer = Callable[[str, str], str]
@@ -63,7 +67,7 @@ class CleanedOutput:
     outcome: CleanOutcome
     frames: list[FrameAnnotation | LossRecord]
     field_issues: Counter = field(default_factory=Counter)
-    unparseable: bool = False  # not valid JSON as it came (before any repair)
+    unparseable: bool = False  # not a JSON object or array as it came (before any repair)
     single_frame: bool = False  # the reply was one frame object, not a list or mapping of frames
 
 
@@ -209,10 +213,10 @@ _REASON_TEXT = {
 
 
 def _is_json(text: str) -> bool:
+    """A JSON object or array as it came: a JSON string holding one (JSON encoded twice) is not."""
     try:
-        json.loads(strip_code_fences(text))
-        return True
-    except ValueError:
+        return isinstance(json.loads(strip_code_fences(text)), (dict, list))
+    except (ValueError, RecursionError):
         return False
 
 
@@ -232,3 +236,38 @@ def _one_line(text: str) -> str:
 
 def _describe(value: Any) -> str:
     return f"a {type(value).__name__}" if not isinstance(value, dict) else "an object without annotation keys"
+
+
+# --- the per-episode entry point of the cleaned_json asset -----------------------------------
+
+@dataclass(frozen=True)
+class RawReply:
+    items: tuple[str, ...]  # the keyframes the request covered, in image order
+    text: str  # the model's reply, verbatim
+
+
+@dataclass(frozen=True)
+class CleanedFrame:
+    item: str
+    annotation: FrameAnnotation
+    outcome: CleanOutcome
+
+
+def clean_episode(episode_id: str, replies: Sequence[RawReply], *, timestamps: dict[str, float | None],
+                  repairer: JsonRepairer | None = None) -> EpisodeResult[CleanedFrame]:
+    """Every raw reply of one episode cleaned: a CleanedFrame per keyframe recovered, a LossRecord per keyframe lost."""
+    stats = CleaningStats()
+    frames: list[CleanedFrame] = []
+    losses: list[LossRecord] = []
+    for reply in replies:
+        result = clean_raw_output(reply.text, reply.items, timestamps=[timestamps.get(i) for i in reply.items],
+                                  repairer=repairer)
+        stats.add(result)
+        for item, frame in zip(reply.items, result.frames):
+            if isinstance(frame, FrameAnnotation):
+                frames.append(CleanedFrame(item, frame, result.outcome))
+            else:
+                losses.append(frame)
+    return EpisodeResult(episode_id, frames, losses, given=sum(len(r.items) for r in replies),
+                         summary={"replies": sum(stats.replies.values()), "unparseable": stats.unparseable_replies,
+                                  "kept": stats.frames_kept, "field_issues": dict(stats.field_issues)})

@@ -53,7 +53,8 @@ _BGM_KEYS = {"present": "present", "has_bgm": "present", "exists": "present", "b
 _VAD_KEYS = {"valence": "valence", "v": "valence", "arousal": "arousal", "a": "arousal",
              "dominance": "dominance", "d": "dominance"}
 
-_NULL_WORDS = frozenset({"", "none", "null", "n/a", "na", "nil", "unknown", "not visible", "not applicable", "-", "无"})
+_NULL_WORDS = frozenset({"", "none", "null", "n/a", "na", "nil", "unknown", "not visible", "not applicable", "-",
+                        "无"})
 _TRUE_WORDS = frozenset({"true", "yes", "y", "1", "present", "on", "有", "是"})
 _FALSE_WORDS = frozenset({"false", "no", "n", "0", "absent", "off", "none", "无", "否"})
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
