@@ -6,6 +6,7 @@ Each function opens one session, reads, and returns plain rows or values; nothin
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 
 from sqlalchemy import func, select
 
@@ -180,6 +181,15 @@ def shard_uris(db: Catalog, drama_id: str, asset_key: str) -> list[str]:
                                     .order_by(ReleaseShard.id)))
 
 
+def release_shards(db: Catalog, drama_id: str, *, asset_key: str | None = None) -> list[ReleaseShard]:
+    """The drama's release files (restoration shards, pair shards, relationship tables), in write order."""
+    stmt = select(ReleaseShard).where(ReleaseShard.partition == drama_id).order_by(ReleaseShard.id)
+    if asset_key is not None:
+        stmt = stmt.where(ReleaseShard.asset_key == asset_key)
+    with db.session() as session:
+        return list(session.scalars(stmt))
+
+
 # --- progress, losses, flags -----------------------------------------------------------------
 
 
@@ -188,6 +198,17 @@ def step_summaries(db: Catalog, drama_id: str, asset_key: str) -> dict[str, dict
     with db.session() as session:
         return {p.episode_id: p.summary or {} for p in session.scalars(select(EpisodeProgress).where(
             EpisodeProgress.partition == drama_id, EpisodeProgress.asset_key == asset_key))}
+
+
+def step_summaries_by_asset(db: Catalog, drama_id: str, asset_keys: Sequence[str]) -> dict[str, list[dict]]:
+    """The episodes' summaries of several per-episode assets at once (every key listed, [] when none)."""
+    grouped: dict[str, list[dict]] = {key: [] for key in asset_keys}
+    with db.session() as session:
+        for progress in session.scalars(select(EpisodeProgress).where(
+                EpisodeProgress.partition == drama_id, EpisodeProgress.asset_key.in_(list(asset_keys)))
+                .order_by(EpisodeProgress.asset_key, EpisodeProgress.episode_id)):
+            grouped[progress.asset_key].append(progress.summary or {})
+    return grouped
 
 
 def losses(db: Catalog, drama_id: str | None = None, *, asset_key: str | None = None,
@@ -216,6 +237,35 @@ def count_by_stage(db: Catalog, table: type[Loss] | type[Flag], drama_id: str) -
     with db.session() as session:
         return Counter(dict(session.execute(select(table.stage, func.count()).where(table.drama_id == drama_id)
                                             .group_by(table.stage)).all()))
+
+
+def count_by_reason(db: Catalog, table: type[Loss] | type[Flag]) -> Counter:
+    """(stage, reason) -> rows, over all dramas."""
+    with db.session() as session:
+        return Counter({(stage, reason): count for stage, reason, count in session.execute(
+            select(table.stage, table.reason, func.count()).group_by(table.stage, table.reason)).all()})
+
+
+def loss_counts(db: Catalog, drama_id: str, step_assets: Sequence[str]) -> dict:
+    """What the loss report needs of one drama (the fields of stages.release.loss_report.DramaCounts):
+    losses and flags by stage, episodes, keyframes (all, invalid), shooting scripts, rows of the
+    restoration shards and relationship edges with the edges' labelling model, and the episode
+    summaries of the per-episode assets."""
+    shards = release_shards(db, drama_id)
+    edges = [s for s in shards if s.uri.endswith("/relationship_edges.parquet")]
+    return {
+        "drama_id": drama_id,
+        "losses": count_by_stage(db, Loss, drama_id),
+        "flags": count_by_stage(db, Flag, drama_id),
+        "episodes": count_rows(db, Episode, drama_id),
+        "keyframes": count_rows(db, Keyframe, drama_id),
+        "invalid_keyframes": count_rows(db, Keyframe, drama_id, valid=False),
+        "shooting_scripts": count_rows(db, ShootingScriptRow, drama_id),
+        "restorations": sum(s.rows for s in shards if s.asset_key == "restored_scripts"),
+        "relationship_edges": sum(s.rows for s in edges),
+        "relationship_labeller": edges[0].model_id if edges else "",
+        "step_summaries": step_summaries_by_asset(db, drama_id, step_assets),
+    }
 
 
 def count_rows(db: Catalog, table: type[Base], drama_id: str, **equal) -> int:

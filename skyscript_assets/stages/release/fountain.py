@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from skyscript_assets.schema import ShootingScript, ShotScript
 
 SHOT_SIZE_WORDS = {
-    "extreme_close_up": "EXTREME CLOSE UP", "close_up": "CLOSE UP", "medium": "MEDIUM SHOT",
-    "full": "FULL SHOT", "wide": "WIDE SHOT",
+    "extreme_close_up": "EXTREME CLOSE UP",
+    "close_up": "CLOSE UP",
+    "medium": "MEDIUM SHOT",
+    "full": "FULL SHOT",
+    "wide": "WIDE SHOT",
 }
 
 

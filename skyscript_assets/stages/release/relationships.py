@@ -76,8 +76,12 @@ def relationship_graph(scripts: list[ShootingScript]) -> list[RelationshipEdge]:
     return sorted(edges.values(), key=lambda e: (e.scene_number, e.a, e.b))
 
 
-def compatibility(temperament_a: str | None, attractiveness_a: float | None,
-                  temperament_b: str | None, attractiveness_b: float | None) -> float | None:
+def compatibility(
+    temperament_a: str | None,
+    attractiveness_a: float | None,
+    temperament_b: str | None,
+    attractiveness_b: float | None,
+) -> float | None:
     """0..1: warmth of both temperaments and closeness and level of facial attractiveness (1-5)."""
     if attractiveness_a is None or attractiveness_b is None:
         return None
@@ -109,8 +113,17 @@ MAX_LABEL_CHARS = 60
 
 def relationship_label_prompt(script: ShootingScript, edge: RelationshipEdge, names: dict[str, str]) -> str:
     a, b = names.get(edge.a, edge.a), names.get(edge.b, edge.b)
-    lines = [f"{c.name}: {c.line}" for shot in script.shots for c in shot.characters if c.line and c.character_id in (edge.a, edge.b)]
-    valence = f"mean valence together {edge.mean_valence_together} on 1-9" if edge.mean_valence_together is not None else "valence unknown"
+    lines = [
+        f"{c.name}: {c.line}"
+        for shot in script.shots
+        for c in shot.characters
+        if c.line and c.character_id in (edge.a, edge.b)
+    ]
+    valence = (
+        f"mean valence together {edge.mean_valence_together} on 1-9"
+        if edge.mean_valence_together is not None
+        else "valence unknown"
+    )
     return (
         f"In one scene of a short drama ({script.heading}), {a} and {b} share {edge.shots_together} shots, "
         f"{valence}. {script.description or ''}\n"
@@ -127,8 +140,9 @@ def clean_label(text: str) -> str | None:
     return line[:MAX_LABEL_CHARS] or None
 
 
-def relationship_tables(drama_id: str, scripts: list[ShootingScript], generator=None, seed: int = 0
-                        ) -> tuple[list[dict], list[dict], list[LossRecord]]:
+def relationship_tables(
+    drama_id: str, scripts: list[ShootingScript], generator=None, seed: int = 0
+) -> tuple[list[dict], list[dict], list[LossRecord]]:
     """(edge rows, character-pair rows, losses) for the release: the graph per episode, each
     edge labelled by `generator` (a models.text_generation.TextGenerator) when given, and the
     compatibility of every pair that shares a scene."""
@@ -154,32 +168,65 @@ def relationship_tables(drama_id: str, scripts: list[ShootingScript], generator=
             if generator is not None:
                 item = f"{drama_id}/{episode_id}/scene-{e.scene_number:04d}/{e.a}+{e.b}"
                 try:
-                    [text] = generator.generate(relationship_label_prompt(scenes[e.scene_number], e, names), n=1,
-                                                seed=derived_seed(seed, item), temperature=0.0, max_tokens=16)[:1] or [""]
+                    [text] = generator.generate(
+                        relationship_label_prompt(scenes[e.scene_number], e, names),
+                        n=1,
+                        seed=derived_seed(seed, item),
+                        temperature=0.0,
+                        max_tokens=16,
+                    )[:1] or [""]
                     label = clean_label(text)
                 except GenerationFailed as exc:
-                    losses.append(LossRecord(stage=STAGE, item=item, reason="llm_failed", detail=f"{item}: label: {exc}"))
-            edge_rows.append({"drama_id": drama_id, "episode_id": episode_id, **_edge_columns(e, names), "label": label,
-                              "label_model_id": generator.model_id if generator is not None and label else None})
+                    losses.append(
+                        LossRecord(stage=STAGE, item=item, reason="llm_failed", detail=f"{item}: label: {exc}")
+                    )
+            edge_rows.append(
+                {
+                    "drama_id": drama_id,
+                    "episode_id": episode_id,
+                    **_edge_columns(e, names),
+                    "label": label,
+                    "label_model_id": generator.model_id if generator is not None and label else None,
+                }
+            )
             together[(e.a, e.b)][0] += 1
             together[(e.a, e.b)][1] += e.shots_together
     pair_rows = []
     for (a, b), (scene_count, shot_count) in sorted(together.items()):
         temperament_a, temperament_b = (_most_common(temperaments[x]) for x in (a, b))
         attractive_a, attractive_b = (round(sum(v) / len(v), 2) if (v := attractiveness[x]) else None for x in (a, b))
-        pair_rows.append({"drama_id": drama_id, "character_a": a, "character_b": b, "name_a": names[a], "name_b": names[b],
-                          "temperament_a": temperament_a, "temperament_b": temperament_b,
-                          "facial_attractiveness_a": attractive_a, "facial_attractiveness_b": attractive_b,
-                          "compatibility": compatibility(temperament_a, attractive_a, temperament_b, attractive_b),
-                          "scenes_together": scene_count, "shots_together": shot_count})
+        pair_rows.append(
+            {
+                "drama_id": drama_id,
+                "character_a": a,
+                "character_b": b,
+                "name_a": names[a],
+                "name_b": names[b],
+                "temperament_a": temperament_a,
+                "temperament_b": temperament_b,
+                "facial_attractiveness_a": attractive_a,
+                "facial_attractiveness_b": attractive_b,
+                "compatibility": compatibility(temperament_a, attractive_a, temperament_b, attractive_b),
+                "scenes_together": scene_count,
+                "shots_together": shot_count,
+            }
+        )
     return edge_rows, pair_rows, losses
 
 
 def _edge_columns(e: RelationshipEdge, names: dict[str, str]) -> dict:
-    return {"scene_number": e.scene_number, "character_a": e.a, "character_b": e.b, "name_a": names.get(e.a),
-            "name_b": names.get(e.b), "shots_together": e.shots_together, "mean_distance_cm": e.mean_distance_cm,
-            "mean_valence_together": e.mean_valence_together, "replies_a_to_b": e.replies_a_to_b,
-            "replies_b_to_a": e.replies_b_to_a}
+    return {
+        "scene_number": e.scene_number,
+        "character_a": e.a,
+        "character_b": e.b,
+        "name_a": names.get(e.a),
+        "name_b": names.get(e.b),
+        "shots_together": e.shots_together,
+        "mean_distance_cm": e.mean_distance_cm,
+        "mean_valence_together": e.mean_valence_together,
+        "replies_a_to_b": e.replies_a_to_b,
+        "replies_b_to_a": e.replies_b_to_a,
+    }
 
 
 def _most_common(counts: Counter) -> str | None:

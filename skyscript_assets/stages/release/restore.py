@@ -4,6 +4,7 @@
     prompt = restoration_prompt(script, style)          # for an LLM (n samples per request)
     kept, losses = filter_restorations(script, texts)   # parse, names, length, near-duplicates
     rows, losses = restore_script(script, generator, plan)  # all of it, for one shooting script
+    restored = restore_drama(scripts, generator, plan, fs, folder)  # a drama, streamed into shards
 
 The generation itself goes through a text backend (models/text_generation: an
 OpenAI-compatible server with `n` samples per request, lmdeploy or transformers); offline,
@@ -15,16 +16,27 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import fsspec
 
 from skyscript_assets.models.text_generation import GenerationFailed, TextGenerator, derived_seed
 from skyscript_assets.schema import LossRecord, ShootingScript
 from skyscript_assets.stages.release.fountain import read_fountain, render_fountain
+from skyscript_assets.stages.release.shards import RESTORATION_SCHEMA, ShardInfo, write_shards
 
 STAGE = "restored_scripts"
+STAGE_VERSION = "1"
+RENDERER_ID = "fountain-renderer/1"  # the model id of the offline, deterministic restorations
 GENRES = ["drama", "romance", "thriller", "comedy", "mystery", "family"]
 TONES = ["restrained", "tense", "warm", "playful", "melancholic", "urgent"]
-LENGTHS = {"short": (0.6, "keep it brief"), "medium": (1.0, "keep the original length"), "long": (1.6, "add texture and beats")}
+LENGTHS = {
+    "short": (0.6, "keep it brief"),
+    "medium": (1.0, "keep the original length"),
+    "long": (1.6, "add texture and beats"),
+}
 # A restoration this much shorter or longer than the faithful rendering is off the rails.
 MIN_LENGTH_RATIO, MAX_LENGTH_RATIO = 0.3, 4.0
 NEAR_DUPLICATE_JACCARD = 0.85
@@ -72,26 +84,36 @@ def check_restoration(script: ShootingScript, text: str, reference_length: int) 
         return LossRecord(stage=STAGE, item=item, reason="empty", detail=f"{item}: empty restoration")
     ratio = len(text) / max(1, reference_length)
     if not MIN_LENGTH_RATIO <= ratio <= MAX_LENGTH_RATIO:
-        return LossRecord(stage=STAGE, item=item, reason="length_out_of_bounds",
-                          detail=f"{item}: {len(text)} characters, {ratio:.2f}x the faithful rendering")
+        return LossRecord(
+            stage=STAGE,
+            item=item,
+            reason="length_out_of_bounds",
+            detail=f"{item}: {len(text)} characters, {ratio:.2f}x the faithful rendering",
+        )
     try:
         document = read_fountain(text)
     except Exception as exc:  # noqa: BLE001 - an unparseable text is a loss, whatever the parser raised
-        return LossRecord(stage=STAGE, item=item, reason="not_fountain", detail=f"{item}: Fountain parser failed ({type(exc).__name__})")
+        return LossRecord(
+            stage=STAGE,
+            item=item,
+            reason="not_fountain",
+            detail=f"{item}: Fountain parser failed ({type(exc).__name__})",
+        )
     if not document.headings:
         return LossRecord(stage=STAGE, item=item, reason="not_fountain", detail=f"{item}: no scene heading")
     named = {c.name for shot in script.shots for c in shot.characters if not c.name.startswith("Character ")}
     upper_text = text.upper()
     missing = sorted(name for name in named if name.upper() not in upper_text)
     if missing:
-        return LossRecord(stage=STAGE, item=item, reason="characters_missing",
-                          detail=f"{item}: does not name {', '.join(missing)}")
+        return LossRecord(
+            stage=STAGE, item=item, reason="characters_missing", detail=f"{item}: does not name {', '.join(missing)}"
+        )
     return None
 
 
 def shingles(text: str, size: int = 5) -> set[str]:
     words = re.findall(r"\w+", text.lower())
-    return {" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))}
+    return {" ".join(words[i : i + size]) for i in range(max(1, len(words) - size + 1))}
 
 
 def near_duplicate_indices(texts: list[str], threshold: float = NEAR_DUPLICATE_JACCARD, seed: int = 1) -> set[int]:
@@ -111,7 +133,9 @@ def near_duplicate_indices(texts: list[str], threshold: float = NEAR_DUPLICATE_J
     return duplicates
 
 
-def filter_restorations(script: ShootingScript, texts: list[str], reference: str) -> tuple[list[int], list[LossRecord]]:
+def filter_restorations(
+    script: ShootingScript, texts: list[str], reference: str
+) -> tuple[list[int], list[LossRecord]]:
     """Indices of the restorations to keep, and a loss for each one dropped."""
     losses: list[LossRecord] = []
     valid: list[int] = []
@@ -124,8 +148,14 @@ def filter_restorations(script: ShootingScript, texts: list[str], reference: str
     duplicate_positions = near_duplicate_indices([texts[i] for i in valid])
     kept = [i for position, i in enumerate(valid) if position not in duplicate_positions]
     for position in sorted(duplicate_positions):
-        losses.append(LossRecord(stage=STAGE, item=script.script_id, reason="near_duplicate",
-                                 detail=f"{script.script_id}: restoration {valid[position]} is a near-copy of an earlier one"))
+        losses.append(
+            LossRecord(
+                stage=STAGE,
+                item=script.script_id,
+                reason="near_duplicate",
+                detail=f"{script.script_id}: restoration {valid[position]} is a near-copy of an earlier one",
+            )
+        )
     return kept, losses
 
 
@@ -144,7 +174,12 @@ class RestorationPlan:
 
     @property
     def per_request(self) -> int:
-        return min(self.samples_per_request, self.restorations) if self.samples_per_request > 0 else max(1, self.restorations)
+        return (
+            min(self.samples_per_request, self.restorations)
+            if self.samples_per_request > 0
+            else max(1, self.restorations)
+        )
+
     seed: int = 0
     language: str = "en"
     temperature: float = 0.9
@@ -170,14 +205,21 @@ def restoration_requests(script: ShootingScript, reference: str, plan: Restorati
     requests = []
     for number, style in enumerate(styles):
         first = number * per_request
-        requests.append(RestorationRequest(
-            prompt=restoration_prompt(script, style, reference), style=style, n=min(per_request, plan.restorations - first),
-            seed=derived_seed(plan.seed, script.script_id, number), first_index=first))
+        requests.append(
+            RestorationRequest(
+                prompt=restoration_prompt(script, style, reference),
+                style=style,
+                n=min(per_request, plan.restorations - first),
+                seed=derived_seed(plan.seed, script.script_id, number),
+                first_index=first,
+            )
+        )
     return requests
 
 
-def restore_script(script: ShootingScript, generator: TextGenerator, plan: RestorationPlan
-                   ) -> tuple[list[dict], list[LossRecord]]:
+def restore_script(
+    script: ShootingScript, generator: TextGenerator, plan: RestorationPlan
+) -> tuple[list[dict], list[LossRecord]]:
     """Restoration rows (`RESTORATION_SCHEMA`) of one shooting script from an LLM, filtered and
     deduplicated; a request that fails, or samples a server did not return, are losses."""
     reference = render_fountain(script)
@@ -186,8 +228,13 @@ def restore_script(script: ShootingScript, generator: TextGenerator, plan: Resto
     losses: list[LossRecord] = []
     for request in restoration_requests(script, reference, plan):
         try:
-            samples = generator.generate(request.prompt, n=request.n, seed=request.seed,
-                                         temperature=plan.temperature, max_tokens=plan.max_tokens)[:request.n]
+            samples = generator.generate(
+                request.prompt,
+                n=request.n,
+                seed=request.seed,
+                temperature=plan.temperature,
+                max_tokens=plan.max_tokens,
+            )[: request.n]
             problem = f"the server returned {len(samples)} of {request.n} samples"
         except GenerationFailed as exc:
             samples, problem = [], str(exc)
@@ -197,11 +244,26 @@ def restore_script(script: ShootingScript, generator: TextGenerator, plan: Resto
                 texts.append(samples[offset])
                 origin.append((index, request))
             else:
-                losses.append(LossRecord(stage=STAGE, item=f"{script.script_id}/r{index:03d}", reason="llm_failed",
-                                         detail=f"{script.script_id}: restoration {index}: {problem}"))
+                losses.append(
+                    LossRecord(
+                        stage=STAGE,
+                        item=f"{script.script_id}/r{index:03d}",
+                        reason="llm_failed",
+                        detail=f"{script.script_id}: restoration {index}: {problem}",
+                    )
+                )
     kept, dropped = filter_restorations(script, texts, reference)
-    rows = [{"script_id": script.script_id, "restoration_index": origin[i][0], "style": origin[i][1].style.label(),
-             "script": texts[i], "model_id": generator.model_id, "seed": origin[i][1].seed} for i in kept]
+    rows = [
+        {
+            "script_id": script.script_id,
+            "restoration_index": origin[i][0],
+            "style": origin[i][1].style.label(),
+            "script": texts[i],
+            "model_id": generator.model_id,
+            "seed": origin[i][1].seed,
+        }
+        for i in kept
+    ]
     return rows, losses + dropped
 
 
@@ -209,5 +271,83 @@ def faithful_restoration(script: ShootingScript, model_id: str) -> tuple[list[di
     """The offline default: the deterministic rendering, filtered like any restoration."""
     reference = render_fountain(script)
     kept, losses = filter_restorations(script, [reference], reference)
-    return [{"script_id": script.script_id, "restoration_index": 0, "style": FAITHFUL_STYLE, "script": reference,
-             "model_id": model_id, "seed": None} for _ in kept], losses
+    return [
+        {
+            "script_id": script.script_id,
+            "restoration_index": 0,
+            "style": FAITHFUL_STYLE,
+            "script": reference,
+            "model_id": model_id,
+            "seed": None,
+        }
+        for _ in kept
+    ], losses
+
+
+def load_generator(load: Callable[[], TextGenerator]) -> tuple[TextGenerator | None, str]:
+    """(the text generator, its model id), or (None, why it does not run here): a server that
+    cannot be reached or weights that are absent mean "not run", never an error."""
+    from skyscript_assets.models.base import WeightsMissing
+    from skyscript_assets.models.mllm import BackendUnavailable
+
+    try:
+        generator = load()
+    except (BackendUnavailable, WeightsMissing) as exc:
+        return None, str(exc) if isinstance(
+            exc, WeightsMissing
+        ) else f"not run: {exc}"  # WeightsMissing says "not run"
+    return generator, generator.model_id
+
+
+@dataclass
+class DramaRestorations:
+    """A drama's restorations as written: the shards, and a loss for each one dropped."""
+
+    shards: list[ShardInfo]
+    losses: list[LossRecord] = field(default_factory=list)
+    model_id: str = RENDERER_ID
+    per_script: int = 1  # restorations asked per shooting script
+    requests: int = 0  # requests to the LLM (0 offline)
+    stage_version: str = STAGE_VERSION
+
+    @property
+    def kept(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+
+def restore_drama(
+    scripts: list[ShootingScript],
+    generator: TextGenerator | None,
+    plan: RestorationPlan,
+    fs: fsspec.AbstractFileSystem,
+    folder: str,
+    *,
+    rows_per_shard: int,
+) -> DramaRestorations:
+    """Every shooting script of a drama restored (by `generator`, or the faithful renderer when
+    None) and streamed into Parquet shards (`RESTORATION_SCHEMA`) in `folder`, which is replaced:
+    a drama's N x scripts restorations never sit in memory at once. The caller closes `generator`."""
+    if fs.exists(folder):
+        fs.rm(folder, recursive=True)
+    losses: list[LossRecord] = []
+    with ThreadPoolExecutor(max_workers=generator.max_concurrency if generator else 1) as pool:
+        if generator:
+            results: Iterator = pool.map(lambda script: restore_script(script, generator, plan), scripts)
+        else:
+            results = map(lambda script: faithful_restoration(script, RENDERER_ID), scripts)
+
+        def restorations() -> Iterator[dict]:
+            for kept, dropped in results:
+                losses.extend(dropped)
+                yield from kept
+
+        shards = write_shards(restorations(), fs, folder, schema=RESTORATION_SCHEMA, rows_per_shard=rows_per_shard)
+    if generator is None:
+        return DramaRestorations(shards, losses)
+    return DramaRestorations(
+        shards,
+        losses,
+        generator.model_id,
+        plan.restorations,
+        len(scripts) * math.ceil(plan.restorations / plan.per_request),
+    )

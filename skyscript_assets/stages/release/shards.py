@@ -130,9 +130,11 @@ def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
 
 
 def dataset_card(*, name: str, pairs: int, dramas: int, shooting_scripts: int, shard_glob: str,
-                 loss_rates: dict[str, float], licences: list[str], relationship_rows: dict[str, int] | None = None) -> str:
-    """A Hugging Face dataset card (YAML front matter + Markdown). `relationship_rows` gives the
-    row count of each file of RELATIONSHIP_FILES written beside the shards."""
+                 loss_rates: dict[str, float | str], licences: list[str],
+                 relationship_rows: dict[str, int] | None = None) -> str:
+    """A Hugging Face dataset card (YAML front matter + Markdown). `loss_rates` gives a rate per
+    stage, or the text that stands for one (a stage that did not run is "not run", never 0 %);
+    `relationship_rows` the row count of each file of RELATIONSHIP_FILES written beside the shards."""
     fields = "\n".join(f"| `{f.name}` | {f.type} |" for f in PAIR_SCHEMA)
     relationship_rows = relationship_rows or {}
     extra_configs = "".join(f"- config_name: {PurePosixPath(path).stem}\n  data_files: \"{path}\"\n" for path in relationship_rows)
@@ -150,7 +152,8 @@ the compatibility score from temperament and facial attractiveness.
 |---|---:|---|
 {relationships}
 """ if relationship_rows else ""
-    losses = "\n".join(f"| {stage} | {rate:.2%} |" for stage, rate in sorted(loss_rates.items())) or "| (none) | |"
+    losses = "\n".join(f"| {stage} | {rate if isinstance(rate, str) else f'{rate:.2%}'} |"
+                       for stage, rate in sorted(loss_rates.items())) or "| (none) | |"
     licence_lines = "\n".join(f"- {licence}" for licence in licences) or "- see the source videos' licences"
     return f"""---
 configs:
