@@ -33,20 +33,35 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"skyscript: {exc}", file=sys.stderr)
+        print(f"skyscript: {_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("skyscript: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - one line (and no secret) instead of a traceback
+        if args.debug:
+            import traceback
+
+            print(_without_secrets("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+        print(f"skyscript: {_error_line(exc)}" + ("" if args.debug else " (--debug for the traceback)"), file=sys.stderr)
+        return 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line too (sub-command parsers inherit the class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="skyscript",
         description="SkyScript factory: short-drama videos in, shooting scripts and scripts out. "
         "State lives under SKYSCRIPT_HOME (default ~/.skyscript): catalog.db, landing/, artifacts/, dagster/.",
     )
     parser.add_argument("--home", help="use this SKYSCRIPT_HOME instead of the environment's")
+    parser.add_argument("--debug", action="store_true", help="on an error, print the traceback as well")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="render a sample drama and materialize every asset on it")
@@ -98,48 +113,34 @@ def build_parser() -> argparse.ArgumentParser:
                             "jsonl (one pair per line) or fountain (one screenplay file per restoration)")
     export.add_argument("drama", help="the drama id (partition key)")
     export.add_argument("--format", choices=EXPORT_FORMATS, default="parquet")
-    export.add_argument("--out", required=True, help="folder to write into (created if missing)")
+    export.add_argument("--out", required=True, help="folder to write into (created if missing; refused if not empty)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --out (or a link standing there, never its target)")
     export.set_defaults(func=cmd_export)
     return parser
 
 
-EXPORT_FORMATS = ("parquet", "jsonl", "fountain")
+EXPORT_FORMATS = ("parquet", "jsonl", "fountain")  # as stages.release.export.EXPORT_FORMATS (imported lazily)
 
 
 def cmd_export(args) -> int:
-    count, what = export_release(args.drama, args.format, Path(args.out).expanduser())
-    print(f"exported {count} {what} of drama {args.drama!r} as {args.format} to {Path(args.out).expanduser().resolve()}")
+    count, what = export_release(args.drama, args.format, Path(args.out).expanduser(), overwrite=args.overwrite)
+    print(f"exported {count} {what} of drama {args.drama!r} as {args.format} to {Path(args.out).expanduser().absolute()}")
     return 0
 
 
-def export_release(drama_id: str, fmt: str, out: Path) -> tuple[int, str]:
-    """Write the released drama `drama_id` into `out`; (count, what was counted)."""
-    from skyscript_assets.catalog import queries
+def export_release(drama_id: str, fmt: str, out: Path, *, overwrite: bool = False) -> tuple[int, str]:
+    """Write the released drama `drama_id` into `out` (stages/release/export.py); (count, what was counted)."""
     from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource
-    from skyscript_assets.ids import UnsafeIdError, validate_drama_id
-    from skyscript_assets.stages.release.shards import export_fountain, export_jsonl, export_parquet, pair_shards
+    from skyscript_assets.stages.release.export import ExportError, export_release as export
 
-    try:
-        validate_drama_id(drama_id)
-    except UnsafeIdError as exc:
-        raise UserError(str(exc)) from None
     catalog = CatalogResource().get()
-    known = queries.drama(catalog, drama_id)
-    uris = queries.shard_uris(catalog, drama_id, "script_pairs")
-    if known is None:
-        raise UserError(f"unknown drama {drama_id!r}: not in the catalog at {_redact(catalog.url)}")
-    shards = pair_shards(uris)
-    if not shards:
-        raise UserError(f"drama {drama_id!r} is not released: script_pairs has written no pairs "
-                        "(a drama is released once its calibration passes; materialize script_pairs)")
-    artifacts = ArtifactsResource().get()
-    fs = artifacts.fs
-    out.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        return export_parquet(fs, artifacts.path(drama_id, "script_pairs"), out), "files"
-    if fmt == "jsonl":
-        return export_jsonl(fs, shards, out / "pairs.jsonl"), "pairs"
-    return export_fountain(fs, shards, out), "screenplays"
+    try:
+        done = export(catalog, ArtifactsResource().get(), drama_id, fmt, out, overwrite=overwrite,
+                      catalog_label=f"the catalog at {_redact(catalog.url)}")
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
+    return done.count, done.what
 
 
 def cmd_annotate(args) -> int:
@@ -194,12 +195,12 @@ def cmd_clean_json(args) -> int:
 
         repairer = LlmJsonRepairer.from_server(args.repair_server, args.repair_model, api_key_env=args.api_key_env)
     result = clean_raw_output(text, repairer=repairer)
-    for loss in (frame for frame in result.frames if isinstance(frame, LossRecord)):
+    for loss in result.losses:
         print(f"skyscript: {loss.item}: {loss.reason}: {loss.detail}", file=sys.stderr)
     if result.outcome is CleanOutcome.LOST:
         return 1
     # one frame in, one object out; a list or a Case_N mapping in, a list out
-    frames = [frame.model_dump(mode="json") for frame in result.frames if not isinstance(frame, LossRecord)]
+    frames = [frame.model_dump(mode="json") for frame in result.frames]
     print(json.dumps(frames[0] if result.single_frame else frames, ensure_ascii=False, indent=2))
     return 0
 
@@ -367,7 +368,7 @@ def _demo_export(drama_id: str) -> None:
     folder = settings.skyscript_home() / "exports" / drama_id
     print(f"\nExports (skyscript export {drama_id} --format FORMAT --out DIR):")
     for fmt in EXPORT_FORMATS:
-        count, what = export_release(drama_id, fmt, folder / fmt)
+        count, what = export_release(drama_id, fmt, folder / fmt, overwrite=True)
         print(f"  {fmt:<8} {count} {what} in {folder / fmt}")
     with (folder / "jsonl" / "pairs.jsonl").open(encoding="utf-8") as f:
         pair = max((json.loads(line) for line in f), key=lambda p: len(p["script"]))  # the fullest scene
@@ -421,6 +422,50 @@ def _demo_accuracy(drama_id: str, truth_path: Path) -> str:
     got = {(e, f, kind) for e, f, kind in found if kind != "start"}
     exact = sum(1 for e, f, kind in expected if any(g[0] == e and g[2] == kind and (f is None or abs(g[1] - f) <= 1) for g in got))
     return f"Shot accuracy on the demo drama: {exact}/{len(expected)} boundaries found (cuts to 1 frame, fades and dissolves by kind), {len(got)} detected"
+
+
+def _secrets() -> dict[str, str]:
+    """Secret -> what to print instead: the database URL and its password, keys and tokens in the environment."""
+    from sqlalchemy.engine import make_url
+
+    found: dict[str, str] = {}
+    url = settings.database_url()
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001 - an unparseable URL is hidden whole
+        password = None
+    found[url] = _redact(url)
+    if password and len(str(password)) >= 4:
+        found[str(password)] = "***"
+    for name, value in os.environ.items():
+        if value and len(value) >= 8 and any(w in name.upper() for w in ("KEY", "TOKEN", "SECRET", "PASSWORD")):
+            found[value] = f"${name}"
+    return found
+
+
+def _without_secrets(text: str) -> str:
+    for secret, shown in sorted(_secrets().items(), key=lambda item: len(item[0]), reverse=True):
+        text = text.replace(secret, shown)
+    return text
+
+
+def _error_line(exc: BaseException) -> str:
+    """One line for any error: what failed, why, and nothing secret (see models.redact)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from skyscript_assets.models.redact import redact
+
+    if isinstance(exc, UserError):
+        text = str(exc)
+    elif isinstance(exc, SQLAlchemyError):  # the URL itself is replaced by its redacted form below
+        cause = getattr(exc, "orig", None) or exc
+        why = str(cause).strip().split("\n")[0]
+        text = f"catalog database {settings.database_url()}: {why or type(cause).__name__}"
+    elif isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return redact(_without_secrets(text), limit=400)
 
 
 def _redact(url: str) -> str:
