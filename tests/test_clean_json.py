@@ -66,8 +66,8 @@ def test_every_sample_case_cleans_to_the_schema_with_numeric_vad(sample_cases):
 
 def test_sample_cases_one_by_one_keep_the_case_order(sample_cases):
     for name, case in sample_cases.items():
-        annotation = clean_annotation(json.dumps(case), item=name, timestamp_s=12.5)
-        assert isinstance(annotation, FrameAnnotation), annotation
+        annotation, losses = clean_annotation(json.dumps(case), item=name, timestamp_s=12.5)
+        assert isinstance(annotation, FrameAnnotation) and losses == [], losses
         assert annotation.timestamp_s == 12.5
         assert annotation.scene_description == case["Scene Description"]
 
@@ -186,21 +186,20 @@ def test_truncated_outputs_never_keep_a_cut_frame(sample_cases):
     for _ in range(60):
         cut = rng.randrange(1, len(text) - 1)
         result = clean_raw_output(text[:cut], ["a", "b", "c"])
-        assert len(result.frames) == 3
-        for got, want in zip(result.frames, complete):
-            if isinstance(got, FrameAnnotation):
-                assert got == want  # a kept frame is whole, never completed by guessing
-                kept_whole += 1
-            else:
-                assert got.reason in {"truncated", "missing_frame", "no_json", "not_an_annotation"}
-                assert got.stage == "cleaned_json" and "\n" not in got.detail
+        assert len(result.frames) + len(result.losses) == 3
+        for item, got in zip(result.items, result.frames):
+            assert got == complete["abc".index(item)]  # a kept frame is whole, never completed by guessing
+            kept_whole += 1
+        for loss in result.losses:
+            assert loss.reason in {"truncated", "missing_frame", "no_json", "not_an_annotation"}
+            assert loss.stage == "cleaned_json" and "\n" not in loss.detail
     assert kept_whole > 0
 
 
 def test_truncated_single_frame_is_a_truncation_loss(sample_cases):
     text = json.dumps(sample_cases["Case_1"])
-    loss = clean_annotation(text[: len(text) // 2], item="ep1/shot3/kf0")
-    assert isinstance(loss, LossRecord)
+    annotation, [loss] = clean_annotation(text[: len(text) // 2], item="ep1/shot3/kf0")
+    assert annotation is None and isinstance(loss, LossRecord)
     assert (loss.item, loss.reason) == ("ep1/shot3/kf0", "truncated")
 
 
@@ -214,7 +213,7 @@ def test_truncated_single_frame_is_a_truncation_loss(sample_cases):
 def test_unrecoverable_replies_are_losses_with_reasons(text, reason):
     result = clean_raw_output(text, ["kf1", "kf2"])
     assert result.outcome is CleanOutcome.LOST
-    assert [(f.item, f.reason) for f in result.frames] == [("kf1", reason), ("kf2", reason)]
+    assert [(f.item, f.reason) for f in result.losses] == [("kf1", reason), ("kf2", reason)]
 
 
 def test_wrong_types_become_null_and_are_counted():
@@ -233,8 +232,8 @@ def test_wrong_types_become_null_and_are_counted():
 def test_frame_count_mismatch_names_the_missing_frames():
     text = json.dumps([PROMPT_FORMAT_FRAME])
     result = clean_raw_output(text, ["kf1", "kf2"])
-    assert isinstance(result.frames[0], FrameAnnotation)
-    assert (result.frames[1].item, result.frames[1].reason) == ("kf2", "missing_frame")
+    assert isinstance(result.frames[0], FrameAnnotation) and result.items == ["kf1"]
+    assert [(f.item, f.reason) for f in result.losses] == [("kf2", "missing_frame")]
     extra = clean_raw_output(json.dumps([PROMPT_FORMAT_FRAME] * 3), ["kf1"])
     assert len(extra.frames) == 1 and extra.field_issues["frames: extra_frames"] == 2
 
@@ -260,9 +259,9 @@ def test_a_failing_or_useless_llm_repair_is_a_loss_not_a_crash():
 
     lost = clean_raw_output("no json here", ["kf"], repairer=broken)
     assert lost.outcome is CleanOutcome.LOST
-    assert lost.frames[0].reason == "llm_repair_failed" and "\n" not in lost.frames[0].detail
+    assert lost.losses[0].reason == "llm_repair_failed" and "\n" not in lost.losses[0].detail
     useless = clean_raw_output("no json here", ["kf"], repairer=lambda t, p: "still no json")
-    assert useless.frames[0].reason == "no_json" and "LLM repair" in useless.frames[0].detail
+    assert useless.losses[0].reason == "no_json" and "LLM repair" in useless.losses[0].detail
 
 
 def test_json_segments_report_open_depth():
@@ -295,7 +294,7 @@ def test_one_object_per_image_becomes_a_list_of_frames(text):
 def test_a_reply_cut_before_its_first_frame_never_goes_to_the_llm():
     calls = []
     result = clean_raw_output('{"frames": [{"sce', ["kf"], repairer=lambda t, p: calls.append(t) or "{}")
-    assert calls == [] and result.frames[0].reason == "truncated"
+    assert calls == [] and result.losses[0].reason == "truncated"
 
 
 def test_a_frame_that_still_fails_validation_is_a_loss_not_a_crash(monkeypatch):
@@ -304,8 +303,8 @@ def test_a_frame_that_still_fails_validation_is_a_loss_not_a_crash(monkeypatch):
     monkeypatch.setattr(normalise_annotation._Normaliser, "frame",
                         lambda self, value: {"people": [{"vad": {"valence": 42}}]})
     result = clean_raw_output(json.dumps([PROMPT_FORMAT_FRAME] * 2), ["kf1", "kf2"])
-    assert [(f.item, f.reason) for f in result.frames] == [("kf1", "schema_violation"), ("kf2", "schema_violation")]
-    assert "less than or equal to 9" in result.frames[0].detail
+    assert [(f.item, f.reason) for f in result.losses] == [("kf1", "schema_violation"), ("kf2", "schema_violation")]
+    assert "less than or equal to 9" in result.losses[0].detail
 
 
 def test_a_reply_that_copies_the_prompts_form_invents_nothing():
@@ -313,7 +312,7 @@ def test_a_reply_that_copies_the_prompts_form_invents_nothing():
 
     result = clean_raw_output(json.dumps(OUTPUT_EXAMPLE), ["kf"])
     assert result.outcome is CleanOutcome.LOST
-    assert (result.frames[0].item, result.frames[0].reason) == ("kf", "empty_annotation")
+    assert (result.losses[0].item, result.losses[0].reason) == ("kf", "empty_annotation")
     assert result.field_issues["people.vad.valence: not_a_number"] == 1
     assert result.field_issues["scene_description: template_echo"] == 1
 
@@ -334,10 +333,10 @@ def test_a_reply_encoded_again_as_a_json_string_is_decoded_and_counted_unparseab
         assert result.outcome is CleanOutcome.FIXED_LOCALLY and result.unparseable
         assert result.frames == _expected(PROMPT_FORMAT_FRAME)
     cut = clean_raw_output("Here: " + json.dumps(frame)[:200], ["kf"])
-    assert cut.frames[0].reason == "truncated"
+    assert cut.losses[0].reason == "truncated"
 
 
 @pytest.mark.parametrize("text", ["[" * 5000, "{" * 5000, "[" * 3000 + "]" * 3000, '{"a":' * 2000 + "1" + "}" * 2000])
 def test_absurd_nesting_is_a_loss_not_a_crash(text):
     result = clean_raw_output(text, ["kf"])
-    assert result.outcome is CleanOutcome.LOST and isinstance(result.frames[0], LossRecord)
+    assert result.outcome is CleanOutcome.LOST and result.frames == [] and isinstance(result.losses[0], LossRecord)

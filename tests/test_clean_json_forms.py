@@ -302,12 +302,12 @@ def test_every_form_of_every_kind_is_recovered_exactly(name, kind, layout, wrapp
     items = [f"kf{i + 1}" for i in range(len(expected))]
     result = clean_raw_output(reply, items)
     if kind.startswith("truncated"):
-        *kept, cut = result.frames
-        assert isinstance(cut, LossRecord) and cut.reason == "truncated", (cut, reply[-200:])
-        assert kept == list(expected[:-1]), reply[:300]
+        [cut] = result.losses
+        assert isinstance(cut, LossRecord) and cut.reason == "truncated" and cut.item == items[-1], (cut, reply[-200:])
+        assert result.frames == list(expected[:-1]) and result.items == items[:-1], reply[:300]
         assert result.outcome is (CleanOutcome.LOST if len(expected) == 1 else CleanOutcome.FIXED_LOCALLY)
         return
-    assert result.frames == list(expected), (result.frames[0], reply[:400])
+    assert result.frames == list(expected) and result.losses == [], (result.losses, reply[:400])
     plain = _plain_json(name, kind, layout, wrapper, encoding)
     assert result.outcome is (CleanOutcome.PARSED_AS_IS if plain else CleanOutcome.FIXED_LOCALLY)
     assert result.unparseable is not plain

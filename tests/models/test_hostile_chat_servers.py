@@ -94,7 +94,7 @@ def test_text_generation_and_json_repair_requests_have_the_deadline(server, key)
     result = clean_raw_output("the model rambled: no json at all. scenario=trickle", ["kf1"], repairer=repairer)
     assert time.monotonic() - started < 2.0 + SLACK_S
     assert result.outcome is CleanOutcome.LOST
-    [loss] = result.frames
+    [loss] = result.losses
     assert loss.reason == "llm_repair_failed" and "deadline: no complete reply within 2 s" in loss.detail
 
 
@@ -186,7 +186,7 @@ def test_text_generation_and_json_repair_losses_hold_no_key(server, key, caplog)
 
     repairer = LlmJsonRepairer.from_server(**client_config(server))
     result = clean_raw_output("the model rambled: no json at all. scenario=echo_auth", ["kf1"], repairer=repairer)
-    [loss] = result.frames
+    [loss] = result.losses
     assert loss.reason == "llm_repair_failed" and "HTTP 401" in loss.detail
     assert_no_trace_of_the_key(loss.detail)
     assert_no_trace_of_the_key(caplog.text)

@@ -6,7 +6,8 @@ keyframes of one shot batch, in request order):
     result = clean_raw_output(raw.text, items=raw.items, timestamps=[kf.time_s ...],
                               repairer=None or LlmJsonRepairer(...))
     result.outcome        CleanOutcome: parsed_as_is | fixed_locally | fixed_by_llm | lost
-    result.frames         one FrameAnnotation or LossRecord per item, same order
+    result.frames         the FrameAnnotations recovered, in item order (result.items: their items)
+    result.losses         a LossRecord per item lost
     result.field_issues   Counter "field: kind" -> n (schema violations per field)
     result.unparseable    True when the text was not a JSON object or array as it came
                           (a reply JSON-encoded again as a string counts as unparseable)
@@ -65,7 +66,9 @@ class CleanOutcome(StrEnum):
 @dataclass
 class CleanedOutput:
     outcome: CleanOutcome
-    frames: list[FrameAnnotation | LossRecord]
+    frames: list[FrameAnnotation]  # recovered, in item order
+    items: list[str]  # the item of each recovered frame
+    losses: list[LossRecord]  # one per item lost
     field_issues: Counter = field(default_factory=Counter)
     unparseable: bool = False  # not a JSON object or array as it came (before any repair)
     single_frame: bool = False  # the reply was one frame object, not a list or mapping of frames
@@ -137,33 +140,36 @@ def clean_raw_output(
 
     names = list(items) if items is not None else [f"frame_{i + 1}" for i in range(len(frames))]
     cut_last = parsed.open_depth >= frame_depth
-    results: list[FrameAnnotation | LossRecord] = []
+    results: list[tuple[str, FrameAnnotation | LossRecord]] = []
     for index, name in enumerate(names):
         if index >= len(frames):
             detail = f"the reply holds {len(frames)} frames for {len(names)} images"
-            results.append(_loss(name, "missing_frame", detail))
+            results.append((name, _loss(name, "missing_frame", detail)))
         elif cut_last and index == len(frames) - 1:
-            results.append(_loss(name, "truncated", "the reply was cut off inside this frame"))
+            results.append((name, _loss(name, "truncated", "the reply was cut off inside this frame")))
         elif not looks_like_frame(frames[index]):
-            results.append(_loss(name, "not_an_annotation", f"frame {index + 1} is {_describe(frames[index])}"))
+            results.append((name, _loss(name, "not_an_annotation", f"frame {index + 1} is {_describe(frames[index])}")))
         else:
             try:
                 annotation = normalise_frame(frames[index], issues)
             except ValidationError as exc:  # normalisation should prevent this; never sink the batch
-                results.append(_loss(name, "schema_violation", _one_line(exc)[:300]))
+                results.append((name, _loss(name, "schema_violation", _one_line(exc)[:300])))
                 continue
             if annotation == FrameAnnotation():  # nothing usable survived normalisation
-                results.append(_loss(name, "empty_annotation", "no field of this frame holds a usable value"))
+                results.append((name, _loss(name, "empty_annotation", "no field of this frame holds a usable value")))
                 continue
             time_s = timestamps[index] if timestamps is not None and index < len(timestamps) else None
             if time_s is not None:
                 annotation = annotation.model_copy(update={"timestamp_s": float(time_s)})
-            results.append(annotation)
+            results.append((name, annotation))
     if items is not None and len(frames) > len(names):
         issues["frames: extra_frames"] += len(frames) - len(names)
-    if not any(isinstance(r, FrameAnnotation) for r in results):
+    kept = [(name, r) for name, r in results if isinstance(r, FrameAnnotation)]
+    if not kept:
         outcome = CleanOutcome.LOST
-    return CleanedOutput(outcome, results, issues, unparseable, single_frame=frame_depth == 1)
+    return CleanedOutput(outcome, [r for _, r in kept], [name for name, _ in kept],
+                         [r for _, r in results if isinstance(r, LossRecord)], issues, unparseable,
+                         single_frame=frame_depth == 1)
 
 
 @dataclass
@@ -178,9 +184,8 @@ class CleaningStats:
 
     def add(self, result: CleanedOutput) -> None:
         self.replies[result.outcome.value] += 1
-        kept = sum(isinstance(f, FrameAnnotation) for f in result.frames)
-        self.frames_kept += kept
-        self.frames_lost += len(result.frames) - kept
+        self.frames_kept += len(result.frames)
+        self.frames_lost += len(result.losses)
         self.unparseable_replies += result.unparseable
         self.field_issues.update(result.field_issues)
 
@@ -199,9 +204,10 @@ class CleaningStats:
 
 def clean_annotation(
     raw_text: str, *, item: str = "frame", timestamp_s: float | None = None, repairer: JsonRepairer | None = None
-) -> FrameAnnotation | LossRecord:
-    """The one-frame shortcut of `clean_raw_output`."""
-    return clean_raw_output(raw_text, [item], timestamps=[timestamp_s], repairer=repairer).frames[0]
+) -> tuple[FrameAnnotation | None, list[LossRecord]]:
+    """The one-frame shortcut of `clean_raw_output`: the annotation (None when lost) and the losses."""
+    result = clean_raw_output(raw_text, [item], timestamps=[timestamp_s], repairer=repairer)
+    return (result.frames[0] if result.frames else None), result.losses
 
 
 _REASON_TEXT = {
@@ -223,7 +229,7 @@ def _is_json(text: str) -> bool:
 def _all_lost(raw_text, items, reason, unparseable, issues, detail=None) -> CleanedOutput:
     names = list(items) if items is not None else ["frame_1"]
     detail = detail or f"{_REASON_TEXT.get(reason, reason)}: {_one_line(raw_text)[:120]!r}"
-    return CleanedOutput(CleanOutcome.LOST, [_loss(n, reason, detail) for n in names], issues, unparseable)
+    return CleanedOutput(CleanOutcome.LOST, [], [], [_loss(n, reason, detail) for n in names], issues, unparseable)
 
 
 def _loss(item: str, reason: str, detail: str) -> LossRecord:
@@ -263,11 +269,8 @@ def clean_episode(episode_id: str, replies: Sequence[RawReply], *, timestamps: d
         result = clean_raw_output(reply.text, reply.items, timestamps=[timestamps.get(i) for i in reply.items],
                                   repairer=repairer)
         stats.add(result)
-        for item, frame in zip(reply.items, result.frames):
-            if isinstance(frame, FrameAnnotation):
-                frames.append(CleanedFrame(item, frame, result.outcome))
-            else:
-                losses.append(frame)
+        frames += [CleanedFrame(item, frame, result.outcome) for item, frame in zip(result.items, result.frames)]
+        losses += result.losses
     return EpisodeResult(episode_id, frames, losses, given=sum(len(r.items) for r in replies),
                          summary={"replies": sum(stats.replies.values()), "unparseable": stats.unparseable_replies,
                                   "kept": stats.frames_kept, "field_issues": dict(stats.field_issues)})
