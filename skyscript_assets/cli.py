@@ -180,7 +180,6 @@ def cmd_annotate(args) -> int:
 def cmd_clean_json(args) -> int:
     import json
 
-    from skyscript_assets.schema import LossRecord
     from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output
 
     try:
