@@ -74,8 +74,9 @@ class PretrainedModel:
 
     @classmethod
     def _from_local(cls, name_or_path: str | Path, device: str, batch_size: int, **options):
-        import transformers
+        from skyscript_assets.models.hf import import_transformers
 
+        transformers = import_transformers()
         device = pick_device(device)
         processor = load_pretrained(getattr(transformers, cls.processor_class), name_or_path)
         model = load_pretrained(getattr(transformers, cls.model_class), name_or_path).to(device).eval()

@@ -99,7 +99,10 @@ class TransformersTextGenerator:
     def __init__(self, model_path: str, *, device: str = "auto", dtype: str = "auto", samples_per_batch: int = 16):
         try:
             import torch
-            import transformers
+
+            from skyscript_assets.models.hf import import_transformers
+
+            transformers = import_transformers()
         except ImportError as exc:
             raise BackendUnavailable(
                 f"the transformers text backend needs torch and transformers ({exc.name} is not installed)") from None

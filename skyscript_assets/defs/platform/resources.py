@@ -60,7 +60,11 @@ class MllmResource(dg.ConfigurableResource):
     backend: "baseline" (offline CPU annotator, the default), "openai" (any OpenAI-compatible
     server: lmdeploy api_server, vLLM, a hosted API), "lmdeploy" (in-process, GPU pods) or
     "transformers" (a local Hugging Face model). API keys are read from the environment
-    variable named by `api_key_env`; the key itself never enters the config."""
+    variable named by `api_key_env`; the key itself never enters the config.
+
+    The in-process lmdeploy engine: `tp` (GPUs one model is split over; InternVL2-76B: 4),
+    `session_len` (prompt + reply tokens), `cache_max_entry_count` (share of free GPU memory for
+    the KV cache) and `chat_template` ("" = lmdeploy's pick, a builtin name, or a JSON file)."""
 
     backend: str = "baseline"
     base_url: str = ""
@@ -71,6 +75,10 @@ class MllmResource(dg.ConfigurableResource):
     max_images_per_request: int = 4
     repair_base_url: str = ""
     repair_model: str = ""
+    tp: int = 1  # lmdeploy
+    session_len: int = 16384  # lmdeploy
+    cache_max_entry_count: float = 0.8  # lmdeploy
+    chat_template: str = ""  # lmdeploy
 
     def load(self):
         from skyscript_assets.models.mllm import load_backend
@@ -78,8 +86,11 @@ class MllmResource(dg.ConfigurableResource):
         if self.backend == "openai":
             return load_backend("openai", base_url=self.base_url, model=self.model,
                                 max_concurrency=self.max_concurrency, api_key_env=self.api_key_env)
-        if self.backend in ("lmdeploy", "transformers"):
-            return load_backend(self.backend, model_path=self.model_path)
+        if self.backend == "lmdeploy":
+            return load_backend("lmdeploy", model_path=self.model_path, tp=self.tp, session_len=self.session_len,
+                                cache_max_entry_count=self.cache_max_entry_count, chat_template=self.chat_template)
+        if self.backend == "transformers":
+            return load_backend("transformers", model_path=self.model_path)
         return load_backend(self.backend)
 
     def repairer(self):
