@@ -6,6 +6,7 @@ SKYSCRIPT_PROFILE=local|k8s adds the resources, the executor and the k8s-only jo
 (defs/platform/profiles.py).
 """
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -31,8 +32,11 @@ def graph_order(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
     return list(done.values())
 
 
-# project_root given: an installed wheel (the Docker images) has no pyproject.toml to search for
-_domains = dg.load_defs(defs_root=skyscript_assets.defs, project_root=Path(skyscript_assets.defs.__file__).parents[2])
+# `load_defs`, not `load_from_defs_folder`: the latter finds the defs module through
+# pyproject.toml's [tool.dg], which an installed wheel (the Docker images) does not have.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*load_defs.*deprecated", category=DeprecationWarning)
+    _domains = dg.load_defs(defs_root=skyscript_assets.defs, project_root=Path(skyscript_assets.defs.__file__).parents[2])
 _assets = graph_order([a for a in _domains.assets or [] if isinstance(a, dg.AssetsDefinition)])
 # Per-drama assets in graph order (the CLI's demo materializes them in this order), then those
 # across all dramas (not partitioned), materialized after them.
