@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             print(_without_secrets("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
-        print(f"skyscript: {_error_line(exc)}" + ("" if args.debug else " (--debug for the traceback)"), file=sys.stderr)
+        hint = "" if args.debug else " (--debug for the traceback)"
+        print(f"skyscript: {_error_line(exc)}{hint}", file=sys.stderr)
         return 1
 
 
@@ -125,14 +126,16 @@ EXPORT_FORMATS = ("parquet", "jsonl", "fountain")  # as stages.release.export.EX
 
 def cmd_export(args) -> int:
     count, what = export_release(args.drama, args.format, Path(args.out).expanduser(), overwrite=args.overwrite)
-    print(f"exported {count} {what} of drama {args.drama!r} as {args.format} to {Path(args.out).expanduser().absolute()}")
+    out = Path(args.out).expanduser().absolute()
+    print(f"exported {count} {what} of drama {args.drama!r} as {args.format} to {out}")
     return 0
 
 
 def export_release(drama_id: str, fmt: str, out: Path, *, overwrite: bool = False) -> tuple[int, str]:
     """Write the released drama `drama_id` into `out` (stages/release/export.py); (count, what was counted)."""
     from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource
-    from skyscript_assets.stages.release.export import ExportError, export_release as export
+    from skyscript_assets.stages.release.export import ExportError
+    from skyscript_assets.stages.release.export import export_release as export
 
     catalog = CatalogResource().get()
     try:
@@ -343,8 +346,8 @@ def _demo_review(drama_id: str, instance, outcomes: list) -> list:
     those of the second pass in place of the first."""
     import json
 
-    from skyscript_assets.defs.release.assets import restored_scripts, script_pairs
     from skyscript_assets.defs.platform.runner import materialize_drama
+    from skyscript_assets.defs.release.assets import restored_scripts, script_pairs
     from skyscript_assets.defs.scripts.assets import REVIEWS_FOLDER, calibrated_shooting_scripts
     from skyscript_assets.stages.scripts.calibration import simulated_review
 

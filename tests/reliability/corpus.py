@@ -85,8 +85,10 @@ def build_bad_drama(folder: Path) -> dict[str, str | None]:
     expected["ep15.mp4"] = None
     # moov atom at the front (faststart), file cut in the middle: probes fine, decodes a part
     render_video(folder / "tmp-faststart.mp4", [ShotSpec(skimage.data.coffee(), 4.0, "pan")], size=(160, 96))
-    with av.open(str(folder / "tmp-faststart.mp4")) as source, \
-            av.open(str(folder / "ep16.mp4"), "w", options={"movflags": "faststart"}) as target:
+    with (
+        av.open(str(folder / "tmp-faststart.mp4")) as source,
+        av.open(str(folder / "ep16.mp4"), "w", options={"movflags": "faststart"}) as target,
+    ):
         stream = target.add_stream_from_template(source.streams.video[0])
         for packet in source.demux(source.streams.video[0]):
             if packet.dts is not None:
@@ -97,11 +99,14 @@ def build_bad_drama(folder: Path) -> dict[str, str | None]:
     (folder / "ep16.mp4").write_bytes(data[: int(len(data) * 0.6)])
     expected["ep16.mp4"] = None
     # garbage over the middle of the stream: the decoder skips what it cannot read
-    render_video(folder / "ep17.mkv", [ShotSpec(skimage.data.astronaut(), 3.0, "pan"),
-                                       ShotSpec(skimage.data.coffee(), 3.0, "pan")], size=(160, 96))
+    render_video(
+        folder / "ep17.mkv",
+        [ShotSpec(skimage.data.astronaut(), 3.0, "pan"), ShotSpec(skimage.data.coffee(), 3.0, "pan")],
+        size=(160, 96),
+    )
     data = bytearray((folder / "ep17.mkv").read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 2000] = np.random.default_rng(17).integers(0, 255, 2000, dtype=np.uint8).tobytes()
+    data[middle : middle + 2000] = np.random.default_rng(17).integers(0, 255, 2000, dtype=np.uint8).tobytes()
     (folder / "ep17.mkv").write_bytes(bytes(data))
     expected["ep17.mkv"] = None
     (folder / "cover.txt").write_text("sidecar text is ignored")
@@ -174,6 +179,7 @@ def _symlinks(folder: Path) -> dict[str, str | None]:
 
 # --- drama.json: each case is one drama (one drama.json each) --------------------------------
 
+
 def _write(content: bytes):
     return lambda path: path.write_bytes(content)
 
@@ -185,8 +191,14 @@ def _link(target: str):
 # name -> (how to write drama.json, a fragment of the one-line loss detail); the loss reason is
 # always "invalid_drama_json" and the drama goes on with its id as the title.
 DRAMA_JSON_CASES = {
-    "nested-200k": (_write(b'{"title": "x", "cast": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"), "KiB a drama.json may hold"),
-    "nested-20k": (_write(b'{"title": "x", "cast": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"), "nested 20001 levels deep"),
+    "nested-200k": (
+        _write(b'{"title": "x", "cast": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"),
+        "KiB a drama.json may hold",
+    ),
+    "nested-20k": (
+        _write(b'{"title": "x", "cast": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"),
+        "nested 20001 levels deep",
+    ),
     "nul-in-title": (_write(b'{"title": "Love\\u0000Story"}'), "'title' holds a control character"),
     "lone-surrogate": (_write(b'{"title": "Love \\ud800 Story"}'), "'title' holds a lone UTF-16 surrogate"),
     "surrogate-key": (_write(b'{"title": "ok", "\\udfff": 1}'), "holds a lone UTF-16 surrogate"),

@@ -18,8 +18,13 @@ def test_bad_input_corpus_loses_exactly_the_bad_files(skyscript_home):
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dramas", ["bad-drama"])
-        result = dg.materialize(DRAMA_ASSETS, partition_key="bad-drama", instance=instance,
-                                resources=local_resources(), raise_on_error=False)
+        result = dg.materialize(
+            DRAMA_ASSETS,
+            partition_key="bad-drama",
+            instance=instance,
+            resources=local_resources(),
+            raise_on_error=False,
+        )
         # A crash would fail the run; losses must not.
         assert result.success, [e.message for e in result.all_events if e.is_failure]
 
@@ -45,6 +50,8 @@ def test_bad_input_corpus_loses_exactly_the_bad_files(skyscript_home):
     # that lead out are refused without a listing of their targets (one loss each, no more).
     landing = (skyscript_home / "landing").resolve()
     assert all(Path(e.uri).resolve().is_relative_to(landing) for e in episodes)
-    manifest = json.loads((skyscript_home / "artifacts" / "bad-drama" / "drama_manifest" / "manifest.json").read_text())
+    manifest = json.loads(
+        (skyscript_home / "artifacts" / "bad-drama" / "drama_manifest" / "manifest.json").read_text()
+    )
     assert len(manifest["losses"]) == len(losses)
     assert "passwd" not in json.dumps(manifest["episodes"])

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
-
 from test_cli import _released_drama  # a drama released offline into skyscript_home's catalog
 
 SECRET = "hunter2-Secret-Pa55"
@@ -20,8 +19,9 @@ SECRET = "hunter2-Secret-Pa55"
 def _skyscript(*args, home: Path, **env):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("SKYSCRIPT_", "DAGSTER_"))}
     environ.update(SKYSCRIPT_HOME=str(home), **env)
-    return subprocess.run([sys.executable, "-m", "skyscript_assets.cli", *args],
-                          capture_output=True, text=True, env=environ, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "skyscript_assets.cli", *args], capture_output=True, text=True, env=environ, timeout=300
+    )
 
 
 def _one_error_line(proc, code: int) -> str:
@@ -104,18 +104,30 @@ def test_a_bad_out_is_one_line(skyscript_home, tmp_path):
         assert words in line, (out, line)
     assert a_file.read_text() == "x"
 
-    line = _one_error_line(_skyscript("export", drama, "--format", "csv", "--out", str(tmp_path / "o"), home=skyscript_home), 2)
+    line = _one_error_line(
+        _skyscript("export", drama, "--format", "csv", "--out", str(tmp_path / "o"), home=skyscript_home), 2
+    )
     assert "invalid choice" in line and "--help" in line  # a usage mistake, one line too
 
 
-@pytest.mark.parametrize("url", [
-    f"postgresql://nobody:{SECRET}@127.0.0.1:1/x",  # nothing listens: refused after the catalog's retries
-    f"not a url {SECRET}",
-    f"mysql+nosuchdriver://nobody:{SECRET}@127.0.0.1/x",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://nobody:{SECRET}@127.0.0.1:1/x",  # nothing listens: refused after the catalog's retries
+        f"not a url {SECRET}",
+        f"mysql+nosuchdriver://nobody:{SECRET}@127.0.0.1/x",
+    ],
+)
 def test_a_bad_database_url_is_one_line_without_its_password(tmp_path, url):
-    proc = _skyscript("export", "some-drama", "--out", str(tmp_path / "out"), home=tmp_path / "home",
-                      SKYSCRIPT_DATABASE_URL=url, OPENAI_API_KEY="sk-" + SECRET)
+    proc = _skyscript(
+        "export",
+        "some-drama",
+        "--out",
+        str(tmp_path / "out"),
+        home=tmp_path / "home",
+        SKYSCRIPT_DATABASE_URL=url,
+        OPENAI_API_KEY="sk-" + SECRET,
+    )
     line = _one_error_line(proc, 1)
     assert line.startswith("skyscript: catalog database") and "--debug" in line
     assert SECRET not in proc.stderr + proc.stdout
@@ -123,7 +135,15 @@ def test_a_bad_database_url_is_one_line_without_its_password(tmp_path, url):
 
     if url.startswith("postgresql"):
         return  # the traceback of the slow case is the same as the others'
-    debug = _skyscript("--debug", "export", "some-drama", "--out", str(tmp_path / "out"), home=tmp_path / "home",
-                       SKYSCRIPT_DATABASE_URL=url, OPENAI_API_KEY="sk-" + SECRET)
+    debug = _skyscript(
+        "--debug",
+        "export",
+        "some-drama",
+        "--out",
+        str(tmp_path / "out"),
+        home=tmp_path / "home",
+        SKYSCRIPT_DATABASE_URL=url,
+        OPENAI_API_KEY="sk-" + SECRET,
+    )
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     assert SECRET not in debug.stderr + debug.stdout

@@ -26,8 +26,9 @@ from .corpus import DRAMA_JSON_CASES
 def _materialize(instance, drama_id: str):
     if not instance.has_dynamic_partition("dramas", drama_id):
         instance.add_dynamic_partitions("dramas", [drama_id])  # as an operator adds one by hand
-    return dg.materialize([drama_manifest], partition_key=drama_id, instance=instance,
-                          resources=local_resources(), raise_on_error=False)
+    return dg.materialize(
+        [drama_manifest], partition_key=drama_id, instance=instance, resources=local_resources(), raise_on_error=False
+    )
 
 
 def _episodes(drama_id: str) -> list[Episode]:
@@ -90,8 +91,11 @@ def test_symlinked_drama_folders_get_the_same_verdict_from_the_sensor_and_the_as
     catalog = Catalog(database_url())
 
     with dg.instance_for_test() as instance:
-        sensor = new_dramas(dg.build_sensor_context(
-            instance=instance, resources={"landing": LandingZone(), "catalog": CatalogResource()}))
+        sensor = new_dramas(
+            dg.build_sensor_context(
+                instance=instance, resources={"landing": LandingZone(), "catalog": CatalogResource()}
+            )
+        )
         assert sorted(r.partition_key for r in sensor.run_requests) == ["drama-a", "drama-b", "drama-b-s2"]
         rejected = {loss.item: loss for loss in catalog.losses(stage="landing")}
         assert {item: loss.reason for item, loss in rejected.items()} == LANDING_VERDICTS
@@ -114,7 +118,9 @@ def test_symlinked_drama_folders_get_the_same_verdict_from_the_sensor_and_the_as
         [linked] = _episodes("drama-b-s2")
         assert Path(linked.uri).resolve() == (landing / "drama-b" / "season2" / "ep1.mp4").resolve()
     with catalog.session() as session:  # drama-a's episode is in the catalog once, under one id
-        assert session.scalars(select(Episode.drama_id).where(Episode.sha256 == _episodes("drama-a")[0].sha256)).all() == ["drama-a"]
+        assert session.scalars(
+            select(Episode.drama_id).where(Episode.sha256 == _episodes("drama-a")[0].sha256)
+        ).all() == ["drama-a"]
 
 
 # --- skyscript ingest, as a user runs it ----------------------------------------------------
@@ -123,8 +129,9 @@ def test_symlinked_drama_folders_get_the_same_verdict_from_the_sensor_and_the_as
 def _skyscript(*args, home: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYSCRIPT_", "DAGSTER_"))}
     env["SKYSCRIPT_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "skyscript_assets.cli", *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "skyscript_assets.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_ingest_copies_the_targets_of_links_not_the_links(skyscript_home, make_video):
@@ -145,9 +152,11 @@ def test_ingest_copies_the_targets_of_links_not_the_links(skyscript_home, make_v
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     notes = proc.stderr.strip().splitlines()
-    assert notes == ["skyscript: not copied: ep3.mp4: a broken symlink or symlink loop",
-                     "skyscript: not copied: ep4.mp4: not a regular file (FIFO, socket or device)",
-                     "skyscript: not copied: extras: a sub-folder (episodes must sit in the drama folder)"]
+    assert notes == [
+        "skyscript: not copied: ep3.mp4: a broken symlink or symlink loop",
+        "skyscript: not copied: ep4.mp4: not a regular file (FIFO, socket or device)",
+        "skyscript: not copied: extras: a sub-folder (episodes must sit in the drama folder)",
+    ]
     copy = skyscript_home / "landing" / "linked-drama"
     assert sorted(p.name for p in copy.iterdir()) == ["ep1.mp4", "ep2.mp4"]
     for name, original in (("ep1.mp4", "a.mp4"), ("ep2.mp4", "b.mp4")):

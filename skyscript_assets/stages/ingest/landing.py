@@ -54,7 +54,9 @@ class RejectedFolder:
     name: str
     uri: str
     reason: str  # one line, ready for a log or a loss row
-    kind: str = "unsafe_drama_id"  # short reason: unsafe_drama_id, symlink_outside_landing, not_a_file, duplicate_drama
+    kind: str = (
+        "unsafe_drama_id"  # short reason: unsafe_drama_id, symlink_outside_landing, not_a_file, duplicate_drama
+    )
 
 
 class LandingRefusal(ValueError):
@@ -90,8 +92,10 @@ def resolve_local(path: str, landing_real_root: str) -> tuple[str, os.stat_resul
     except OSError:
         raise LandingRefusal("not_a_file", f"a broken symlink or symlink loop (-> {destination})") from None
     if not is_inside(real, landing_real_root):
-        raise LandingRefusal("symlink_outside_landing",
-                             f"a symlink to {destination}, outside the landing zone (links are followed only inside it)")
+        raise LandingRefusal(
+            "symlink_outside_landing",
+            f"a symlink to {destination}, outside the landing zone (links are followed only inside it)",
+        )
     return real, os.stat(real)
 
 
@@ -172,7 +176,9 @@ def _drama_folders(fs: fsspec.AbstractFileSystem, root: str) -> list[tuple[str, 
         if not stat.S_ISDIR(st.st_mode):
             continue  # a link to a file is no drama folder, like a file
         if real == landing:
-            reject(name, path, "symlink_outside_landing", f"drama folder {name!r} is a symlink to the landing zone itself")
+            reject(
+                name, path, "symlink_outside_landing", f"drama folder {name!r} is a symlink to the landing zone itself"
+            )
             continue
         candidates.append((True, name, path, real))
 
@@ -181,15 +187,22 @@ def _drama_folders(fs: fsspec.AbstractFileSystem, root: str) -> list[tuple[str, 
     owner: dict[str, str] = {}
     for is_link, name, path, real in sorted(candidates):
         if real in owner:
-            reject(name, path, "duplicate_drama",
-                   f"drama folder {name!r} is a symlink to the folder of drama {owner[real]!r}; a drama is read once, under one id")
+            reject(
+                name,
+                path,
+                "duplicate_drama",
+                f"drama folder {name!r} is a symlink to the folder of drama {owner[real]!r}; "
+                "a drama is read once, under one id",
+            )
             continue
         owner[real] = name
         out.append((name, path, None))
     return sorted(out, key=lambda item: item[0])
 
 
-def read_drama_info(folder_uri: str, drama_id: str, *, landing_root: str | None = None) -> tuple[DramaInfo, list[LossRecord]]:
+def read_drama_info(
+    folder_uri: str, drama_id: str, *, landing_root: str | None = None
+) -> tuple[DramaInfo, list[LossRecord]]:
     """drama.json if present; a broken, oversized or unsafe one is a loss and the defaults are used.
 
     `landing_root` (default: the folder's parent) bounds where a symlinked drama.json may lead."""
@@ -200,8 +213,14 @@ def read_drama_info(folder_uri: str, drama_id: str, *, landing_root: str | None 
     def loss(message: str) -> tuple[DramaInfo, list[LossRecord]]:
         text = " ".join(message.split())
         text = text if len(text) <= 300 else text[:300] + "..."
-        return default, [LossRecord(stage="drama_manifest", item=DRAMA_INFO_FILE, reason="invalid_drama_json",
-                                    detail=f"{drama_id}/{DRAMA_INFO_FILE}: ignored, {text}")]
+        return default, [
+            LossRecord(
+                stage="drama_manifest",
+                item=DRAMA_INFO_FILE,
+                reason="invalid_drama_json",
+                detail=f"{drama_id}/{DRAMA_INFO_FILE}: ignored, {text}",
+            )
+        ]
 
     try:
         if is_local(fs):
@@ -324,8 +343,10 @@ def copy_into_landing(source: Path, landing_url: str, drama_id: str) -> tuple[st
     landing = real_root(root)
     target = os.path.join(landing, drama_id)
     if os.path.islink(target):
-        raise LandingRefusal("symlink_outside_landing",
-                             f"the landing folder {target} is a symlink; a drama must be copied into a real folder")
+        raise LandingRefusal(
+            "symlink_outside_landing",
+            f"the landing folder {target} is a symlink; a drama must be copied into a real folder",
+        )
     if os.path.exists(target) and not os.path.isdir(target):
         raise LandingRefusal("not_a_file", f"the landing folder {target} is a file, not a folder")
     if os.path.realpath(source) == target:
@@ -382,5 +403,7 @@ def _fingerprint(fs: fsspec.AbstractFileSystem, path: str) -> str:
     except OSError:
         entries = []
     for entry in entries:
-        digest.update(f"{entry['name']}|{entry.get('size')}|{entry.get('mtime', '')}\n".encode("utf-8", "surrogateescape"))
+        digest.update(
+            f"{entry['name']}|{entry.get('size')}|{entry.get('mtime', '')}\n".encode("utf-8", "surrogateescape")
+        )
     return digest.hexdigest()[:16]

@@ -25,13 +25,18 @@ from skyscript_assets.stages.ingest.landing import (
     real_root,
     resolve_local,
 )
-from skyscript_assets.stages.ingest.probe import SNIFF_BYTES, ProbeError, VideoProbe, probe_video, sha256_of, sniff_media
+from skyscript_assets.stages.ingest.probe import (
+    SNIFF_BYTES,
+    ProbeError,
+    VideoProbe,
+    probe_video,
+    sha256_of,
+    sniff_media,
+)
 
 STAGE = "drama_manifest"
 STAGE_VERSION = "1"
-VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .mkv .webm .avi .flv .ts .mts .m2ts .mpg .mpeg .wmv .3gp .ogv".split()
-)
+VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mov .mkv .webm .avi .flv .ts .mts .m2ts .mpg .mpeg .wmv .3gp .ogv".split())
 # Files that travel with episodes and are read by later stages, not episodes themselves; one
 # whose content starts like an audio or video container is probed all the same. Files with any
 # other extension are probed too: the content, not the name, decides what is a video.
@@ -103,7 +108,11 @@ def build_manifest(folder_uri: str, drama_id: str, *, landing_root: str | None =
             return manifest
         except OSError as exc:
             manifest = Manifest(drama_id=drama_id, info=DramaInfo(title=drama_id))
-            manifest.losses.append(_loss(drama_id, "(folder)", "unreadable_folder", f"cannot read the drama folder ({exc.strerror or exc})"))
+            manifest.losses.append(
+                _loss(
+                    drama_id, "(folder)", "unreadable_folder", f"cannot read the drama folder ({exc.strerror or exc})"
+                )
+            )
             return manifest
     info, losses = read_drama_info(full_uri(fs, folder), drama_id, landing_root=landing if local else None)
     manifest = Manifest(drama_id=drama_id, info=info, losses=losses)
@@ -111,7 +120,9 @@ def build_manifest(folder_uri: str, drama_id: str, *, landing_root: str | None =
     try:
         entries = sorted(fs.ls(folder, detail=True), key=lambda e: e["name"])
     except OSError as exc:
-        manifest.losses.append(_loss(drama_id, "(folder)", "unreadable_folder", f"cannot list the drama folder ({exc})"))
+        manifest.losses.append(
+            _loss(drama_id, "(folder)", "unreadable_folder", f"cannot list the drama folder ({exc})")
+        )
         return manifest
 
     candidates: list[tuple[int | None, str, str]] = []
@@ -134,15 +145,21 @@ def build_manifest(folder_uri: str, drama_id: str, *, landing_root: str | None =
             kind = "directory" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
         extension = _extension(name)
         if kind == "directory":
-            manifest.losses.append(_loss(drama_id, name, "not_a_file", "sub-folders are not read; episodes must sit in the drama folder"))
+            manifest.losses.append(
+                _loss(drama_id, name, "not_a_file", "sub-folders are not read; episodes must sit in the drama folder")
+            )
         elif kind not in ("file", None):
             # FIFOs, sockets and devices: opening one can block forever
-            manifest.losses.append(_loss(drama_id, name, "not_a_file", f"{shown}: not a regular file (FIFO, socket or device)"))
+            manifest.losses.append(
+                _loss(drama_id, name, "not_a_file", f"{shown}: not a regular file (FIFO, socket or device)")
+            )
         elif extension in SIDECAR_EXTENSIONS and not _holds_media(fs, path):
             continue  # subtitles, notes and pictures that travel with the episodes
         elif not _is_utf8(name):
             # Such a path cannot be stored as text in the catalog nor passed on as a URI.
-            manifest.losses.append(_loss(drama_id, name, "non_utf8_name", f"{shown}: file name is not valid UTF-8; rename it"))
+            manifest.losses.append(
+                _loss(drama_id, name, "non_utf8_name", f"{shown}: file name is not valid UTF-8; rename it")
+            )
         else:
             # Whatever the extension says, the content decides (probe_video sniffs it).
             candidates.append((episode_number(name), name, path))
@@ -150,14 +167,18 @@ def build_manifest(folder_uri: str, drama_id: str, *, landing_root: str | None =
     seen_hashes: dict[str, str] = {}
     accepted: list[tuple[int | None, str, str, int, str, VideoProbe]] = []
     # Ties go to the shorter stem, so "ep1.mp4" is kept and "ep1-copy.mp4" is the duplicate.
-    for number, name, path in sorted(candidates, key=lambda c: (c[0] is None, c[0] or 0, c[1].rsplit(".", 1)[0], c[1])):
+    for number, name, path in sorted(
+        candidates, key=lambda c: (c[0] is None, c[0] or 0, c[1].rsplit(".", 1)[0], c[1])
+    ):
         shown = _printable(name)
         named_as_video = _extension(name) in VIDEO_EXTENSIONS
         try:
             size = int(fs.size(path) or 0)
             if size == 0:
                 if not named_as_video:
-                    raise ProbeError("not_a_video", f"{shown}: empty, and {_extension_words(name)} is not a video format")
+                    raise ProbeError(
+                        "not_a_video", f"{shown}: empty, and {_extension_words(name)} is not a video format"
+                    )
                 raise ProbeError("empty_file", f"{shown}: file is empty (0 bytes)")
             if not named_as_video:  # most such files are no video: probe before hashing them
                 probe = _probe(fs, path, name, shown)
@@ -175,7 +196,9 @@ def build_manifest(folder_uri: str, drama_id: str, *, landing_root: str | None =
             continue
         except Exception as exc:  # noqa: BLE001 - a file FFmpeg chokes on in a new way is one loss, not a failed drama
             text = " ".join(str(exc).split())[:200] or type(exc).__name__
-            manifest.losses.append(_loss(drama_id, name, "probe_failed", f"{shown}: probing failed ({type(exc).__name__}: {text})"))
+            manifest.losses.append(
+                _loss(drama_id, name, "probe_failed", f"{shown}: probing failed ({type(exc).__name__}: {text})")
+            )
             continue
         seen_hashes[digest] = shown
         accepted.append((number, name, full_uri(fs, path), size, digest, probe))
@@ -187,9 +210,15 @@ def build_manifest(folder_uri: str, drama_id: str, *, landing_root: str | None =
     for number, name, uri, size, digest, probe in accepted:
         episode_id = episode_id_for(name)
         if (taken := owners.get(episode_id.lower())) is not None:
-            manifest.losses.append(_loss(
-                drama_id, name, "episode_id_collision",
-                f"{_printable(name)}: episode id {episode_id!r} is already taken by {_printable(taken)}; rename one of the two"))
+            manifest.losses.append(
+                _loss(
+                    drama_id,
+                    name,
+                    "episode_id_collision",
+                    f"{_printable(name)}: episode id {episode_id!r} is already taken by {_printable(taken)}; "
+                    "rename one of the two",
+                )
+            )
             continue
         owners[episode_id.lower()] = name
         manifest.episodes.append(
@@ -204,8 +233,9 @@ def _probe(fs, path: str, name: str, shown: str) -> VideoProbe:
             return probe_video(f, name=shown)
         except ProbeError as exc:
             if exc.reason == "unreadable" and _extension(name) not in VIDEO_EXTENSIONS:
-                raise ProbeError("not_a_video", f"{shown}: {_extension_words(name)} is not a video format, "
-                                                "nor is the content") from None
+                raise ProbeError(
+                    "not_a_video", f"{shown}: {_extension_words(name)} is not a video format, nor is the content"
+                ) from None
             raise
 
 

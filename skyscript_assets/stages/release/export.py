@@ -35,8 +35,16 @@ class Exported:
     out: Path
 
 
-def export_release(catalog: Catalog, artifacts: ArtifactStore, drama_id: str, fmt: str, out: Path, *,
-                   overwrite: bool = False, catalog_label: str = "the catalog") -> Exported:
+def export_release(
+    catalog: Catalog,
+    artifacts: ArtifactStore,
+    drama_id: str,
+    fmt: str,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    catalog_label: str = "the catalog",
+) -> Exported:
     """Write the released drama `drama_id` as `fmt` into the folder `out` (see the module's doc)."""
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {fmt!r} (one of {', '.join(EXPORT_FORMATS)})")
@@ -51,8 +59,10 @@ def export_release(catalog: Catalog, artifacts: ArtifactStore, drama_id: str, fm
         raise ExportError(f"unknown drama {drama_id!r}: not in {catalog_label}")
     shards = pair_shards(queries.shard_uris(catalog, drama_id, RELEASE_ASSET))
     if not shards:
-        raise ExportError(f"drama {drama_id!r} is not released: {RELEASE_ASSET} has written no pairs "
-                          f"(a drama is released once its calibration passes; materialize {RELEASE_ASSET})")
+        raise ExportError(
+            f"drama {drama_id!r} is not released: {RELEASE_ASSET} has written no pairs "
+            f"(a drama is released once its calibration passes; materialize {RELEASE_ASSET})"
+        )
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,8 +90,9 @@ def _check_destination(out: Path, overwrite: bool) -> str | None:
     """What stands at `out` now: None, "empty", "folder" or "link"; refuses what may not be replaced."""
     if os.path.islink(out):
         if not overwrite:
-            raise ExportError(f"--out {out} is a symlink; give a real folder (or --overwrite to replace the link, "
-                              "never its target)")
+            raise ExportError(
+                f"--out {out} is a symlink; give a real folder (or --overwrite to replace the link, never its target)"
+            )
         return "link"
     if not os.path.lexists(out):
         return None
