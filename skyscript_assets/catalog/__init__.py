@@ -5,7 +5,7 @@
 """
 
 from skyscript_assets.catalog.provenance import Provenance
-from skyscript_assets.catalog.store import Catalog, make_engine, upgrade
+from skyscript_assets.catalog.store import Catalog, LockHeld, make_engine, upgrade
 from skyscript_assets.catalog.tables import (
     Base,
     CharacterObservation,
@@ -27,7 +27,7 @@ from skyscript_assets.catalog.tables import (
 )
 
 __all__ = [
-    "Base", "Catalog", "CharacterObservation", "CharacterRow", "Drama", "Episode", "EpisodeProgress", "Flag",
+    "Base", "Catalog", "LockHeld", "CharacterObservation", "CharacterRow", "Drama", "Episode", "EpisodeProgress", "Flag",
     "FrameAnnotationRow", "Keyframe", "Loss", "ObjectDetection", "Provenance", "ProvenanceColumns", "RawMllmOutput",
     "ReleaseShard", "ReleasedKeyframe", "ShootingScriptRow", "Shot", "make_engine", "upgrade",
 ]

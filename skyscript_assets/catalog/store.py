@@ -9,6 +9,8 @@ unknown database or role, a refused password, a missing table, a constraint) rai
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import threading
 import time
@@ -210,8 +212,49 @@ class Catalog:
             stmt = stmt.where(Loss.stage == stage)
         return self.read(lambda session: list(session.scalars(stmt)))
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the lock `name` (e.g. "keyframes@drama-7") for the block, or raise `LockHeld` at
+        once when another process holds it. Postgres: a session advisory lock on a connection
+        kept for the block; SQLite: an flock on a file beside the database. Both end with the
+        process that holds them, so a run killed with `kill -9` never leaves a lock behind."""
+        if self.engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            with self.engine.connect() as connection:
+                if not connection.exec_driver_sql("SELECT pg_try_advisory_lock(%s)", (key,)).scalar():
+                    raise LockHeld(name)
+                try:
+                    yield
+                finally:
+                    connection.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (key,))
+                    connection.commit()
+            return
+        if self.engine.url.database in (None, "", ":memory:"):  # a private database: nobody else to exclude
+            yield
+            return
+        folder = Path(self.engine.url.database).resolve().parent / ".skyscript-locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / (hashlib.sha256(name.encode()).hexdigest()[:24] + ".lock")
+        with open(path, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockHeld(name) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class LockHeld(RuntimeError):
+    """Another run holds the lock: this one must not do the same work at the same time."""
+
+    def __init__(self, name: str):
+        super().__init__(f"another run is already working on {name}; this run stops without writing")
+        self.name = name
 
 
 def is_transient(exc: DBAPIError) -> bool:

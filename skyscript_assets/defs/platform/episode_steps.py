@@ -15,12 +15,13 @@ next run retries it; `redo` re-runs every episode.
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import dagster as dg
 
-from skyscript_assets.catalog import Base, Catalog, EpisodeProgress, Flag, Loss, Provenance, queries
+from skyscript_assets.catalog import Base, Catalog, EpisodeProgress, Flag, LockHeld, Loss, Provenance, queries
 from skyscript_assets.defs.platform.reporting import flag_rows, loss_rows, provenance
 from skyscript_assets.stages.step import EpisodeResult
 
@@ -80,6 +81,22 @@ class StepReport:
 
 def run_episode_step(context: dg.AssetExecutionContext, db: Catalog, step: EpisodeStep, *,
                      redo: bool = False) -> StepReport:
+    """Run the step for the drama, alone: a second run of the same asset on the same drama stops in one line."""
+    with exclusive(context, db):
+        return _run(context, db, step, redo=redo)
+
+
+@contextmanager
+def exclusive(context: dg.AssetExecutionContext, db: Catalog) -> Iterator[None]:
+    """This asset for this drama in one run at a time (two runs would both do the work and race on its rows)."""
+    try:
+        with db.exclusive(f"{context.asset_key.to_user_string()}@{context.partition_key}"):
+            yield
+    except LockHeld as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
+def _run(context: dg.AssetExecutionContext, db: Catalog, step: EpisodeStep, *, redo: bool) -> StepReport:
     prov = provenance(context, step.stage_version, step.model_id)
     drama_id, asset_key = prov.drama_id, prov.asset_key
     db.forget_episodes_except(asset_key=asset_key, partition=drama_id, keep=set(step.inputs),

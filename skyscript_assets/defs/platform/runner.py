@@ -4,6 +4,8 @@ Each asset is its own run against the given instance, so the runs, materializati
 check results show up in the Dagster UI exactly as if launched from there.
 """
 
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +36,34 @@ def register_drama(instance: dg.DagsterInstance, drama_id: str) -> bool:
     return True
 
 
+RUN_HOST_TAG, RUN_PID_TAG = "skyscript/host", "skyscript/pid"
+
+
+def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark as failed the runs this machine started in-process whose process is gone (killed
+    with `kill -9`, or the machine slept): without it they would show STARTED forever.
+    Returns their run ids."""
+    host, dead = socket.gethostname(), []
+    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED],
+                                                         tags={RUN_HOST_TAG: host})):
+        run = record.dagster_run
+        pid = int(run.tags.get(RUN_PID_TAG, "0") or 0)
+        if pid and not _alive(pid):
+            instance.report_run_failed(run, f"its process {pid} on {host} is gone (killed or crashed)")
+            dead.append(run.run_id)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def materialize_drama(
     drama_id: str,
     assets: Sequence[dg.AssetsDefinition],
@@ -47,6 +77,8 @@ def materialize_drama(
     `asset_config` gives run config per asset name (e.g. {"keyframes": {"workers": 2}})."""
     outcomes: list[AssetOutcome] = []
     resources = resources or local_resources()
+    for run_id in fail_dead_runs(instance):
+        on_progress(f"run {run_id} was left STARTED by a process that is gone: marked failed")
     for number, asset in enumerate(assets, start=1):
         name = asset.key.to_user_string()
         on_progress(f"[{number}/{len(assets)}] {name} ...")
@@ -57,7 +89,7 @@ def materialize_drama(
         result = dg.materialize(
             assets, selection=[asset.key], partition_key=drama_id, instance=instance,
             resources=resources, raise_on_error=False, run_config=run_config,
-            tags={"skyscript/trigger": "cli"},
+            tags={"skyscript/trigger": "cli", RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(os.getpid())},
         )
         outcome = AssetOutcome(asset=name, ok=result.success, seconds=time.perf_counter() - started)
         for event in result.get_asset_materialization_events():
