@@ -247,19 +247,9 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from skyscript_assets.demo.demo_drama import DEMO_DRAMA_ID, write_demo_drama
+    from skyscript_assets.demo.flow import run_demo
 
-    drama_id = args.drama_id or DEMO_DRAMA_ID
-    home = settings.skyscript_home()
-    landing = Path(settings.landing_url())
-    print(f"SKYSCRIPT_HOME={home}")
-    print(f"rendering the demo drama {drama_id!r} into {landing / drama_id} ...")
-    write_demo_drama(landing, home / "demo_groundtruth", drama_id=drama_id)
-    instance = _instance()
-    from skyscript_assets.defs.platform.runner import register_drama
-
-    register_drama(instance, drama_id)
-    return _run_drama(drama_id, instance, demo=True)
+    return run_demo(args.drama_id)
 
 
 def cmd_shots(args) -> int:
@@ -307,123 +297,22 @@ def cmd_ui(args) -> int:
 
 
 def _instance():
-    import dagster as dg
+    from skyscript_assets.demo.flow import local_instance
 
-    settings.ensure_dagster_home()
-    return dg.DagsterInstance.get()
+    return local_instance()
 
 
-def _run_drama(drama_id: str, instance, demo: bool = False) -> int:
+def _run_drama(drama_id: str, instance) -> int:
+    from skyscript_assets.catalog import queries
     from skyscript_assets.definitions import DRAMA_ASSETS, REPORT_ASSETS
-    from skyscript_assets.defs.platform.runner import materialize_drama
+    from skyscript_assets.defs.platform.resources import CatalogResource
+    from skyscript_assets.defs.platform.runner import run_drama, summary_lines
 
-    outcomes = materialize_drama(drama_id, DRAMA_ASSETS, instance=instance)
-    if demo and all(o.ok for o in outcomes):
-        outcomes = _demo_review(drama_id, instance, outcomes)
-    if all(o.ok for o in outcomes):
-        outcomes += materialize_drama(None, REPORT_ASSETS, instance=instance)
-    _print_summary(drama_id, outcomes)
-    if demo:
-        release = settings.artifacts_url() + f"/{drama_id}/script_pairs"
-        print(f"\nRelease: {release}/README.md and {release}/data/*.parquet")
-        print(f"  python -c \"import datasets; print(datasets.load_dataset('parquet', data_files='{release}/data/*.parquet'))\"")
-        if all(o.ok for o in outcomes):
-            _demo_export(drama_id)
-    home = settings.dagster_home()
+    outcomes = run_drama(drama_id, instance, DRAMA_ASSETS, REPORT_ASSETS)
+    print("\n".join(summary_lines(drama_id, outcomes, queries.losses(CatalogResource().get(), drama_id))))
     print("\nOpen the Dagster UI on these runs:")
-    print(f"  DAGSTER_HOME={home} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)")
-    if demo:
-        truth_path = settings.skyscript_home() / "demo_groundtruth" / f"{drama_id}.json"
-        print(_demo_accuracy(drama_id, truth_path))
-        print(f"Ground truth of the demo drama: {truth_path}")
+    print(f"  DAGSTER_HOME={settings.dagster_home()} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)")
     return 0 if all(o.ok for o in outcomes) else 1
-
-
-def _demo_review(drama_id: str, instance, outcomes: list) -> list:
-    """The calibration loop, end to end: a simulated reviewer corrects one field of the demo's
-    Label Studio tasks and exports them into the drama's landing folder; the shooting scripts
-    are graded again, pass the 90 % gate, and the release follows. Returns the outcomes with
-    those of the second pass in place of the first."""
-    import json
-
-    from skyscript_assets.defs.platform.runner import materialize_drama
-    from skyscript_assets.defs.release.assets import restored_scripts, script_pairs
-    from skyscript_assets.defs.scripts.assets import REVIEWS_FOLDER, calibrated_shooting_scripts
-    from skyscript_assets.stages.scripts.calibration import simulated_review
-
-    calibration = Path(settings.artifacts_url()) / drama_id / "calibrated_shooting_scripts" / "calibration"
-    tasks = [task for path in sorted(calibration.glob("*.tasks.json")) for task in json.loads(path.read_text())]
-    export = Path(settings.landing_url()) / drama_id / REVIEWS_FOLDER / "demo-reviewer.json"
-    export.parent.mkdir(parents=True, exist_ok=True)
-    export.write_text(json.dumps(simulated_review(tasks, corrections=1), indent=1))
-    print(f"\nCalibration: {len(tasks)} Label Studio tasks in {calibration}; a simulated reviewer corrected one field "
-          f"and exported them to {export}. Grading again:")
-    again = materialize_drama(drama_id, [calibrated_shooting_scripts, restored_scripts, script_pairs], instance=instance)
-    replaced = {o.asset for o in again}
-    return [o for o in outcomes if o.asset not in replaced] + again
-
-
-def _demo_export(drama_id: str) -> None:
-    """The demo's release written out in every export format, and one of its pairs."""
-    import json
-
-    folder = settings.skyscript_home() / "exports" / drama_id
-    print(f"\nExports (skyscript export {drama_id} --format FORMAT --out DIR):")
-    for fmt in EXPORT_FORMATS:
-        count, what = export_release(drama_id, fmt, folder / fmt, overwrite=True)
-        print(f"  {fmt:<8} {count} {what} in {folder / fmt}")
-    with (folder / "jsonl" / "pairs.jsonl").open(encoding="utf-8") as f:
-        pair = max((json.loads(line) for line in f), key=lambda p: len(p["script"]))  # the fullest scene
-    print(f"\nOne pair: {pair['pair_id']} (style {pair['style']}, model {pair['model_id']}, "
-          f"calibration {pair['calibration_status']}, highlight {pair['highlight_score']:.2f})")
-    print("  script:")
-    for line in pair["script"].strip().splitlines()[:12]:
-        print(f"    {line}")
-    print("  shooting script:")
-    for line in pair["shooting_script_text"].strip().splitlines()[:8]:
-        print(f"    {line}")
-
-
-def _print_summary(drama_id: str, outcomes) -> None:
-    from skyscript_assets.defs.platform.resources import CatalogResource
-
-    catalog = CatalogResource().get()
-    print(f"\nSummary for drama {drama_id!r}")
-    rows = [("asset", "status", "seconds", "key figures")]
-    for o in outcomes:
-        figures = ", ".join(f"{k}={v}" for k, v in o.metadata.items()
-                            if isinstance(v, (int, float)) and not isinstance(v, bool))
-        rows.append((o.asset, "ok" if o.ok else "FAILED", f"{o.seconds:.1f}", figures))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
-    for r in rows:
-        print(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
-    losses = catalog.losses(partition=drama_id)
-    print(f"  losses recorded: {len(losses)}")
-    for loss in losses[:20]:
-        print(f"    [{loss.stage}/{loss.reason}] {loss.detail}")
-
-
-def _demo_accuracy(drama_id: str, truth_path: Path) -> str:
-    """Shot boundaries found in the catalog against the demo's frame-exact ground truth."""
-    import json
-
-    from sqlalchemy import select
-
-    from skyscript_assets.catalog import Shot
-    from skyscript_assets.defs.platform.resources import CatalogResource
-    from skyscript_assets.stages.ingest.manifest import episode_id_for
-
-    truth = json.loads(truth_path.read_text())
-    with CatalogResource().get().session() as session:
-        found = session.execute(select(Shot.episode_id, Shot.start_frame, Shot.transition_in)
-                                .where(Shot.drama_id == drama_id)).all()
-    if not found:
-        return "Shot accuracy: no shots in the catalog yet"
-    expected = {(episode_id_for(name), shot["start_frame"] if shot["transition_in"] == "cut" else None, shot["transition_in"])
-                for name, t in truth.items() for shot in t["shots"] if shot["transition_in"] != "start"}
-    got = {(e, f, kind) for e, f, kind in found if kind != "start"}
-    exact = sum(1 for e, f, kind in expected if any(g[0] == e and g[2] == kind and (f is None or abs(g[1] - f) <= 1) for g in got))
-    return f"Shot accuracy on the demo drama: {exact}/{len(expected)} boundaries found (cuts to 1 frame, fades and dissolves by kind), {len(got)} detected"
 
 
 def _secrets() -> dict[str, str]:

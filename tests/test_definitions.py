@@ -53,3 +53,29 @@ def test_every_drama_asset_is_partitioned_by_dramas_and_in_graph_order():
         node = repo.asset_graph.get(asset.key)
         assert {p for p in node.parent_keys if p in keys} <= seen, f"{asset.key} listed before its parents"
         seen.add(asset.key)
+
+
+def _placement(env: dict) -> dict:
+    """Pools and GPU demands of the Definitions built in a fresh process under `env`."""
+    import subprocess
+    import sys
+
+    code = ("import json, skyscript_assets.definitions as d\n"
+            "print(json.dumps({a.key.to_user_string(): [a.node_def.pool, a.node_def.tags.get('dagster-k8s/config')]"
+            " for a in d.DRAMA_ASSETS}))")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SKYSCRIPT_")}
+    done = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_step_holds_gpus_only_when_it_loads_its_model_in_process():
+    local = _placement({})
+    assert local["raw_mllm_json"][0] is None  # the offline baseline annotator runs on CPU
+    assert local["detections"][0] == local["character_refinements"][0] == "gpu"  # models in the step's process
+    cluster = _placement({"SKYSCRIPT_PROFILE": "k8s"})
+    assert cluster["raw_mllm_json"][0] is None  # the lmdeploy server answers: no GPU reserved for the step
+    in_process = _placement({"SKYSCRIPT_PROFILE": "k8s", "SKYSCRIPT_MLLM_BACKEND": "lmdeploy", "SKYSCRIPT_MLLM_TP": "4"})
+    pool, k8s_config = in_process["raw_mllm_json"]
+    limits = json.loads(k8s_config)["container_config"]["resources"]["limits"] if isinstance(k8s_config, str) else \
+        k8s_config["container_config"]["resources"]["limits"]
+    assert pool == "gpu" and limits["nvidia.com/gpu"] == "4"

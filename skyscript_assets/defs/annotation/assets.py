@@ -14,6 +14,7 @@ from skyscript_assets.defs.platform.episode_steps import (
     run_episode_step,
 )
 from skyscript_assets.defs.platform.partitions import dramas_partitions
+from skyscript_assets.defs.platform.placement import mllm_placement
 from skyscript_assets.defs.platform.reporting import check, reasons_table
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, MllmResource
 from skyscript_assets.prompts import FRAME_ANNOTATION, load_prompt
@@ -21,6 +22,7 @@ from skyscript_assets.stages.annotation import annotate, clean_json
 from skyscript_assets.stages.annotation.annotate import KeyframeInput, annotate_episode
 from skyscript_assets.stages.annotation.clean_json import RawReply, clean_episode
 
+MLLM = mllm_placement()
 FRAME_LOSS_BLOCK_RATE = 0.05  # the paper lost ~4 % of pre-extracted data overall
 UNPARSEABLE_WARN_RATE = 0.08
 
@@ -39,7 +41,8 @@ def keyframe_item(episode_id: str, keyframe_index: int) -> str:
     deps=["keyframes"],
     group_name="annotation",
     kinds={"python", "llm"},
-    pool="gpu",
+    pool=MLLM.pool,  # a GPU only when the model is loaded in this step, not when a server answers
+    op_tags=MLLM.op_tags,
     description="The multimodal LLM's output for every valid keyframe (a few images of one shot per "
     "request), kept verbatim with model id and prompt version; failed requests are losses, retried by the next run.",
 )

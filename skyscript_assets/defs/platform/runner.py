@@ -109,3 +109,27 @@ def materialize_drama(
         if not outcome.ok:
             break  # downstream assets would only fail on missing inputs
     return outcomes
+
+
+def summary_lines(drama_id: str, outcomes: Sequence[AssetOutcome], losses: Sequence) -> list[str]:
+    """The table the CLI prints after a drama: each asset's status, time and numeric figures, then the losses."""
+    lines = [f"\nSummary for drama {drama_id!r}"]
+    rows = [("asset", "status", "seconds", "key figures")]
+    for o in outcomes:
+        figures = ", ".join(f"{k}={v}" for k, v in o.metadata.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool))
+        rows.append((o.asset, "ok" if o.ok else "FAILED", f"{o.seconds:.1f}", figures))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
+    lines += [f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows]
+    lines.append(f"  losses recorded: {len(losses)}")
+    lines += [f"    [{loss.stage}/{loss.reason}] {loss.detail}" for loss in losses[:20]]
+    return lines
+
+
+def run_drama(drama_id: str, instance: dg.DagsterInstance, assets: Sequence[dg.AssetsDefinition],
+              reports: Sequence[dg.AssetsDefinition], on_progress: Callable[[str], None] = print) -> list[AssetOutcome]:
+    """The drama's assets in order, then (if they all passed) the cross-drama reports."""
+    outcomes = materialize_drama(drama_id, assets, instance=instance, on_progress=on_progress)
+    if all(o.ok for o in outcomes):
+        outcomes += materialize_drama(None, reports, instance=instance, on_progress=on_progress)
+    return outcomes
