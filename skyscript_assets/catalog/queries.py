@@ -1,6 +1,7 @@
 """The catalog's read API: every question the assets, checks, reports and the CLI ask of it.
 
-Each function opens one session, reads, and returns plain rows or values; nothing here writes.
+Each function reads in one transaction through `Catalog.read` (retried after a dropped
+connection, like a write) and returns rows or plain values; nothing here writes.
 """
 
 from __future__ import annotations
@@ -33,55 +34,67 @@ from skyscript_assets.catalog.tables import (
 
 
 def drama_ids(db: Catalog) -> list[str]:
-    with db.session() as session:
-        return list(session.scalars(select(Drama.drama_id).order_by(Drama.drama_id)))
+    return db.read(lambda session: list(session.scalars(select(Drama.drama_id).order_by(Drama.drama_id))))
 
 
 def drama(db: Catalog, drama_id: str) -> Drama | None:
-    with db.session() as session:
-        return session.scalar(select(Drama).where(Drama.drama_id == drama_id))
+    return db.read(lambda session: session.scalar(select(Drama).where(Drama.drama_id == drama_id)))
 
 
 def landing_fingerprints(db: Catalog) -> dict[str, str]:
     """Each known drama's landing-folder fingerprint when its manifest was last built."""
-    with db.session() as session:
-        return dict(session.execute(select(Drama.drama_id, Drama.landing_fingerprint)).all())
+    return db.read(lambda session: dict(session.execute(select(Drama.drama_id, Drama.landing_fingerprint)).all()))
 
 
 def drama_language(db: Catalog, drama_id: str) -> str | None:
-    with db.session() as session:
-        return session.scalar(select(Drama.language).where(Drama.drama_id == drama_id))
+    return db.read(lambda session: session.scalar(select(Drama.language).where(Drama.drama_id == drama_id)))
 
 
 def episodes(db: Catalog, drama_id: str) -> list[Episode]:
     """The drama's episodes in their order."""
-    with db.session() as session:
-        return list(session.scalars(select(Episode).where(Episode.drama_id == drama_id).order_by(Episode.position)))
+    return db.read(
+        lambda session: list(
+            session.scalars(select(Episode).where(Episode.drama_id == drama_id).order_by(Episode.position))
+        )
+    )
 
 
 # --- shots and keyframes ---------------------------------------------------------------------
 
 
 def shots(db: Catalog, drama_id: str) -> list[Shot]:
-    with db.session() as session:
-        return list(session.scalars(select(Shot).where(Shot.drama_id == drama_id)
-                                    .order_by(Shot.episode_id, Shot.shot_index)))
+    return db.read(
+        lambda session: list(
+            session.scalars(select(Shot).where(Shot.drama_id == drama_id).order_by(Shot.episode_id, Shot.shot_index))
+        )
+    )
 
 
 def keyframes(db: Catalog, drama_id: str) -> list[Keyframe]:
     """Every keyframe of the drama, valid or not."""
-    with db.session() as session:
-        return list(session.scalars(select(Keyframe).where(Keyframe.drama_id == drama_id)
-                                    .order_by(Keyframe.episode_id, Keyframe.keyframe_index)))
+    return db.read(
+        lambda session: list(
+            session.scalars(
+                select(Keyframe)
+                .where(Keyframe.drama_id == drama_id)
+                .order_by(Keyframe.episode_id, Keyframe.keyframe_index)
+            )
+        )
+    )
 
 
 def valid_keyframes(db: Catalog, drama_id: str) -> dict[str, list[Keyframe]]:
     """Valid keyframes per episode, in episode then keyframe order (every episode listed)."""
-    with db.session() as session:
-        order = list(session.scalars(select(Episode.episode_id).where(Episode.drama_id == drama_id)
-                                     .order_by(Episode.position)))
-        frames = list(session.scalars(select(Keyframe).where(Keyframe.drama_id == drama_id, Keyframe.valid.is_(True))
-                                      .order_by(Keyframe.episode_id, Keyframe.keyframe_index)))
+    order = [e.episode_id for e in episodes(db, drama_id)]
+    frames = db.read(
+        lambda session: list(
+            session.scalars(
+                select(Keyframe)
+                .where(Keyframe.drama_id == drama_id, Keyframe.valid.is_(True))
+                .order_by(Keyframe.episode_id, Keyframe.keyframe_index)
+            )
+        )
+    )
     by_episode: dict[str, list[Keyframe]] = {e: [] for e in order}
     for frame in frames:
         by_episode.setdefault(frame.episode_id, []).append(frame)
@@ -93,9 +106,15 @@ def valid_keyframes(db: Catalog, drama_id: str) -> dict[str, list[Keyframe]]:
 
 def raw_outputs(db: Catalog, drama_id: str) -> dict[str, list[RawMllmOutput]]:
     """The MLLM's raw replies per episode, in request order."""
-    with db.session() as session:
-        rows = list(session.scalars(select(RawMllmOutput).where(RawMllmOutput.partition == drama_id)
-                                    .order_by(RawMllmOutput.episode_id, RawMllmOutput.request_index)))
+    rows = db.read(
+        lambda session: list(
+            session.scalars(
+                select(RawMllmOutput)
+                .where(RawMllmOutput.partition == drama_id)
+                .order_by(RawMllmOutput.episode_id, RawMllmOutput.request_index)
+            )
+        )
+    )
     by_episode: dict[str, list[RawMllmOutput]] = {}
     for row in rows:
         by_episode.setdefault(row.episode_id, []).append(row)
@@ -103,21 +122,32 @@ def raw_outputs(db: Catalog, drama_id: str) -> dict[str, list[RawMllmOutput]]:
 
 
 def annotations(db: Catalog, drama_id: str) -> list[FrameAnnotationRow]:
-    with db.session() as session:
-        return list(session.scalars(select(FrameAnnotationRow).where(FrameAnnotationRow.drama_id == drama_id)
-                                    .order_by(FrameAnnotationRow.episode_id, FrameAnnotationRow.keyframe_index)))
+    return db.read(
+        lambda session: list(
+            session.scalars(
+                select(FrameAnnotationRow)
+                .where(FrameAnnotationRow.drama_id == drama_id)
+                .order_by(FrameAnnotationRow.episode_id, FrameAnnotationRow.keyframe_index)
+            )
+        )
+    )
 
 
 def annotated_frames(db: Catalog, drama_id: str) -> dict[str, list[tuple[FrameAnnotationRow, Keyframe]]]:
     """Cleaned annotations with their keyframes, per episode, in keyframe order."""
-    with db.session() as session:
-        rows = session.execute(
+    rows = db.read(
+        lambda session: session.execute(
             select(FrameAnnotationRow, Keyframe)
-            .join(Keyframe, (Keyframe.drama_id == FrameAnnotationRow.drama_id)
-                  & (Keyframe.episode_id == FrameAnnotationRow.episode_id)
-                  & (Keyframe.keyframe_index == FrameAnnotationRow.keyframe_index))
+            .join(
+                Keyframe,
+                (Keyframe.drama_id == FrameAnnotationRow.drama_id)
+                & (Keyframe.episode_id == FrameAnnotationRow.episode_id)
+                & (Keyframe.keyframe_index == FrameAnnotationRow.keyframe_index),
+            )
             .where(FrameAnnotationRow.drama_id == drama_id)
-            .order_by(FrameAnnotationRow.episode_id, FrameAnnotationRow.keyframe_index)).all()
+            .order_by(FrameAnnotationRow.episode_id, FrameAnnotationRow.keyframe_index)
+        ).all()
+    )
     grouped: dict[str, list[tuple[FrameAnnotationRow, Keyframe]]] = {}
     for annotation, keyframe in rows:
         grouped.setdefault(annotation.episode_id, []).append((annotation, keyframe))
@@ -126,9 +156,11 @@ def annotated_frames(db: Catalog, drama_id: str) -> dict[str, list[tuple[FrameAn
 
 def annotation_outcomes(db: Catalog, drama_id: str) -> Counter:
     """How each kept annotation was recovered (parsed as is, fixed locally, fixed by the LLM)."""
-    with db.session() as session:
-        return Counter(session.scalars(select(FrameAnnotationRow.outcome)
-                                       .where(FrameAnnotationRow.partition == drama_id)))
+    return db.read(
+        lambda session: Counter(
+            session.scalars(select(FrameAnnotationRow.outcome).where(FrameAnnotationRow.partition == drama_id))
+        )
+    )
 
 
 # --- refinements -----------------------------------------------------------------------------
@@ -137,31 +169,37 @@ def annotation_outcomes(db: Catalog, drama_id: str) -> Counter:
 def people_by_item(db: Catalog, drama_id: str) -> dict[str, list[dict]]:
     """Each keyframe's refined people (CharacterObservation.refinement), in person order."""
     people: dict[str, list[dict]] = defaultdict(list)
-    with db.session() as session:
-        for row in session.scalars(select(CharacterObservation).where(CharacterObservation.drama_id == drama_id)
-                                   .order_by(CharacterObservation.person_index)):
-            people[row.item].append(row.refinement)
+    for row in db.read(
+        lambda session: list(
+            session.scalars(
+                select(CharacterObservation)
+                .where(CharacterObservation.drama_id == drama_id)
+                .order_by(CharacterObservation.person_index)
+            )
+        )
+    ):
+        people[row.item].append(row.refinement)
     return dict(people)
 
 
 def objects_by_item(db: Catalog, drama_id: str) -> dict[str, list[dict]]:
     """Each keyframe's grounded objects: name, box (or None), phantom (None: not checked)."""
     objects: dict[str, list[dict]] = defaultdict(list)
-    with db.session() as session:
-        for row in session.scalars(select(ObjectDetection).where(ObjectDetection.drama_id == drama_id)):
-            objects[row.item].append({"name": row.name, "box": row.box, "phantom": row.phantom})
+    for row in db.read(
+        lambda session: list(session.scalars(select(ObjectDetection).where(ObjectDetection.drama_id == drama_id)))
+    ):
+        objects[row.item].append({"name": row.name, "box": row.box, "phantom": row.phantom})
     return dict(objects)
 
 
 def released_keyframes(db: Catalog, drama_id: str, *, faces_left: bool = False) -> dict[str, list[str]]:
     """URIs of the pixelated keyframes per episode; those with a face left only when asked."""
     released: dict[str, list[str]] = defaultdict(list)
-    with db.session() as session:
-        stmt = select(ReleasedKeyframe).where(ReleasedKeyframe.drama_id == drama_id)
-        if not faces_left:
-            stmt = stmt.where(ReleasedKeyframe.faces_left == 0)
-        for row in session.scalars(stmt):
-            released[row.episode_id].append(row.uri)
+    stmt = select(ReleasedKeyframe).where(ReleasedKeyframe.drama_id == drama_id)
+    if not faces_left:
+        stmt = stmt.where(ReleasedKeyframe.faces_left == 0)
+    for row in db.read(lambda session: list(session.scalars(stmt))):
+        released[row.episode_id].append(row.uri)
     return dict(released)
 
 
@@ -169,16 +207,27 @@ def released_keyframes(db: Catalog, drama_id: str, *, faces_left: bool = False) 
 
 
 def shooting_scripts(db: Catalog, drama_id: str) -> list[ShootingScriptRow]:
-    with db.session() as session:
-        return list(session.scalars(select(ShootingScriptRow).where(ShootingScriptRow.drama_id == drama_id)
-                                    .order_by(ShootingScriptRow.episode_id, ShootingScriptRow.scene_number)))
+    return db.read(
+        lambda session: list(
+            session.scalars(
+                select(ShootingScriptRow)
+                .where(ShootingScriptRow.drama_id == drama_id)
+                .order_by(ShootingScriptRow.episode_id, ShootingScriptRow.scene_number)
+            )
+        )
+    )
 
 
 def shard_uris(db: Catalog, drama_id: str, asset_key: str) -> list[str]:
-    with db.session() as session:
-        return list(session.scalars(select(ReleaseShard.uri).where(ReleaseShard.partition == drama_id,
-                                                                   ReleaseShard.asset_key == asset_key)
-                                    .order_by(ReleaseShard.id)))
+    return db.read(
+        lambda session: list(
+            session.scalars(
+                select(ReleaseShard.uri)
+                .where(ReleaseShard.partition == drama_id, ReleaseShard.asset_key == asset_key)
+                .order_by(ReleaseShard.id)
+            )
+        )
+    )
 
 
 def release_shards(db: Catalog, drama_id: str, *, asset_key: str | None = None) -> list[ReleaseShard]:
@@ -186,8 +235,7 @@ def release_shards(db: Catalog, drama_id: str, *, asset_key: str | None = None) 
     stmt = select(ReleaseShard).where(ReleaseShard.partition == drama_id).order_by(ReleaseShard.id)
     if asset_key is not None:
         stmt = stmt.where(ReleaseShard.asset_key == asset_key)
-    with db.session() as session:
-        return list(session.scalars(stmt))
+    return db.read(lambda session: list(session.scalars(stmt)))
 
 
 # --- progress, losses, flags -----------------------------------------------------------------
@@ -195,29 +243,43 @@ def release_shards(db: Catalog, drama_id: str, *, asset_key: str | None = None) 
 
 def step_summaries(db: Catalog, drama_id: str, asset_key: str) -> dict[str, dict]:
     """The summary each finished episode of a per-episode asset recorded, by episode id."""
-    with db.session() as session:
-        return {p.episode_id: p.summary or {} for p in session.scalars(select(EpisodeProgress).where(
-            EpisodeProgress.partition == drama_id, EpisodeProgress.asset_key == asset_key))}
+    return db.read(
+        lambda session: {
+            p.episode_id: p.summary or {}
+            for p in session.scalars(
+                select(EpisodeProgress).where(
+                    EpisodeProgress.partition == drama_id, EpisodeProgress.asset_key == asset_key
+                )
+            )
+        }
+    )
 
 
 def step_summaries_by_asset(db: Catalog, drama_id: str, asset_keys: Sequence[str]) -> dict[str, list[dict]]:
     """The episodes' summaries of several per-episode assets at once (every key listed, [] when none)."""
     grouped: dict[str, list[dict]] = {key: [] for key in asset_keys}
-    with db.session() as session:
-        for progress in session.scalars(select(EpisodeProgress).where(
-                EpisodeProgress.partition == drama_id, EpisodeProgress.asset_key.in_(list(asset_keys)))
-                .order_by(EpisodeProgress.asset_key, EpisodeProgress.episode_id)):
-            grouped[progress.asset_key].append(progress.summary or {})
+    for progress in db.read(
+        lambda session: list(
+            session.scalars(
+                select(EpisodeProgress)
+                .where(EpisodeProgress.partition == drama_id, EpisodeProgress.asset_key.in_(list(asset_keys)))
+                .order_by(EpisodeProgress.asset_key, EpisodeProgress.episode_id)
+            )
+        )
+    ):
+        grouped[progress.asset_key].append(progress.summary or {})
     return grouped
 
 
-def losses(db: Catalog, drama_id: str | None = None, *, asset_key: str | None = None,
-           stage: str | None = None) -> list[Loss]:
+def losses(
+    db: Catalog, drama_id: str | None = None, *, asset_key: str | None = None, stage: str | None = None
+) -> list[Loss]:
     return _records(db, Loss, drama_id, asset_key, stage)
 
 
-def flags(db: Catalog, drama_id: str | None = None, *, asset_key: str | None = None,
-          stage: str | None = None) -> list[Flag]:
+def flags(
+    db: Catalog, drama_id: str | None = None, *, asset_key: str | None = None, stage: str | None = None
+) -> list[Flag]:
     return _records(db, Flag, drama_id, asset_key, stage)
 
 
@@ -229,21 +291,33 @@ def _records(db: Catalog, table: type[Loss] | type[Flag], drama_id, asset_key, s
         stmt = stmt.where(table.asset_key == asset_key)
     if stage is not None:
         stmt = stmt.where(table.stage == stage)
-    with db.session() as session:
-        return list(session.scalars(stmt))
+    return db.read(lambda session: list(session.scalars(stmt)))
 
 
 def count_by_stage(db: Catalog, table: type[Loss] | type[Flag], drama_id: str) -> Counter:
-    with db.session() as session:
-        return Counter(dict(session.execute(select(table.stage, func.count()).where(table.drama_id == drama_id)
-                                            .group_by(table.stage)).all()))
+    return db.read(
+        lambda session: Counter(
+            dict(
+                session.execute(
+                    select(table.stage, func.count()).where(table.drama_id == drama_id).group_by(table.stage)
+                ).all()
+            )
+        )
+    )
 
 
 def count_by_reason(db: Catalog, table: type[Loss] | type[Flag]) -> Counter:
     """(stage, reason) -> rows, over all dramas."""
-    with db.session() as session:
-        return Counter({(stage, reason): count for stage, reason, count in session.execute(
-            select(table.stage, table.reason, func.count()).group_by(table.stage, table.reason)).all()})
+    return db.read(
+        lambda session: Counter(
+            {
+                (stage, reason): count
+                for stage, reason, count in session.execute(
+                    select(table.stage, table.reason, func.count()).group_by(table.stage, table.reason)
+                ).all()
+            }
+        )
+    )
 
 
 def loss_counts(db: Catalog, drama_id: str, step_assets: Sequence[str]) -> dict:
@@ -273,8 +347,7 @@ def count_rows(db: Catalog, table: type[Base], drama_id: str, **equal) -> int:
     stmt = select(func.count()).select_from(table).where(table.partition == drama_id)
     for column, value in equal.items():
         stmt = stmt.where(getattr(table, column) == value)
-    with db.session() as session:
-        return int(session.scalar(stmt) or 0)
+    return db.read(lambda session: int(session.scalar(stmt) or 0))
 
 
 def shard_rows(db: Catalog, drama_id: str, *, asset_key: str | None = None, uri_suffix: str | None = None) -> int:
@@ -284,5 +357,4 @@ def shard_rows(db: Catalog, drama_id: str, *, asset_key: str | None = None, uri_
         stmt = stmt.where(ReleaseShard.asset_key == asset_key)
     if uri_suffix is not None:
         stmt = stmt.where(ReleaseShard.uri.like(f"%{uri_suffix}"))
-    with db.session() as session:
-        return int(session.scalar(stmt) or 0)
+    return db.read(lambda session: int(session.scalar(stmt) or 0))
