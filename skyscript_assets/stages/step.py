@@ -8,6 +8,7 @@ losses and flags written in one transaction per episode.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from skyscript_assets.schema import FlagRecord, LossRecord
@@ -35,3 +36,9 @@ class EpisodeResult(Generic[T]):
     @property
     def transient_losses(self) -> int:
         return sum(1 for loss in self.losses if loss.transient)
+
+
+def version_of(stage: ModuleType) -> str:
+    """The version a stage module declares for its output (its STAGE_VERSION): what progress
+    marks and provenance record, so a stage whose output changes is re-run."""
+    return stage.STAGE_VERSION

@@ -21,6 +21,7 @@ from skyscript_assets.prompts import FRAME_ANNOTATION, load_prompt
 from skyscript_assets.stages.annotation import annotate, clean_json
 from skyscript_assets.stages.annotation.annotate import KeyframeInput, annotate_episode
 from skyscript_assets.stages.annotation.clean_json import RawReply, clean_episode
+from skyscript_assets.stages.step import version_of
 
 MLLM = mllm_placement()
 FRAME_LOSS_BLOCK_RATE = 0.05  # the paper lost ~4 % of pre-extracted data overall
@@ -71,7 +72,7 @@ def raw_mllm_json(context: dg.AssetExecutionContext, config: AnnotationConfig, c
                 for i, r in enumerate(result.results)]
 
     report = run_episode_step(context, db, EpisodeStep(
-        stage_version=annotate.STAGE_VERSION, inputs=inputs, run=run, rows=rows, tables=[RawMllmOutput],
+        stage_version=version_of(annotate), inputs=inputs, run=run, rows=rows, tables=[RawMllmOutput],
         digest=lambda kfs: input_digest(settings, prompt_version, [(k.item, k.uri) for k in kfs])), redo=config.redo)
     seconds, images = report.total("seconds"), report.total("images")
     return dg.MaterializeResult(metadata={
@@ -118,7 +119,7 @@ def cleaned_json(context: dg.AssetExecutionContext, config: AnnotationConfig, ca
                                    annotation=f.annotation.model_dump(mode="json"), **prov.columns()) for f in result.results]
 
     report = run_episode_step(context, db, EpisodeStep(
-        stage_version=clean_json.STAGE_VERSION, inputs=inputs, run=run, rows=rows, tables=[FrameAnnotationRow],
+        stage_version=version_of(clean_json), inputs=inputs, run=run, rows=rows, tables=[FrameAnnotationRow],
         model_id=mllm.repair_model, digest=lambda replies: input_digest(repair, [(r.items, r.text) for r in replies])),
         redo=config.redo)
     return _cleaned_result(db, drama_id, report, given=len(valid))

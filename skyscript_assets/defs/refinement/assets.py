@@ -10,14 +10,12 @@ from skyscript_assets.defs.platform.episode_steps import EpisodeStep, each_episo
 from skyscript_assets.defs.platform.partitions import dramas_partitions
 from skyscript_assets.defs.platform.reporting import check, reasons_table
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, VisionModelsResource
-from skyscript_assets.stages.refinement.episode import (
-    GROUNDING_VERSION,
-    STAGE_VERSION,
-    AnnotatedKeyframe,
-    RefinementTools,
-    ground_episode,
-    refine_episode,
-)
+from skyscript_assets.stages.refinement import episode as refinement_stage
+from skyscript_assets.stages.refinement import grounding as grounding_stage
+from skyscript_assets.stages.refinement.episode import RefinementTools, refine_episode
+from skyscript_assets.stages.refinement.grounding import ground_episode
+from skyscript_assets.stages.refinement.inputs import AnnotatedKeyframe
+from skyscript_assets.stages.step import version_of
 
 
 class DetectionsConfig(AnnotationConfig):
@@ -62,7 +60,7 @@ def detections(context: dg.AssetExecutionContext, config: DetectionsConfig, cata
                                 **prov.columns()) for g in result.results for o in g.objects]
 
     report = run_episode_step(context, db, EpisodeStep(
-        stage_version=GROUNDING_VERSION, inputs=annotated_keyframes(db, drama_id), run=run, rows=rows,
+        stage_version=version_of(grounding_stage), inputs=annotated_keyframes(db, drama_id), run=run, rows=rows,
         tables=[ObjectDetection], digest=lambda frames: input_digest(settings, [f.object_names for f in frames])),
         redo=config.redo)
     checked, phantoms = report.total("checked"), report.total("phantoms")
@@ -121,7 +119,7 @@ def character_refinements(context: dg.AssetExecutionContext, config: Refinements
                                                    f"kf{k.keyframe_index:04d}.jpg"), **prov.columns()))]
 
     report = run_episode_step(context, db, EpisodeStep(
-        stage_version=STAGE_VERSION, inputs=annotated_keyframes(db, drama_id), run=run, rows=rows,
+        stage_version=version_of(refinement_stage), inputs=annotated_keyframes(db, drama_id), run=run, rows=rows,
         tables=[CharacterObservation, ReleasedKeyframe], model_id="deepface+haar",
         digest=lambda frames: input_digest(settings, [(f.item, f.people) for f in frames])), redo=config.redo)
     return _refinement_result(report, config)

@@ -1,7 +1,8 @@
 """calibrated_shooting_scripts: scenes and shots assembled from every earlier stage, with
 character identities across the drama, highlight scores, camera angles, events, 3D positions
-registered across each scene's shots, Table 1 text, and the calibration packets whose human
-review gates the release. The work is `stages.scripts.assemble.assemble_drama`."""
+registered across each scene's shots, every field of the paper's annotation with its source,
+Table 1 text, and the calibration packets whose human review gates the release and whose
+corrections are applied. The work is `stages.scripts.assemble.assemble_drama`."""
 
 import base64
 
@@ -48,8 +49,10 @@ FIGURES = (  # counts of DramaScripts.figures shown as they are
     description="One shooting script per scene (schema.ShootingScript and its Table 1 text): scenes grouped by "
     "continuity, character identities across episodes, camera angle and movement, shot size reconciled with the "
     "faces, events, highlight score, 3D locations registered across each scene's shots with a projection matrix "
-    "per shot; "
-    "calibration packets of 200-500 shots for human review, graded against the 90 % gate.",
+    "per shot; people (age, gender, looks, emotion, VAD, action, shot type, line), objects (shot type) and music "
+    "(audio and MLLM merged), each with its source where more than one stage supplies it; "
+    "calibration packets of 200-500 shots sampled across the episodes for human review, graded against the 90 % "
+    "gate, and the reviewers' corrections applied (source `reviewer`, the replaced values kept for audit).",
     check_specs=[
         dg.AssetCheckSpec(
             "calibration_gate",
@@ -175,7 +178,9 @@ def _metadata(drama: DramaScripts, store: ArtifactStore) -> dict:
         "keyframes_lost": len(lost),
         "loss_reasons": reasons_table(lost),
         "calibration_packets": len(calibration.packets),
+        "calibration_sampled_shots": sum(len(p.record_ids) for p in calibration.packets),
         "calibration_status": calibration.status,
+        "corrections_applied": calibration.corrections_applied,
         **({"calibration_accuracy": calibration.accuracy} if calibration.accuracy is not None else {}),
         "calibration_tasks": dg.MetadataValue.path(store.path(drama.drama_id, ASSET, "calibration")),
         "review_files": calibration.review_files,

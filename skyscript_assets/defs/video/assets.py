@@ -10,8 +10,9 @@ from skyscript_assets.defs.platform.episode_steps import EpisodeStep, StepReport
 from skyscript_assets.defs.platform.partitions import dramas_partitions
 from skyscript_assets.defs.platform.reporting import check, reasons_table
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource
+from skyscript_assets.stages.step import version_of
+from skyscript_assets.stages.video import keyframes as keyframes_stage
 from skyscript_assets.stages.video.keyframes import (
-    STAGE_VERSION,
     EpisodeJob,
     KeyframeSettings,
     decode_threads,
@@ -69,7 +70,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, catalo
                        sharpness=k.sharpness, **prov.columns()) for k in r.keyframes))]
 
     report = run_episode_step(context, db, EpisodeStep(
-        stage_version=STAGE_VERSION, inputs={e: episode.sha256 for e, episode in episodes.items()}, digest=str,
+        stage_version=version_of(keyframes_stage), inputs={e: episode.sha256 for e, episode in episodes.items()}, digest=str,
         run=run, rows=rows, tables=[Shot, Keyframe]), redo=config.redo)
     return _summary(db, drama_id, report, parallelism={"episode_processes": processes,
                                                        "decode_threads_per_episode": settings.decode_threads})

@@ -71,6 +71,23 @@ class Manifest:
     losses: list[LossRecord] = field(default_factory=list)
 
 
+    @property
+    def files(self) -> int:
+        """Files looked at: the episodes kept and those lost by this stage (the loss rate's denominator)."""
+        return len(self.episodes) + sum(1 for loss in self.losses if loss.stage == STAGE)
+
+    @property
+    def duration_s(self) -> float:
+        return sum(e.probe.duration_s for e in self.episodes)
+
+    def document(self, landing_uri: str) -> dict:
+        """The manifest as written beside the catalog rows (`manifest.json`)."""
+        return {"drama_id": self.drama_id, "info": self.info.model_dump(), "landing_uri": landing_uri,
+                "episodes": [{"episode_id": e.episode_id, "file_name": e.file_name, "uri": e.uri, "sha256": e.sha256,
+                              "episode_number": e.episode_number, **e.probe.as_dict()} for e in self.episodes],
+                "losses": [loss.model_dump() for loss in self.losses]}
+
+
 def episode_number(file_name: str) -> int | None:
     stem = file_name.rsplit(".", 1)[0]
     for pattern in _EPISODE_PATTERNS:

@@ -1,7 +1,4 @@
-"""The per-episode entry points of the refinement assets.
-
-`ground_episode` (detections): the MLLM's objects of each keyframe grounded by the
-open-vocabulary detector; an object it cannot ground is kept and flagged as a phantom.
+"""The per-episode entry point of character_refinements (ground_episode, of detections, is in grounding.py).
 
 `refine_episode` (character_refinements): the MLLM's people matched to faces (DeepFace
 attributes with test-time augmentation on conflict, depth, posture), dialogue lines from
@@ -12,7 +9,7 @@ release copy of every keyframe, checked by a face detector of another family (th
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -20,28 +17,14 @@ import numpy as np
 from skyscript_assets.schema import LossRecord
 from skyscript_assets.stages.refinement.characters import RefinementModels, refine_frames
 from skyscript_assets.stages.refinement.dialogue import SubtitleCue, assign_lines, episode_lines, pick_speaker, sidecar_srts
-from skyscript_assets.stages.refinement.grounding import ground_frames
 from skyscript_assets.stages.refinement.pixelation import faces_left, privacy_face_detector, release_keyframe
 from skyscript_assets.stages.scripts.identities import name_caption
+from skyscript_assets.stages.refinement.inputs import AnnotatedKeyframe, decode_image
 from skyscript_assets.stages.step import EpisodeResult
-from skyscript_assets.storage import local_file, read_bytes
+from skyscript_assets.storage import local_file
 
-GROUNDING_VERSION = "1"  # detections
-STAGE_VERSION = "2"  # character_refinements; 2: name captions next to faces
+STAGE_VERSION = "3"  # character_refinements; 2: name captions next to faces; 3: emotion conflicts, adopted values with sources and disputes
 JPEG_QUALITY = 90
-
-
-@dataclass(frozen=True)
-class AnnotatedKeyframe:
-    """A keyframe with its cleaned MLLM annotation, as the refinement stages take it."""
-
-    item: str
-    keyframe_index: int
-    shot_index: int
-    time_s: float
-    uri: str
-    people: list[dict] = field(default_factory=list)
-    object_names: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -53,28 +36,6 @@ class RefinedKeyframe:
     faces_left: int  # faces the gate still finds in it (must be 0)
     conflicts: int = 0
     matched: int = 0
-
-
-def decode_image(uri: str) -> np.ndarray:
-    """A keyframe as an RGB array."""
-    from skyscript_assets.models.mllm import decode_rgb
-
-    return np.asarray(decode_rgb(read_bytes(uri)))
-
-
-def ground_episode(detector, episode_id: str, frames: list[AnnotatedKeyframe], *,
-                   not_run: str | None = None) -> EpisodeResult:
-    """Ground every keyframe's object names (the detector loaded once by the caller, or None with `not_run`)."""
-    named = [f for f in frames if f.object_names]
-    inputs = [(f.item, decode_image(f.uri) if detector is not None else np.zeros((1, 1, 3), np.uint8), f.object_names)
-              for f in named]
-    grounded, losses, flags = ground_frames(detector, inputs, not_run_reason=not_run)
-    objects = sum(len(f.object_names) for f in named)
-    return EpisodeResult(episode_id, grounded, losses, flags, given=objects if detector is not None else 0,
-                         model_id=getattr(detector, "model_id", "") if detector is not None else "",
-                         not_run=not_run if detector is None and objects else None,
-                         summary={"objects": objects, "checked": objects if detector is not None else 0,
-                                  "phantoms": len(flags)})
 
 
 @dataclass

@@ -14,8 +14,11 @@ import numpy as np
 from skyscript_assets.models.base import bad_image_loss, is_rgb_image
 from skyscript_assets.models.detector import normalize_object_name
 from skyscript_assets.schema import FlagRecord, LossRecord
+from skyscript_assets.stages.refinement.inputs import AnnotatedKeyframe, decode_image
+from skyscript_assets.stages.step import EpisodeResult
 
 STAGE = "detections"
+STAGE_VERSION = "1"
 
 
 @dataclass
@@ -81,3 +84,18 @@ def phantom_rate(frames: list[FrameGrounding]) -> float | None:
     """Share of checked objects flagged as phantoms; None when nothing was checked."""
     checked = [o for f in frames for o in f.objects if o.phantom is not None]
     return sum(1 for o in checked if o.phantom) / len(checked) if checked else None
+
+
+def ground_episode(detector, episode_id: str, frames: list[AnnotatedKeyframe], *,
+                   not_run: str | None = None) -> EpisodeResult:
+    """Ground every keyframe's object names (the detector loaded once by the caller, or None with `not_run`)."""
+    named = [f for f in frames if f.object_names]
+    inputs = [(f.item, decode_image(f.uri) if detector is not None else np.zeros((1, 1, 3), np.uint8), f.object_names)
+              for f in named]
+    grounded, losses, flags = ground_frames(detector, inputs, not_run_reason=not_run)
+    objects = sum(len(f.object_names) for f in named)
+    return EpisodeResult(episode_id, grounded, losses, flags, given=objects if detector is not None else 0,
+                         model_id=getattr(detector, "model_id", "") if detector is not None else "",
+                         not_run=not_run if detector is None and objects else None,
+                         summary={"objects": objects, "checked": objects if detector is not None else 0,
+                                  "phantoms": len(flags)})
