@@ -171,35 +171,89 @@ class FrameAnnotation(_Strict):
 # --- Shooting scripts (Table 1 of the paper) --------------------------------------------
 # One shooting script is one scene of one episode with its shots; the dataset pairs each
 # with many restored scripts. Ids (drama, episode, scene, shot) make every pair traceable.
+# Every field of the paper's sample annotation reaches it (docs/scripts.md maps them), and a
+# field more than one stage can supply names its source in `sources` (`line_source` for lines).
+
+
+class Source(StrEnum):
+    """Where a value of a shooting script came from."""
+
+    MLLM = "mllm"  # the multimodal LLM's annotation of the keyframes
+    DEEPFACE = "deepface"  # DeepFace's face attributes (its test-time-augmentation vote on a conflict)
+    AUDIO = "audio"  # the episode's audio track
+    SUBTITLE = "subtitle"  # a subtitle stream or .srt sidecar
+    OCR = "ocr"  # text read off the keyframe
+    MLLM_GUESS = "mllm_guess"  # a line the MLLM gave where nothing was read (lines only)
+    MEASURED = "measured"  # measured from pixels: face and body boxes, frames, lines of the image
+    DERIVED = "derived"  # computed from other fields of the script (focus, events)
+    REVIEWER = "reviewer"  # a calibration reviewer's correction
+
+
+class AttributeConflict(BaseModel):
+    """The MLLM and DeepFace disagreed on a person's age, gender or emotion: DeepFace was re-run
+    under test-time augmentation and its voted answer adopted where it still disagreed."""
+
+    field: str  # age, gender, emotion
+    mllm: str | None = None
+    deepface: str | None = None  # the voted answer
+    adopted: Source  # deepface (still disagreeing after the vote) or mllm (the vote agreed with it)
+    tta_runs: int = 0
+
+
+class Correction(BaseModel):
+    """A reviewer's correction of a reviewed field, with the value it replaced (kept for audit in
+    the catalog and the artifacts; `released_script` drops it from the release)."""
+
+    field: str  # the reviewed field (calibration.REVIEW_FIELDS)
+    target: str  # what it changed: "shot_size", "characters[char-1].line", ...
+    original: str | None = None
+    corrected: str | None = None
+    reviewer: str | None = None  # Label Studio's completed_by, where the export names one
+    review_file: str | None = None
+    applied: bool = True  # False: the correction named nothing the shot holds (see note)
+    note: str | None = None
 
 
 class CharacterInShot(BaseModel):
     character_id: str  # stable across the drama ("char-3")
     name: str  # from captions / dialogue, else "Character 3"
+    type: str | None = None  # what the MLLM called the person: "person", "woman", ...
+    age: str | None = None  # the MLLM's word ("adult") or DeepFace's years ("34")
+    gender: str | None = None  # male, female (or the MLLM's word)
     emotion: str | None = None
     vad: ContinuousEmotion | None = None
     looks: str | None = None
     action: str | None = None
     posture: str | None = None
+    shot_type: ShotType | None = None  # this person's own shot size, as the MLLM framed them
     location_cm: tuple[float, float, float] | None = None  # scene frame, centimetres
     line: str | None = None
+    line_source: str | None = None  # subtitle, ocr, mllm_guess, reviewer; None without a line
     # from the cleaned annotation; they feed the pairing compatibility score (stages/relationships)
     temperament: str | None = None
     facial_attractiveness: float | None = Field(default=None, ge=1, le=5)
+    sources: dict[str, Source] = Field(default_factory=dict)  # age, gender, emotion, name -> where from
+    conflicts: list[AttributeConflict] = Field(default_factory=list)
 
 
 class ObjectInShot(BaseModel):
     name: str
     description: str | None = None
+    shot_type: ShotType | None = None  # a size, or foreground / background
     box: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 in keyframe pixels
     phantom: bool = False  # named by the MLLM, not grounded by the detector
 
 
 class ShotMusic(BaseModel):
-    present: bool
+    """Background music: presence and tempo in BPM measured on the audio track where it ran;
+    genre, mood and the tempo word from the MLLM's BGM (also presence where no audio ran)."""
+
+    present: bool | None = None
     genre: str | None = None
     mood: str | None = None
+    tempo: str | None = None  # "Slow Tempo", ... (the MLLM's word, else from the BPM)
     tempo_bpm: float | None = None
+    sources: dict[str, Source] = Field(default_factory=dict)  # present, genre, mood, tempo, tempo_bpm
 
 
 class ShotScript(BaseModel):
@@ -220,6 +274,10 @@ class ShotScript(BaseModel):
     # 3x4: scene point (cm, homogeneous) -> homogeneous pixel of the shot's keyframe; None with nobody placed
     projection_matrix: list[list[float]] | None = None
     layout_registered: bool | None = None  # False: shares no character with the scene's earlier shots
+    # shot_size (mllm/measured), camera_angle, camera_movement, focus, action, event, highlight_score
+    # (mllm: from the VAD; audio: loudness and cut pace; measured: cut pace alone) -> where from
+    sources: dict[str, Source] = Field(default_factory=dict)
+    corrections: list[Correction] = Field(default_factory=list)  # the reviewers', with the values replaced
 
     @property
     def duration_s(self) -> float:
@@ -245,3 +303,11 @@ class ShootingScript(BaseModel):
     @property
     def script_id(self) -> str:
         return f"{self.drama_id}/{self.episode_id}/scene-{self.scene_number:04d}"
+
+
+def released_script(script: dict) -> dict:
+    """A stored shooting script (`ShootingScript` as JSON) as it is released: the reviewers'
+    corrections stay in, with `reviewer` as their source, but the audit trail of the values
+    they replaced does not leave the catalog."""
+    return {**script, "shots": [{k: v for k, v in shot.items() if k != "corrections"}
+                                for shot in script.get("shots") or []]}

@@ -1,6 +1,7 @@
 """Stage functions behind the shooting scripts: camera movement, highlight score, 3D layout."""
 
 import json
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -10,8 +11,15 @@ import skimage.data
 from skyscript_assets.stages.scripts.camera_motion import estimate_camera_motion
 from skyscript_assets.stages.scripts.highlight import ShotSignals, highlight_scores, plot_highlight_curve
 from skyscript_assets.stages.scripts.layout import (
-    BODY_HEIGHT_CM, CAMERA_HEIGHT_CM, back_project, camera_intrinsics, distance_from_size, occlusion_conflicts,
-    place_character, project, projection_matrix,
+    BODY_HEIGHT_CM,
+    CAMERA_HEIGHT_CM,
+    back_project,
+    camera_intrinsics,
+    distance_from_size,
+    occlusion_conflicts,
+    place_character,
+    project,
+    projection_matrix,
 )
 
 PHOTO = cv2.resize(skimage.data.astronaut(), (1024, 1024))
@@ -32,7 +40,7 @@ def _camera_path(kind: str, n: int = 24) -> list[np.ndarray]:
             x, y = 300 + rng.integers(-6, 7), 300 + rng.integers(-6, 7)
         w, h = int(320 / scale), int(180 / scale)
         cx, cy = x + 160, y + 90
-        frames.append(cv2.resize(PHOTO[cy - h // 2:cy + h // 2, cx - w // 2:cx + w // 2], (320, 180)))
+        frames.append(cv2.resize(PHOTO[cy - h // 2 : cy + h // 2, cx - w // 2 : cx + w // 2], (320, 180)))
     return frames
 
 
@@ -85,7 +93,9 @@ def test_back_projection_and_projection_round_trip():
         k = camera_intrinsics(width, height, float(rng.uniform(20, 110)))
         u, v, distance = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(30, 5000)
         assert project(projection_matrix(k), back_project(u, v, distance, k))[0] == pytest.approx([u, v], abs=1e-6)
-    assert project(projection_matrix(k), np.array([0.0, 100.0, -50.0]))[0] == pytest.approx([np.nan, np.nan], nan_ok=True)
+    assert project(projection_matrix(k), np.array([0.0, 100.0, -50.0]))[0] == pytest.approx(
+        [np.nan, np.nan], nan_ok=True
+    )
 
 
 def test_standing_person_is_placed_at_head_height_and_prior_distance():
@@ -125,7 +135,7 @@ def _click_track(bpm: float, seconds: float) -> np.ndarray:
     clicks = np.zeros_like(t)
     period = int(SAMPLE_RATE * 60 / bpm)
     for start in range(0, len(t), period):
-        clicks[start:start + 400] += np.hanning(800)[:400] * 0.8 * np.sin(2 * np.pi * 2000 * t[start:start + 400])
+        clicks[start : start + 400] += np.hanning(800)[:400] * 0.8 * np.sin(2 * np.pi * 2000 * t[start : start + 400])
     return (chord * (1 + 0.5 * (clicks != 0)) + clicks).astype(np.float32)
 
 
@@ -178,7 +188,10 @@ def test_a_long_gap_starts_a_new_scene():
 # --- identities -------------------------------------------------------------------------
 
 from skyscript_assets.stages.scripts.identities import (  # noqa: E402
-    FaceObservation, cluster_identities, face_descriptor, introductions,
+    FaceObservation,
+    cluster_identities,
+    face_descriptor,
+    introductions,
 )
 
 
@@ -192,7 +205,9 @@ def test_faces_cluster_into_stable_named_characters():
         return np.clip(noisy, 0, 255).astype(np.uint8)
 
     observations = [
-        FaceObservation("k1-f0", face_descriptor(jitter(astronaut)), (0, 1.0), lines=("Hello. I'm Eileen, your pilot.",)),
+        FaceObservation(
+            "k1-f0", face_descriptor(jitter(astronaut)), (0, 1.0), lines=("Hello. I'm Eileen, your pilot.",)
+        ),
         FaceObservation("k2-f0", face_descriptor(jitter(other)), (0, 3.0)),
         FaceObservation("k3-f0", face_descriptor(jitter(astronaut[5:, 5:])), (1, 0.5)),
         FaceObservation("k4-f0", face_descriptor(jitter(other)), (1, 2.0), caption=None),
@@ -204,8 +219,15 @@ def test_faces_cluster_into_stable_named_characters():
     ]
 
 
-@pytest.mark.parametrize("line, names", [("I'm Emma. I never left.", ["Emma"]), ("My name is Li Wei", ["Li Wei"]),
-                                         ("I'm sorry, Emma", []), ("I'm Fine", [])])
+@pytest.mark.parametrize(
+    "line, names",
+    [
+        ("I'm Emma. I never left.", ["Emma"]),
+        ("My name is Li Wei", ["Li Wei"]),
+        ("I'm sorry, Emma", []),
+        ("I'm Fine", []),
+    ],
+)
 def test_introductions(line, names):
     assert introductions(line) == names
 
@@ -214,19 +236,45 @@ def test_introductions(line, names):
 
 from xml.etree import ElementTree  # noqa: E402
 
-from skyscript_assets.schema import CharacterInShot, ShotScript  # noqa: E402
-from skyscript_assets.stages.scripts.calibration import (RecordReview, grade_packet, label_config, label_studio_task,  # noqa: E402
-                                                 load_reviews, make_packets, shot_fields, simulated_review)
+from skyscript_assets.schema import CharacterInShot, ShootingScript, ShotScript, released_script  # noqa: E402
+from skyscript_assets.stages.scripts.calibration import (  # noqa: E402
+    RecordReview,
+    apply_review,
+    correct_script,
+    grade_packet,
+    label_config,
+    label_studio_task,
+    load_reviews,
+    make_packets,
+    reviewed_values,
+    shot_fields,
+    simulated_review,
+)
 
 
-def test_packets_are_seeded_sized_and_cover_every_record():
-    ids = [f"r{i}" for i in range(1234)]
-    packets = make_packets(ids, drama_id="d", seed=1)
+def test_packets_are_a_seeded_sample_stratified_across_episodes():
+    # 40 episodes of 2 to 80 shots: 1,640 shots, more than one packet's worth
+    episode_of = {f"ep{e:02d}/shot-{n:03d}": f"ep{e:02d}" for e in range(40) for n in range(2 + 2 * e)}
+    ids = list(episode_of)
+    packets = make_packets(ids, drama_id="d", seed=1, strata=episode_of)
+    sampled = [r for p in packets for r in p.record_ids]
+    assert len(packets) == 1 and len(sampled) == 300 and len(set(sampled)) == 300 and set(sampled) <= set(ids)
     assert all(200 <= len(p.record_ids) <= 500 for p in packets)
-    assert sorted(r for p in packets for r in p.record_ids) == sorted(ids)
-    assert make_packets(ids, drama_id="d", seed=1) == packets
-    assert make_packets(ids, drama_id="d", seed=2) != packets
-    assert len(make_packets(ids[:50], drama_id="d")) == 1
+    per_episode = Counter(episode_of[r] for r in sampled)
+    assert set(per_episode) == set(episode_of.values())  # every episode is in the sample
+    for episode, shots in Counter(episode_of.values()).items():  # in proportion to its shots
+        assert abs(per_episode[episode] - 1 - (300 - 40) * (shots - 1) / (len(ids) - 40)) <= 1
+    assert make_packets(ids, drama_id="d", seed=1, strata=episode_of) == packets
+    assert make_packets(ids, drama_id="d", seed=2, strata=episode_of) != packets
+    # a large drama: 5 % of its shots, cut into packets of 200-500 that each span the episodes
+    big = {f"ep{e:03d}/shot-{n:03d}": f"ep{e:03d}" for e in range(100) for n in range(120)}
+    packets = make_packets(list(big), drama_id="d", strata=big)
+    assert sum(len(p.record_ids) for p in packets) == 600 and [len(p.record_ids) for p in packets] == [300, 300]
+    assert all(len({big[r] for r in p.record_ids}) == 100 for p in packets)
+    # up to one packet's worth: every shot, one packet
+    [small] = make_packets(ids[:50], drama_id="d", strata=episode_of)
+    assert sorted(small.record_ids) == sorted(ids[:50])
+    assert make_packets([], drama_id="d") == []
 
 
 def test_accuracy_gate_on_the_short_review_form():
@@ -241,14 +289,28 @@ def test_accuracy_gate_on_the_short_review_form():
 
 
 def _shot(**k) -> ShotScript:
-    return ShotScript(shot_number=1, start_s=0, end_s=2, shot_size="medium", camera_angle="eye_level", camera_movement="pan",
-                      focus="Emma", characters=[CharacterInShot(character_id="char-1", name="Emma", line="You came back.")], **k)
+    return ShotScript(
+        shot_number=1,
+        start_s=0,
+        end_s=2,
+        shot_size="medium",
+        camera_angle="eye_level",
+        camera_movement="pan",
+        focus="Emma",
+        characters=[CharacterInShot(character_id="char-1", name="Emma", line="You came back.")],
+        **k,
+    )
 
 
 def test_label_studio_tasks_have_the_import_format_and_match_the_labeling_config():
     fields = shot_fields(_shot())
-    task = label_studio_task("d/ep01/scene-0001/shot-001", "/data/local-files/?d=d/keyframes/ep01/a.jpg", fields,
-                             "SCENE 1 ...", "calibrated_shooting_scripts/2")
+    task = label_studio_task(
+        "d/ep01/scene-0001/shot-001",
+        "/data/local-files/?d=d/keyframes/ep01/a.jpg",
+        fields,
+        "SCENE 1 ...",
+        "calibrated_shooting_scripts/2",
+    )
     assert set(task) == {"data", "predictions"} and task["data"]["image"].startswith("/data/local-files/")
     [prediction] = task["predictions"]
     names = {r["from_name"] for r in prediction["result"]}
@@ -265,13 +327,17 @@ def test_label_studio_tasks_have_the_import_format_and_match_the_labeling_config
 
 
 def test_label_studio_export_gives_fields_changed_over_fields_checked():
-    records = {f"d/ep01/scene-0001/shot-{n:03d}": shot_fields(_shot(action="turns away" if n % 2 else None)) for n in range(1, 21)}
+    records = {
+        f"d/ep01/scene-0001/shot-{n:03d}": shot_fields(_shot(action="turns away" if n % 2 else None))
+        for n in range(1, 21)
+    }
     tasks = [label_studio_task(r, None, f, "", "v") for r, f in records.items()]
     checked = sum(len([v for v in f.values() if v is not None]) for f in records.values())  # 6 or 7 per shot: 130
     export = simulated_review(tasks, corrections=3, seed=4)
     # an extra field the pipeline left empty, filled by the reviewer: checked and changed
-    export[1]["annotations"][0]["result"].append({"from_name": "action", "to_name": "image", "type": "textarea",
-                                                  "value": {"text": ["sits down"]}})
+    export[1]["annotations"][0]["result"].append(
+        {"from_name": "action", "to_name": "image", "type": "textarea", "value": {"text": ["sits down"]}}
+    )
     export.append({"data": {"record_id": "elsewhere"}, "annotations": [{"result": []}]})  # not in this drama
     reviews = load_reviews(json.dumps(export), records)
     assert set(reviews) == set(records)
@@ -284,7 +350,142 @@ def test_label_studio_export_gives_fields_changed_over_fields_checked():
     export[0]["annotations"][0]["was_cancelled"] = True
     assert tasks[0]["data"]["record_id"] not in load_reviews(json.dumps(export), records)
     # twenty corrections out of 131 fields: 84.7 %, back for repair
-    assert grade_packet(packet, load_reviews(json.dumps(simulated_review(tasks, corrections=20)), records)).status == "needs_repair"
+    assert (
+        grade_packet(packet, load_reviews(json.dumps(simulated_review(tasks, corrections=20)), records)).status
+        == "needs_repair"
+    )
+
+
+def _two_people_shot() -> ShotScript:
+    return ShotScript(
+        shot_number=1,
+        start_s=0,
+        end_s=2,
+        shot_size="medium",
+        camera_angle="eye_level",
+        camera_movement="pan",
+        focus="Emma",
+        action="sits down",
+        event='Emma says "You came back."',
+        sources={"shot_size": "mllm", "focus": "derived"},
+        characters=[
+            CharacterInShot(
+                character_id="char-1",
+                name="Emma",
+                line="You came back.",
+                line_source="subtitle",
+                emotion="happy",
+                sources={"emotion": "mllm"},
+            ),
+            CharacterInShot(character_id="char-2", name="Bo", emotion="sad"),
+        ],
+    )
+
+
+def _label_studio_review(record_id: str, fields: dict, changes: dict, who=7) -> str:
+    """A reviewer's Label Studio export of one task: the pre-annotation with `changes` made (None: removed)."""
+    [task] = [label_studio_task(record_id, None, fields, "", "v")]
+    result = [r for r in task["predictions"][0]["result"] if changes.get(r["from_name"], "") is not None]
+    for r in result:
+        if r["from_name"] in changes:
+            r["value"] = (
+                {"choices": [changes[r["from_name"]]]}
+                if r["type"] == "choices"
+                else {"text": [changes[r["from_name"]]]}
+            )
+    result += [
+        {"from_name": k, "to_name": "image", "type": "textarea", "value": {"text": [v]}}
+        for k, v in changes.items()
+        if v is not None and k not in fields
+    ]
+    return json.dumps(
+        [{"id": 1, "data": task["data"], "annotations": [{"id": 3, "completed_by": who, "result": result}]}]
+    )
+
+
+def test_a_reviewers_correction_replaces_the_field_with_reviewer_provenance_and_keeps_the_original():
+    shot = _two_people_shot()
+    record = "d/ep01/scene-0001/shot-001"
+    fields = shot_fields(shot)
+    assert fields["line"] == "Emma: You came back." and fields["emotion"] == "Emma: happy / Bo: sad"
+    changes = {
+        "shot_size": "close_up",
+        "line": "Emma: I never left. / Bo: Then stay.",
+        "emotion": "Emma: happy / Bo: angry",
+        "action": None,
+    }
+    reviews = load_reviews(_label_studio_review(record, fields, changes), {record: fields})
+    review = reviews[record]
+    assert (review.fields_changed, review.reviewer) == (4, "7") and review.corrections == changes
+    script = ShootingScript(drama_id="d", episode_id="ep01", scene_number=1, location="x", shots=[shot])
+    corrections = [c for _, c in correct_script(script, {record: review})]  # apply_review, events derived again
+    emma, bo = shot.characters
+    assert shot.shot_size == "close_up" and shot.sources["shot_size"] == "reviewer"
+    assert shot.action is None and shot.sources["action"] == "reviewer"  # removed as redundant
+    assert (emma.line, emma.line_source) == ("I never left.", "reviewer")
+    assert (bo.line, bo.line_source) == ("Then stay.", "reviewer")  # an omission filled
+    assert (bo.emotion, bo.sources["emotion"]) == ("angry", "reviewer") and emma.sources["emotion"] == "mllm"
+    audit = {c.target: (c.original, c.corrected) for c in corrections}
+    assert audit == {
+        "shot_size": ("medium", "close_up"),
+        "action": ("sits down", None),
+        "characters[char-1].line": ("You came back.", "I never left."),
+        "characters[char-2].line": (None, "Then stay."),
+        "characters[char-2].emotion": ("sad", "angry"),
+    }
+    assert shot.corrections == corrections and all(c.applied and c.reviewer == "7" for c in corrections)
+    # what is released: the corrected values with their source, not the replaced ones
+    assert shot.event == 'Emma says "I never left."' and shot.sources["event"] == "derived"  # derived again
+    stored = script.model_dump(mode="json")
+    released = released_script(stored)
+    assert "corrections" not in released["shots"][0] and "You came back." not in json.dumps(released)
+    assert stored["shots"][0]["corrections"][0]["original"] == "medium"  # the audit stays in the catalog's copy
+    assert ("1", "shot_size", "close_up") in {(str(n), f, v) for n, f, v in reviewed_values(released)}
+    assert (1, "Emma.line", "I never left.") in reviewed_values(released)
+
+
+def test_renames_and_removals_and_corrections_that_name_nobody():
+    shot = _two_people_shot()
+    review = RecordReview(
+        6, 3, {"characters": "Emma, Bob", "line": "Bob: Hi. / Zed: Who?", "camera_angle": "sideways"}
+    )
+    corrections = apply_review(shot, review)
+    assert [c.name for c in shot.characters] == ["Emma", "Bob"] and shot.characters[1].sources["name"] == "reviewer"
+    # "Bob" (renamed from Bo) gets his line; Emma, left out, has hers removed; Zed is nobody here
+    assert [(c.line, c.line_source) for c in shot.characters] == [(None, None), ("Hi.", "reviewer")]
+    unapplied = {c.target: c.note for c in corrections if not c.applied}
+    assert unapplied == {"line": "names no character of the shot", "camera_angle": unapplied["camera_angle"]}
+    assert shot.camera_angle == "eye_level" and "not one of" in unapplied["camera_angle"]
+    # a name the shot lacks is added; a character not named is removed
+    shot = _two_people_shot()
+    apply_review(shot, RecordReview(1, 1, {"characters": "Bo, Dana, Eve"}))
+    assert [(c.character_id, c.name) for c in shot.characters] == [
+        ("char-1", "Dana"),
+        ("char-2", "Bo"),
+        ("reviewed-3", "Eve"),
+    ]
+    shot = _two_people_shot()
+    apply_review(shot, RecordReview(1, 1, {"characters": "Bo"}))
+    assert [c.name for c in shot.characters] == ["Bo"]
+
+
+def test_short_form_corrections_are_graded_and_applied():
+    shot = _two_people_shot()
+    record = "d/ep01/scene-0001/shot-001"
+    fields = shot_fields(shot)
+    reviews = load_reviews(
+        json.dumps({record: {"shot_size": "Close-up", "focus": "Bo"}, "other": True}), {record: fields}
+    )
+    assert reviews["other"] == RecordReview(1, 0)
+    assert (
+        reviews[record].fields_checked == len([v for v in fields.values() if v])
+        and reviews[record].fields_changed == 2
+    )
+    apply_review(shot, reviews[record])
+    assert (shot.shot_size, shot.focus, shot.sources["focus"]) == ("close_up", "Bo", "reviewer")
+    rows = [{"record_id": record, "correct": False, "corrections": {"event": "Emma returns."}}]
+    [(_, review)] = load_reviews(json.dumps(rows), {record: fields}).items()
+    assert review.corrections == {"event": "Emma returns."} and review.fields_changed == 1
 
 
 def test_camera_movement_on_the_demo_drama_meets_the_90_percent_target(tmp_path):
@@ -297,9 +498,13 @@ def test_camera_movement_on_the_demo_drama_meets_the_90_percent_target(tmp_path)
     results = []
     for name, specs in demo_episodes().items():
         fps = truth[name]["fps"]
-        spans = [(i, s["content_start_frame"] / fps, (s["end_frame"] + 1) / fps) for i, s in enumerate(truth[name]["shots"])]
+        spans = [
+            (i, s["content_start_frame"] / fps, (s["end_frame"] + 1) / fps) for i, s in enumerate(truth[name]["shots"])
+        ]
         frames = sample_shot_frames(str(folder / name), spans)
-        results += [(spec.motion, estimate_camera_motion(frames[i], 6.0).movement) for (i, _, _), spec in zip(spans, specs)]
+        results += [
+            (spec.motion, estimate_camera_motion(frames[i], 6.0).movement) for (i, _, _), spec in zip(spans, specs)
+        ]
     assert {expected for expected, _ in results} == {"static", "pan", "zoom"}
     correct = sum(expected == found for expected, found in results)
     assert correct / len(results) >= 0.9, results
@@ -310,6 +515,7 @@ def test_camera_movement_on_the_demo_drama_meets_the_90_percent_target(tmp_path)
 import fsspec  # noqa: E402
 
 from skyscript_assets.stages.scripts.assemble import (  # noqa: E402
+    STAGE_VERSION,
     AnnotatedKeyframe,
     DramaEvidence,
     EpisodeVideo,
@@ -326,23 +532,44 @@ def _memory_drama(tmp_path) -> DramaEvidence:
     from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
     fs, root = fsspec.filesystem("memory"), f"/{tmp_path.name}"  # memory:// is process-wide: a root per test
-    render_video(tmp_path / "ep1.mp4", [ShotSpec(skimage.data.astronaut(), 1.5, "zoom", "start"),
-                                        ShotSpec(skimage.data.rocket(), 1.5, "static", "cut")], size=(640, 360))
+    render_video(
+        tmp_path / "ep1.mp4",
+        [
+            ShotSpec(skimage.data.astronaut(), 1.5, "zoom", "start"),
+            ShotSpec(skimage.data.rocket(), 1.5, "static", "cut"),
+        ],
+        size=(640, 360),
+    )
     fs.pipe(f"{root}/landing/d/ep1.mp4", (tmp_path / "ep1.mp4").read_bytes())
     for name, image in (("kf0000", skimage.data.astronaut()), ("kf0001", skimage.data.rocket())):
         fs.pipe(f"{root}/art/d/keyframes/ep1/{name}.jpg", cv2.imencode(".jpg", image[:, :, ::-1])[1].tobytes())
     lab = {"scene": {"name": "lab"}, "scene_description": "A space lab."}
     keyframes = [
-        AnnotatedKeyframe("ep1/kf0000", "ep1", 0, 0.7, f"memory:/{root}/art/d/keyframes/ep1/kf0000.jpg",
-                          {**lab, "people": [{"shot_type": "close_up", "actions": "smiles"}]},
-                          people=[{"face_box": [170, 40, 330, 230], "line": "I'm Eileen."}]),
-        AnnotatedKeyframe("ep1/kf0001", "ep1", 1, 2.2, f"memory:/{root}/art/d/keyframes/ep1/kf0001.jpg", lab,
-                          objects=[{"name": "rocket", "box": [200, 0, 330, 512], "phantom": False}]),
+        AnnotatedKeyframe(
+            "ep1/kf0000",
+            "ep1",
+            0,
+            0.7,
+            f"memory:/{root}/art/d/keyframes/ep1/kf0000.jpg",
+            {**lab, "people": [{"shot_type": "close_up", "actions": "smiles"}]},
+            people=[{"face_box": [170, 40, 330, 230], "line": "I'm Eileen."}],
+        ),
+        AnnotatedKeyframe(
+            "ep1/kf0001",
+            "ep1",
+            1,
+            2.2,
+            f"memory:/{root}/art/d/keyframes/ep1/kf0001.jpg",
+            lab,
+            objects=[{"name": "rocket", "box": [200, 0, 330, 512], "phantom": False}],
+        ),
         AnnotatedKeyframe("ep1/kf0002", "ep1", 1, 2.6, f"memory:/{root}/art/d/keyframes/ep1/gone.jpg", lab),
         AnnotatedKeyframe("ep2/kf0000", "ep2", 0, 0.5, f"memory:/{root}/art/d/keyframes/ep1/kf0001.jpg", lab),
     ]
-    episodes = [EpisodeVideo("ep1", 0, f"memory:/{root}/landing/d/ep1.mp4", False, [(0, 0.0, 1.5), (1, 1.5, 3.0)]),
-                EpisodeVideo("ep2", 1, f"memory:/{root}/landing/d/ep2.mp4", True, [(0, 0.0, 1.0)])]
+    episodes = [
+        EpisodeVideo("ep1", 0, f"memory:/{root}/landing/d/ep1.mp4", False, [(0, 0.0, 1.5), (1, 1.5, 3.0)]),
+        EpisodeVideo("ep2", 1, f"memory:/{root}/landing/d/ep2.mp4", True, [(0, 0.0, 1.0)]),
+    ]
     return DramaEvidence("d", episodes, keyframes)
 
 
@@ -380,19 +607,25 @@ def test_assemble_drama_reads_remote_videos_and_says_what_did_not_run(tmp_path):
     assert calibration.status == "pending" and calibration.accuracy is None and len(calibration.packets) == 1
     [tasks] = calibration.tasks.values()
     assert len(tasks) == sum(len(s.script.shots) for s in drama.scenes)
-    assert tasks[0]["predictions"][0]["model_version"] == "calibrated_shooting_scripts/2"
+    assert tasks[0]["predictions"][0]["model_version"] == f"calibrated_shooting_scripts/{STAGE_VERSION}"
     assert {t["data"]["image"] for t in tasks} >= {f"{artifact_root}/d/keyframes/ep1/kf0000.jpg"}
     files = dict(drama.files())
-    assert {("ep1", "scene-0001.json"), ("ep1", "scene-0001.txt"), ("characters", "char-1.jpg"),
-            ("calibration", "label_config.xml"), ("calibration", "packets.json")} <= set(files)
+    assert {
+        ("ep1", "scene-0001.json"),
+        ("ep1", "scene-0001.txt"),
+        ("characters", "char-1.jpg"),
+        ("calibration", "label_config.xml"),
+        ("calibration", "packets.json"),
+    } <= set(files)
     assert files[("calibration", "packets.json")]["episodes_to_repair"] == []
 
     # Reviewers accept every record; a second export that is not JSON counts as not reviewed, and says so.
     record_ids = [t["data"]["record_id"] for t in tasks]
     landing = f"memory://{tmp_path.name}/landing"
     accepted = json.dumps(dict.fromkeys(record_ids, True)).encode()
-    fsspec.filesystem("memory").pipe({f"{landing}/d/calibration/a.json": accepted,
-                                      f"{landing}/d/calibration/b.json": b"{not json"})
+    fsspec.filesystem("memory").pipe(
+        {f"{landing}/d/calibration/a.json": accepted, f"{landing}/d/calibration/b.json": b"{not json"}
+    )
     evidence.reviews = read_review_files(landing, "d")
     again = assemble()
     assert again.calibration.status == "passed" and again.calibration.accuracy == 1.0
@@ -402,3 +635,32 @@ def test_assemble_drama_reads_remote_videos_and_says_what_did_not_run(tmp_path):
     repair = assemble()
     # one packet holds every shot of the drama: all its episodes go back for repair
     assert repair.calibration.status == "needs_repair" and repair.calibration.episodes_to_repair == ["ep1", "ep2"]
+
+    # A reviewer corrects Eileen's line in Label Studio: graded, then applied to the shooting
+    # script and its Table 1 text, with the original kept in the audit trail.
+    [eileen_task] = [t for t in tasks if any(r["from_name"] == "line" for r in t["predictions"][0]["result"])]
+    exported = simulated_review(tasks, corrections=0)
+    [result] = [
+        r
+        for e in exported
+        if e["data"] == eileen_task["data"]
+        for r in e["annotations"][0]["result"]
+        if r["from_name"] == "line"
+    ]
+    assert result["value"]["text"] == ["Eileen: I'm Eileen."]
+    result["value"]["text"] = ["Eileen: I'm Eileen, from the lab."]
+    evidence.reviews = [ReviewFile("calibration/ls-export.json", json.dumps(exported).encode())]
+    corrected = assemble()
+    assert corrected.calibration.status == "passed" and corrected.calibration.corrections_applied == 1
+    [scene] = [s for s in corrected.scenes if s.episode_id == "ep1" and s.script.scene_number == 1]
+    [eileen] = [c for shot in scene.script.shots for c in shot.characters if c.name == "Eileen"]
+    assert (eileen.line, eileen.line_source) == ("I'm Eileen, from the lab.", "reviewer")
+    assert '"I\'m Eileen, from the lab."' in scene.text and '"I\'m Eileen."' not in scene.text
+    [(record_id, correction)] = corrected.calibration.corrections
+    assert record_id == eileen_task["data"]["record_id"] and correction.review_file == "ls-export.json"
+    assert (correction.original, correction.corrected) == ("I'm Eileen.", "I'm Eileen, from the lab.")
+    files = dict(corrected.files())
+    assert files[("calibration", "corrections.json")][0]["original"] == "I'm Eileen."
+    assert files[scene.parts("json")]["shots"][0]["corrections"][0]["corrected"] == "I'm Eileen, from the lab."
+    # the task the reviewers see still holds the pipeline's value: a re-review grades the same
+    assert str(corrected.calibration.tasks) == str(again.calibration.tasks)

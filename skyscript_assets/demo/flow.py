@@ -94,6 +94,25 @@ def export_every_format(drama_id: str) -> None:
     print("  shooting script:")
     for line in pair["shooting_script_text"].strip().splitlines()[:8]:
         print(f"    {line}")
+    print(reviewed_in_release(drama_id, folder / "jsonl" / "pairs.jsonl"))
+
+
+def reviewed_in_release(drama_id: str, pairs_jsonl: Path) -> str:
+    """The reviewer's correction as the released pair carries it (source `reviewer`), and the
+    value it replaced, which only the audit trail beside the shooting scripts keeps."""
+    from skyscript_assets.stages.scripts.calibration import reviewed_values
+
+    with pairs_jsonl.open(encoding="utf-8") as f:
+        found = [(p["pair_id"], *v) for p in map(json.loads, f)
+                 for v in reviewed_values(json.loads(p["shooting_script_json"]))]
+    if not found:
+        return "\nNo reviewer's correction in the released pairs."
+    audit = Path(settings.artifacts_url()) / drama_id / "calibrated_shooting_scripts" / "calibration" / "corrections.json"
+    lines = [f"\nReviewer's correction in the released pair {pair_id}, shot {shot}: {name} = {value!r} (source: reviewer)"
+             for pair_id, shot, name, value in found[:3]]
+    for c in json.loads(audit.read_text())[:3] if audit.is_file() else []:
+        lines.append(f"  replaced (audit only, not released: {audit}): {c['target']} was {c['original']!r}")
+    return "\n".join(lines)
 
 
 def shot_accuracy(drama_id: str, truth_path: Path) -> str:

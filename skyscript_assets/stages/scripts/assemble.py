@@ -9,8 +9,11 @@ images and episode videos itself (`storage.local_file`: local or object-store UR
 clusters the drama's faces into characters (DeepFace's ArcFace where its weights are, the
 HOG fallback otherwise), assembles each episode's scenes (`shooting_scripts.assemble_episode`),
 renders their Table 1 text, and samples the shots into calibration packets graded against
-the reviewers' exports. A keyframe that cannot be read is a loss; a measure that cannot run
-on an episode (camera movement, music) is listed in `not_run` with its reason.
+the reviewers' exports. The reviewers' corrections are then applied to the shooting scripts
+(`reviewer` as their source, the replaced values kept in each shot's `corrections`), the
+events and focus derived from corrected fields are derived again, and the Table 1 text is
+rendered from the corrected script. A keyframe that cannot be read is a loss; a measure that
+cannot run on an episode (camera movement, music) is listed in `not_run` with its reason.
 """
 
 from __future__ import annotations
@@ -19,18 +22,20 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
+from itertools import groupby
 
 import av
 import numpy as np
 
 from skyscript_assets.models.base import WeightsMissing
 from skyscript_assets.models.mllm import decode_rgb
-from skyscript_assets.schema import LossRecord, ShootingScript
+from skyscript_assets.schema import Correction, LossRecord, ShootingScript
 from skyscript_assets.stages.scripts.audio import analyse_range, decode_mono
 from skyscript_assets.stages.scripts.calibration import (
     Packet,
     PacketGrade,
     RecordReview,
+    correct_script,
     grade_packet,
     label_config,
     label_studio_task,
@@ -53,7 +58,8 @@ from skyscript_assets.stages.scripts.shooting_scripts import (
 from skyscript_assets.stages.scripts.table1 import shooting_script_text
 from skyscript_assets.storage import local_file, open_fs, read_bytes
 
-STAGE_VERSION = "2"  # 2: camera angle, events, reconciled shot size, registered layout
+STAGE_VERSION = "3"  # 2: camera angle, events, reconciled shot size, registered layout; 3: every field of the
+# paper's annotation with its source, DeepFace only on conflict, sampled packets, reviewers' corrections applied
 STAGE = "calibrated_shooting_scripts"  # the stage name of its loss records
 # Reviewers' Label Studio exports (or the short {record_id: true|false} form), in the drama's
 # landing folder: this file and/or any *.json under calibration/.
@@ -151,6 +157,13 @@ class Calibration:
     episodes_to_repair: list[str]
     review_files: int = 0
     unreadable_reviews: list[str] = field(default_factory=list)  # paths of review files that could not be parsed
+    records: int = 0  # shots of the drama (the packets hold a sample of them)
+    corrections: list[tuple[str, Correction]] = field(default_factory=list)  # (record id, correction) applied
+    episode_accuracy: dict[str, float] = field(default_factory=dict)  # over each episode's reviewed records
+
+    @property
+    def corrections_applied(self) -> int:
+        return sum(1 for _, c in self.corrections if c.applied)
 
     @property
     def accuracy(self) -> float | None:
@@ -212,10 +225,18 @@ class DramaScripts:
                     for p, g in zip(calibration.packets, calibration.grades)
                 ],
                 "grades": [asdict(g) for g in calibration.grades],
+                "records": calibration.records,
+                "sampled": sum(len(p.record_ids) for p in calibration.packets),
+                "episode_accuracy": calibration.episode_accuracy,
                 "episodes_to_repair": calibration.episodes_to_repair,
                 "reviews": f"<landing>/{self.drama_id}/{REVIEWS_FILE} or "
                 f"<landing>/{self.drama_id}/{REVIEWS_FOLDER}/*.json",
             },
+        )
+        # the audit trail: every correction with the value it replaced (the release drops the latter)
+        yield (
+            ("calibration", "corrections.json"),
+            [{"record_id": record_id, **c.model_dump(mode="json")} for record_id, c in calibration.corrections],
         )
 
 
@@ -245,8 +266,9 @@ def assemble_drama(
         replace(entry, first_episode_id=episode_of[entry.first_item]) for entry in character_library(identities)
     ]
     scenes, curves, records, figures, not_run = _episodes(evidence, images, identities)
+    calibration, reviews = _calibrate(evidence, records, artifact_root, f"{asset_key}/{STAGE_VERSION}")
+    scenes, calibration.corrections = _corrected(scenes, reviews)
     view = next((png for png in (scene_view_png(s.script) for s in scenes) if png), None)
-    calibration = _calibrate(evidence, records, artifact_root, f"{asset_key}/{STAGE_VERSION}")
     return DramaScripts(
         drama_id=evidence.drama_id,
         scenes=scenes,
@@ -383,10 +405,13 @@ def _decoded(decode, *args):
 
 def _calibrate(
     evidence: DramaEvidence, records: dict[str, CalibrationRecord], artifact_root: str, model_version: str
-) -> Calibration:
-    """Seeded packets of the drama's shots, their Label Studio tasks, and their grades from the reviews."""
-    packets = make_packets(list(records), drama_id=evidence.drama_id) if records else []
+) -> tuple[Calibration, dict[str, RecordReview]]:
+    """Seeded packets sampled from the drama's shots across its episodes, their Label Studio
+    tasks, their grades from the reviews, and the reviews of the drama's records."""
+    strata = {r: record.episode_id for r, record in records.items()}
+    packets = make_packets(list(records), drama_id=evidence.drama_id, strata=strata)
     reviews, unreadable = _reviews(evidence.reviews, {r: record.fields for r, record in records.items()})
+    reviews = {r: review for r, review in reviews.items() if r in records}
     grades = [grade_packet(p, reviews) for p in packets]
     status = (
         "passed"
@@ -411,7 +436,40 @@ def _calibrate(
         ]
         for p in packets
     }
-    return Calibration(packets, grades, tasks, status, to_repair, len(evidence.reviews), unreadable)
+    accuracy = {}
+    for episode, reviewed in groupby(
+        sorted(((strata[r], review) for r, review in reviews.items()), key=lambda x: x[0]), key=lambda x: x[0]
+    ):
+        reviewed = [review for _, review in reviewed]
+        checked = sum(r.fields_checked for r in reviewed)
+        accuracy[episode] = round(1 - sum(r.fields_changed for r in reviewed) / checked, 4) if checked else 0.0
+    calibration = Calibration(
+        packets,
+        grades,
+        tasks,
+        status,
+        to_repair,
+        len(evidence.reviews),
+        unreadable,
+        records=len(records),
+        episode_accuracy=accuracy,
+    )
+    return calibration, reviews
+
+
+def _corrected(
+    scenes: list[SceneScript], reviews: dict[str, RecordReview]
+) -> tuple[list[SceneScript], list[tuple[str, Correction]]]:
+    """The scenes with the reviewers' corrections applied, what they derive from corrected
+    fields (events, focus) derived again, and their Table 1 text rendered anew."""
+    corrected, made = [], []
+    for scene in scenes:
+        applied = correct_script(scene.script, reviews)
+        if applied:
+            scene = SceneScript(scene.episode_id, scene.script, shooting_script_text(scene.script))
+        corrected.append(scene)
+        made += applied
+    return corrected, made
 
 
 def _reviews(files: list[ReviewFile], predictions: dict) -> tuple[dict[str, RecordReview], list[str]]:
@@ -421,9 +479,11 @@ def _reviews(files: list[ReviewFile], predictions: dict) -> tuple[dict[str, Reco
     unreadable = []
     for review in files:
         try:
-            reviews.update(load_reviews(review.data.decode("utf-8"), predictions))
+            loaded = load_reviews(review.data.decode("utf-8"), predictions)
         except (ValueError, KeyError, TypeError, AttributeError, json.JSONDecodeError):
             unreadable.append(review.path)
+            continue
+        reviews.update({r: replace(v, review_file=review.path.rsplit("/", 1)[-1]) for r, v in loaded.items()})
     return reviews, unreadable
 
 
