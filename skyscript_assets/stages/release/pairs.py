@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import fsspec
 
 from skyscript_assets.models.text_generation import TextGenerator
-from skyscript_assets.schema import LossRecord, ShootingScript
+from skyscript_assets.schema import LossRecord, ShootingScript, released_script
 from skyscript_assets.stages.release.loss_report import DramaCounts, label, tally_drama
 from skyscript_assets.stages.release.relationships import STAGE as RELATIONSHIPS_STAGE
 from skyscript_assets.stages.release.relationships import relationship_tables
@@ -35,7 +35,7 @@ from skyscript_assets.stages.release.shards import (
     write_shards,
 )
 
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"  # 2: the reviewers' replaced values (shots' `corrections`) are not released
 LICENCES = [
     "Source videos: their owners' licences, recorded per drama in drama.json `source`",
     "Annotations and scripts: as the dataset's publisher decides",
@@ -45,8 +45,9 @@ EDGES_FILE, CHARACTER_PAIRS_FILE = RELATIONSHIP_FILES
 
 @dataclass(frozen=True)
 class CalibratedScript:
-    """A shooting script as the catalog holds it: parsed, as stored (released verbatim), its
-    Table 1 text and calibration status."""
+    """A shooting script as the catalog holds it: parsed, as stored (released without the audit
+    trail of the values reviewers replaced: `schema.released_script`), its Table 1 text and
+    calibration status."""
 
     script: ShootingScript
     stored: dict
@@ -170,7 +171,7 @@ def _pair_fields(entry: CalibratedScript) -> dict:
         "episode_id": script.episode_id,
         "scene_number": script.scene_number,
         "shot_numbers": [s.shot_number for s in script.shots],
-        "shooting_script_json": json.dumps(entry.stored),
+        "shooting_script_json": json.dumps(released_script(entry.stored)),  # reviewers' corrections, not the originals
         "shooting_script_text": entry.text,
         "highlight_score": sum(scores) / len(scores) if scores else None,
         "calibration_status": entry.calibration_status,
