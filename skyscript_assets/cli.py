@@ -7,6 +7,8 @@
     skyscript annotate IMG..  run an MLLM backend on images, print its raw output
     skyscript clean-json FILE clean one raw MLLM output into validated annotations
     skyscript export DRAMA    write a released drama out as parquet, jsonl or fountain files
+    skyscript models pull     download the configured models' weights (network) with a manifest
+    skyscript models check    load every configured model and give it one tiny input (no network)
 
 Errors a user can fix are one line on stderr and a non-zero exit, never a traceback.
 """
@@ -118,7 +120,46 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true",
                         help="replace a non-empty --out (or a link standing there, never its target)")
     export.set_defaults(func=cmd_export)
+
+    models = sub.add_parser("models", help="model weights: pull them into a weights folder, check that they load")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="MODELS_COMMAND")
+    pull = models_sub.add_parser("pull", help="download models from the Hugging Face Hub (needs network) into a "
+                                 "weights folder, with a manifest of commits, sizes and sha256 "
+                                 "(skyscript-models.json)")
+    pull.add_argument("models", nargs="*", metavar="MODEL",
+                      help="mllm restoration detector depth pose deepface (default: all six) or mllm-76b")
+    pull.add_argument("--dest", help="weights folder (default $SKYSCRIPT_WEIGHTS_DIR, else $SKYSCRIPT_HOME/models)")
+    pull.add_argument("--repo", action="append", default=[], metavar="MODEL=OWNER/NAME[@REVISION]",
+                      help="another repository or revision for a model (repeatable)")
+    pull.add_argument("--dry-run", action="store_true",
+                      help="resolve revisions, list files and sizes, download nothing")
+    pull.set_defaults(func=cmd_models_pull)
+    check = models_sub.add_parser("check", help="load every configured model on a device and give it one tiny "
+                                  "input (no network); one line per model")
+    check.add_argument("models", nargs="*", metavar="MODEL",
+                       help="mllm restoration detector depth pose faces face-embedder ocr (default: all)")
+    check.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    check.add_argument("--weights", help="a pulled weights folder: its models fill in what the profile leaves unset")
+    check.set_defaults(func=cmd_models_check)
     return parser
+
+
+def cmd_models_pull(args) -> int:
+    from skyscript_assets.models.provision import PullError, pull_command
+
+    try:
+        return pull_command(args.models, dest=args.dest, repos=args.repo, dry_run=args.dry_run)
+    except PullError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_models_check(args) -> int:
+    from skyscript_assets.models.provision import PullError, check_command
+
+    try:
+        return check_command(args.models, device=args.device, weights=args.weights)
+    except (PullError, ValueError) as exc:
+        raise UserError(str(exc)) from None
 
 
 EXPORT_FORMATS = ("parquet", "jsonl", "fountain")  # as stages.release.export.EXPORT_FORMATS (imported lazily)

@@ -148,8 +148,26 @@ class LmdeployTextGenerator:
 
     max_concurrency = 1
 
-    def __init__(self, model_path: str, *, tp: int = 1, session_len: int = 8192, cache_max_entry_count: float = 0.8,
-                 max_batch_size: int = 128):
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        tp: int = 1,
+        session_len: int = 8192,
+        cache_max_entry_count: float = 0.8,
+        max_batch_size: int = 128,
+        chat_template: str = "",
+    ):
+        from skyscript_assets.models.mllm.lmdeploy_backend import LmdeploySettings
+
+        # checked before lmdeploy is imported; chat_template as for the MLLM ("" = lmdeploy's pick)
+        settings = LmdeploySettings(
+            tp=tp,
+            session_len=session_len,
+            cache_max_entry_count=cache_max_entry_count,
+            max_batch_size=max_batch_size,
+            chat_template=chat_template,
+        )
         try:
             import lmdeploy
         except ImportError:
@@ -160,9 +178,12 @@ class LmdeployTextGenerator:
             raise BackendUnavailable("the lmdeploy text backend needs a CUDA GPU; none is visible here "
                                      "(use backend openai against an lmdeploy api_server)")
         self.lmdeploy = lmdeploy
-        engine = lmdeploy.TurbomindEngineConfig(tp=tp, session_len=session_len, cache_max_entry_count=cache_max_entry_count,
-                                                max_batch_size=max_batch_size, enable_prefix_caching=True)
-        self.pipeline = lmdeploy.pipeline(model_path, backend_config=engine)
+        options = {
+            "backend_config": lmdeploy.TurbomindEngineConfig(**settings.engine_options(), enable_prefix_caching=True)
+        }
+        if settings.chat_template:  # a builtin template name or a JSON file, as for the MLLM
+            options["chat_template_config"] = settings.pipeline_options(lmdeploy)["chat_template_config"]
+        self.pipeline = lmdeploy.pipeline(model_path, **options)
         self.model_id = f"lmdeploy:{Path(model_path).name}"
 
     def generate(self, prompt: str, *, n: int, seed: int, temperature: float, max_tokens: int) -> list[str]:

@@ -108,8 +108,9 @@ class RestorationLlmResource(dg.ConfigurableResource):
 
     backend: "openai" (any OpenAI-compatible server: lmdeploy api_server, vLLM, a hosted API;
     `base_url`, `model`), "transformers" (a local causal LM folder, `model_path`) or "lmdeploy"
-    (in-process turbomind with prefix caching, GPU pods; `model_path`). The API key is read
-    from the variable named by `api_key_env`."""
+    (in-process turbomind with prefix caching, GPU pods; `model_path`, and the engine's `tp`,
+    `session_len`, `cache_max_entry_count` and `chat_template` as on MllmResource). The API key
+    is read from the variable named by `api_key_env`."""
 
     backend: str = ""
     base_url: str = ""
@@ -119,6 +120,10 @@ class RestorationLlmResource(dg.ConfigurableResource):
     max_concurrency: int = 8  # requests in flight to a server
     max_retries: int = 4  # per request, with backoff; then its samples are lost (llm_failed)
     device: str = "auto"  # transformers
+    tp: int = 1  # lmdeploy
+    session_len: int = 8192  # lmdeploy
+    cache_max_entry_count: float = 0.8  # lmdeploy
+    chat_template: str = ""  # lmdeploy
 
     def is_configured(self) -> bool:
         return bool(self.backend)
@@ -135,6 +140,10 @@ class RestorationLlmResource(dg.ConfigurableResource):
                                        max_concurrency=self.max_concurrency, max_retries=self.max_retries)
         if self.backend == "transformers":
             return load_text_generator("transformers", model_path=self.model_path, device=self.device)
+        if self.backend == "lmdeploy":
+            return load_text_generator("lmdeploy", model_path=self.model_path, tp=self.tp,
+                                       session_len=self.session_len, cache_max_entry_count=self.cache_max_entry_count,
+                                       chat_template=self.chat_template)
         return load_text_generator(self.backend, model_path=self.model_path)
 
 
