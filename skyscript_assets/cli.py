@@ -154,10 +154,11 @@ def cmd_models_pull(args) -> int:
 
 
 def cmd_models_check(args) -> int:
+    from skyscript_assets.defs.platform.profiles import profile_resources
     from skyscript_assets.models.provision import PullError, check_command
 
     try:
-        return check_command(args.models, device=args.device, weights=args.weights)
+        return check_command(args.models, device=args.device, weights=args.weights, resources=profile_resources())
     except (PullError, ValueError) as exc:
         raise UserError(str(exc)) from None
 
@@ -348,9 +349,11 @@ def _run_drama(drama_id: str, instance) -> int:
     from skyscript_assets.definitions import DRAMA_ASSETS, REPORT_ASSETS
     from skyscript_assets.defs.platform.resources import CatalogResource
     from skyscript_assets.defs.platform.runner import run_drama, summary_lines
+    from skyscript_assets.defs.release.dataset import dataset_lines
 
     outcomes = run_drama(drama_id, instance, DRAMA_ASSETS, REPORT_ASSETS)
     print("\n".join(summary_lines(drama_id, outcomes, queries.losses(CatalogResource().get(), drama_id))))
+    print("\n".join(dataset_lines(outcomes)))
     print("\nOpen the Dagster UI on these runs:")
     print(f"  DAGSTER_HOME={settings.dagster_home()} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)")
     return 0 if all(o.ok for o in outcomes) else 1

@@ -32,17 +32,23 @@ def graph_order(assets: list[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
     return list(done.values())
 
 
-# `load_defs`, not `load_from_defs_folder`: the latter finds the defs module through
-# pyproject.toml's [tool.dg], which an installed wheel (the Docker images) does not have.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*load_defs.*deprecated", category=DeprecationWarning)
-    _domains = dg.load_defs(defs_root=skyscript_assets.defs, project_root=Path(skyscript_assets.defs.__file__).parents[2])
-_assets = graph_order([a for a in _domains.assets or [] if isinstance(a, dg.AssetsDefinition)])
-# Per-drama assets in graph order (the CLI's demo materializes them in this order), then those
-# across all dramas (not partitioned), materialized after them.
-DRAMA_ASSETS = [a for a in _assets if a.partitions_def == dramas_partitions]
-REPORT_ASSETS = [a for a in _assets if a.partitions_def is None]
+def build_definitions() -> tuple[dg.Definitions, list[dg.AssetsDefinition], list[dg.AssetsDefinition]]:
+    """The Definitions, and the per-drama and cross-drama assets in graph order."""
+    # `load_defs`, not `load_from_defs_folder`: the latter finds the defs module through
+    # pyproject.toml's [tool.dg], which an installed wheel (the Docker images) does not have.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*load_defs.*deprecated", category=DeprecationWarning)
+        domains = dg.load_defs(defs_root=skyscript_assets.defs,
+                               project_root=Path(skyscript_assets.defs.__file__).parents[2])
+    assets = graph_order([a for a in domains.assets or [] if isinstance(a, dg.AssetsDefinition)])
+    drama_assets = [a for a in assets if a.partitions_def == dramas_partitions]
+    report_assets = [a for a in assets if a.partitions_def is None]
+    profile = build_profile(drama_assets)
+    extra = dg.Definitions(jobs=profile.jobs, resources=profile.resources, executor=profile.executor)
+    return dg.Definitions.merge(domains, extra), drama_assets, report_assets
 
-profile = build_profile(DRAMA_ASSETS)
-defs = dg.Definitions.merge(
-    _domains, dg.Definitions(jobs=profile.jobs, resources=profile.resources, executor=profile.executor))
+
+# Per-drama assets in graph order (the CLI's demo materializes them in this order), then those
+# across all dramas (not partitioned), materialized after them. `defs` is the module's one
+# Definitions object (what `dagster dev -m skyscript_assets.definitions` loads).
+defs, DRAMA_ASSETS, REPORT_ASSETS = build_definitions()

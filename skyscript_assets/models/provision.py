@@ -2,7 +2,7 @@
 
     plan = plan_pull(["detector", "depth"], hub=HuggingFaceHub())      # resolves revisions (network)
     manifest = pull(plan, Path("/models"), hub)                         # downloads, verifies, records
-    for result in check_models(profile_resources(), device="auto"):     # no network
+    for result in check_models(resources, device="auto"):     # no network; resources: the profile's
         print(result.line())
 
 Pull (a machine with network): each model of the registry (models/registry.py) is one Hugging
@@ -337,14 +337,6 @@ class CheckContext:
     extra: dict = field(default_factory=dict)
 
 
-def profile_resources() -> dict:
-    """The resources the pipeline would use here: the current profile's (SKYSCRIPT_PROFILE)."""
-    from skyscript_assets.defs.platform.profiles import current_profile, k8s_resources
-    from skyscript_assets.defs.platform.resources import local_resources
-
-    return k8s_resources() if current_profile() == "k8s" else local_resources()
-
-
 def with_pulled_weights(resources: dict, weights_dir: Path) -> dict:
     """`resources` with what a pulled folder holds filling in what they leave unset: vision paths,
     DeepFace's home, the restoration LLM (transformers) and the MLLM in place of the offline baseline
@@ -417,23 +409,21 @@ def _guarded(key: str, check: Callable[[], CheckResult]) -> CheckResult:
         return CheckResult(key, "error", one_line(f"{type(exc).__name__}: {text}"))
 
 
-def _value(value) -> str:
-    """A resource field's value: a dg.EnvVar resolved now ("" when its variable is unset)."""
-    import dagster as dg
+def _is_env_var(value) -> bool:
+    """A setting that names an environment variable (Dagster's EnvVar), read by duck type: no Dagster down here."""
+    return hasattr(value, "env_var_name") and hasattr(value, "get_value")
 
-    if isinstance(value, dg.EnvVar):
+
+def _value(value) -> str:
+    """A resource field's value: an environment variable resolved now ("" when it is unset)."""
+    if _is_env_var(value):
         return value.get_value() or ""
     return value if isinstance(value, str) else str(value)
 
 
 def _unset_variables(resource, *names: str) -> list[str]:
-    import dagster as dg
-
-    return [
-        getattr(resource, n).env_var_name
-        for n in names
-        if isinstance(getattr(resource, n), dg.EnvVar) and not getattr(resource, n).get_value()
-    ]
+    return [getattr(resource, n).env_var_name for n in names
+            if _is_env_var(getattr(resource, n)) and not getattr(resource, n).get_value()]
 
 
 def _torch_device(context: CheckContext) -> str:
@@ -752,11 +742,10 @@ def check_command(
     *,
     device: str = "auto",
     weights: str | None = None,
-    resources: dict | None = None,
+    resources: dict,
     out: Callable[[str], None] = print,
 ) -> int:
     """`skyscript models check`: one line per model; 1 when a configured model did not answer."""
-    resources = resources if resources is not None else profile_resources()
     if weights:
         resources = with_pulled_weights(resources, Path(weights).expanduser())
     results = check_models(resources, device=device, only=keys)

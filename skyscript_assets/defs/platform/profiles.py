@@ -153,3 +153,8 @@ def build_profile(assets: Sequence[dg.AssetsDefinition], profile: str | None = N
     executor = k8s_job_executor.configured(gpu_executor_config(assets, placement), name="skyscript_k8s_job_executor")
     jobs = [build_gpu_pipeline(assets, placement)] if any(is_gpu_asset(a) for a in assets) else []
     return Profile(name, k8s_resources(), executor, jobs)
+
+
+def profile_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources the pipeline would use here: the current profile's (SKYSCRIPT_PROFILE)."""
+    return k8s_resources() if current_profile() == "k8s" else local_resources()
