@@ -238,6 +238,24 @@ def release_shards(db: Catalog, drama_id: str, *, asset_key: str | None = None) 
     return db.read(lambda session: list(session.scalars(stmt)))
 
 
+def release_shards_by_drama(db: Catalog, asset_key: str) -> dict[str, list[ReleaseShard]]:
+    """Every drama's files of one release asset, in write order, in one query (the dataset release)."""
+    stmt = select(ReleaseShard).where(ReleaseShard.asset_key == asset_key).order_by(ReleaseShard.id)
+    grouped: dict[str, list[ReleaseShard]] = defaultdict(list)
+    for row in db.read(lambda session: list(session.scalars(stmt))):
+        grouped[row.partition].append(row)
+    return dict(grouped)
+
+
+def calibration_statuses(db: Catalog) -> dict[str, set[str]]:
+    """Each drama's calibration statuses over its shooting scripts; a drama without any is absent."""
+    stmt = select(ShootingScriptRow.drama_id, ShootingScriptRow.calibration_status).distinct()
+    statuses: dict[str, set[str]] = defaultdict(set)
+    for drama_id, status in db.read(lambda session: session.execute(stmt).all()):
+        statuses[drama_id].add(status)
+    return dict(statuses)
+
+
 # --- progress, losses, flags -----------------------------------------------------------------
 
 

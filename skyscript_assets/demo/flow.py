@@ -13,6 +13,7 @@ from skyscript_assets import settings
 from skyscript_assets.catalog import queries
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource
 from skyscript_assets.defs.platform.runner import AssetOutcome, materialize_drama, register_drama, summary_lines
+from skyscript_assets.defs.release.dataset import dataset_lines
 from skyscript_assets.demo.demo_drama import DEMO_DRAMA_ID, write_demo_drama
 from skyscript_assets.stages.release.export import EXPORT_FORMATS, export_release
 from skyscript_assets.stages.scripts.assemble import REVIEWS_FOLDER
@@ -47,6 +48,7 @@ def run_demo(drama_id: str | None = None) -> int:
     release = settings.artifacts_url() + f"/{drama_id}/script_pairs"
     print(f"\nRelease: {release}/README.md and {release}/data/*.parquet")
     print(f"  python -c \"import datasets; print(datasets.load_dataset('parquet', data_files='{release}/data/*.parquet'))\"")
+    print("\n".join(dataset_lines(outcomes)))  # every calibrated drama in one dataset (skyscript_dataset)
     if all(o.ok for o in outcomes):
         export_every_format(drama_id)
     print("\nOpen the Dagster UI on these runs:")

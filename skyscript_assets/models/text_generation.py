@@ -16,7 +16,10 @@ Backends (each loads once, in its constructor; heavy imports only when selected)
                   copies of one prompt share its prefix; GPU only (`gpu` extra)
 
 `generate` returns at most `n` texts and raises `GenerationFailed` (one line) when no sample
-came back; callers record that as a loss, never as a crash.
+came back; callers record that as a loss, never as a crash. The i-th text was decoded as
+`decodings(n, temperature)[i]` says: all sampled above temperature 0; at temperature 0 the
+first greedy and the other n - 1 sampled (n greedy decodings of one prompt are one text n
+times, and transformers refuses greedy search with num_return_sequences > 1).
 """
 
 from __future__ import annotations
@@ -29,6 +32,24 @@ from skyscript_assets.models.base import is_out_of_memory, load_pretrained, pick
 from skyscript_assets.models.mllm import BackendUnavailable, one_line
 
 TEXT_BACKENDS = ("openai", "transformers", "lmdeploy")
+GREEDY, SAMPLED = "greedy", "sampled"
+# The temperature of the n - 1 samples asked beside the greedy one when n > 1 at temperature 0.
+TEMPERATURE_BESIDE_GREEDY = 0.7
+
+
+def decodings(n: int, temperature: float) -> list[str]:
+    """How each of the `n` samples of one prompt is decoded, in the order `generate` returns
+    them: all `sampled` at `temperature` above 0; at 0 (greedy asked) the first `greedy` and
+    the rest `sampled` at TEMPERATURE_BESIDE_GREEDY. A backend that returns fewer than `n`
+    returns the first ones of this list."""
+    if n <= 0:
+        return []
+    return [SAMPLED] * n if temperature > 0 else [GREEDY] + [SAMPLED] * (n - 1)
+
+
+def sampling_temperature(temperature: float) -> float:
+    """The temperature of the `sampled` decodings of a request asking for `temperature`."""
+    return temperature if temperature > 0 else TEMPERATURE_BESIDE_GREEDY
 
 
 class GenerationFailed(RuntimeError):
@@ -39,7 +60,9 @@ class TextGenerator(Protocol):
     model_id: str
     max_concurrency: int  # prompts worth sending at once (a server takes many, a local model one)
 
-    def generate(self, prompt: str, *, n: int, seed: int, temperature: float, max_tokens: int) -> list[str]: ...
+    def generate(self, prompt: str, *, n: int, seed: int, temperature: float, max_tokens: int) -> list[str]:
+        """At most `n` texts, decoded as `decodings(n, temperature)` says, in that order."""
+        ...
 
     def close(self) -> None: ...
 
@@ -70,15 +93,31 @@ class OpenAITextGenerator:
         self.max_top_ups = max_top_ups
 
     def generate(self, prompt: str, *, n: int, seed: int, temperature: float, max_tokens: int) -> list[str]:
+        messages = [{"role": "user", "content": prompt}]
+        plan = decodings(n, temperature)
+        if not plan or plan[0] == SAMPLED:
+            return self._samples(messages, [], n, seed=seed, temperature=temperature, max_tokens=max_tokens)
+        # greedy asked: one request at temperature 0, then the n - 1 others sampled (their own seeds)
+        texts = self._samples(messages, [], 1, seed=seed, temperature=0.0, max_tokens=max_tokens)
+        if n > 1:
+            texts = self._samples(
+                messages, texts, n, seed=seed + 1, temperature=sampling_temperature(temperature), max_tokens=max_tokens
+            )
+        return texts
+
+    def _samples(
+        self, messages: list[dict], texts: list[str], n: int, *, seed: int, temperature: float, max_tokens: int
+    ) -> list[str]:
+        """`texts` topped up to `n` samples; GenerationFailed when none at all came back."""
         from skyscript_assets.models.mllm.openai_chat import ChatError
 
-        messages = [{"role": "user", "content": prompt}]
-        texts: list[str] = []
+        texts = list(texts)
         for attempt in range(1 + self.max_top_ups):
             try:
                 # a top-up asks for what is missing, with its own seed so it does not repeat the first samples
-                texts += self.client.complete_choices(messages, n=n - len(texts), max_tokens=max_tokens,
-                                                      temperature=temperature, seed=seed + attempt)[:n - len(texts)]
+                texts += self.client.complete_choices(
+                    messages, n=n - len(texts), max_tokens=max_tokens, temperature=temperature, seed=seed + attempt
+                )[: n - len(texts)]
             except ChatError as exc:
                 if not texts:
                     raise GenerationFailed(self.client.redact(exc)) from None  # the key never reaches a loss
@@ -105,34 +144,54 @@ class TransformersTextGenerator:
             transformers = import_transformers()
         except ImportError as exc:
             raise BackendUnavailable(
-                f"the transformers text backend needs torch and transformers ({exc.name} is not installed)") from None
+                f"the transformers text backend needs torch and transformers ({exc.name} is not installed)"
+            ) from None
         self.torch = torch
         self.device = pick_device(device)
-        torch_dtype = {"auto": torch.bfloat16 if self.device.startswith("cuda") else torch.float32,
-                       "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        torch_dtype = {
+            "auto": torch.bfloat16 if self.device.startswith("cuda") else torch.float32,
+            "float32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+        }[dtype]
         self.tokenizer = load_pretrained(transformers.AutoTokenizer, model_path)
-        self.model = load_pretrained(transformers.AutoModelForCausalLM, model_path, dtype=torch_dtype).to(self.device).eval()
+        self.model = (
+            load_pretrained(transformers.AutoModelForCausalLM, model_path, dtype=torch_dtype).to(self.device).eval()
+        )
         self.samples_per_batch = samples_per_batch
         self.model_id = f"transformers:{Path(model_path).name}"
 
     def generate(self, prompt: str, *, n: int, seed: int, temperature: float, max_tokens: int) -> list[str]:
         if self.tokenizer.chat_template:
-            prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                        add_generation_prompt=True, tokenize=False)
+            prompt = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
         encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=not self.tokenizer.chat_template)
         encoded = {k: v.to(self.device) for k, v in encoded.items()}
 
-        def sample(indices: list[int]) -> list[str]:
+        def decode(indices: list[int], sampled: bool) -> list[str]:
             self.torch.manual_seed(seed + indices[0])  # each batch from its own seed: reproducible per sample range
+            options = (
+                {"do_sample": True, "temperature": sampling_temperature(temperature)}
+                if sampled
+                else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+            )
             with self.torch.inference_mode():
                 output = self.model.generate(
-                    **encoded, do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
-                    num_return_sequences=len(indices), max_new_tokens=max_tokens,
-                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-            return self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+                    **encoded,
+                    **options,
+                    num_return_sequences=len(indices),
+                    max_new_tokens=max_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                )
+            return self.tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
 
+        plan = decodings(n, temperature)
+        greedy = [i for i, how in enumerate(plan) if how == GREEDY]  # at most the first: one sequence, never n
+        sampled = [i for i, how in enumerate(plan) if how == SAMPLED]
         try:
-            return run_in_batches(list(range(n)), self.samples_per_batch, sample)
+            texts = decode(greedy, sampled=False) if greedy else []
+            return texts + run_in_batches(sampled, self.samples_per_batch, lambda batch: decode(batch, sampled=True))
         except (RuntimeError, ValueError) as exc:
             raise GenerationFailed(one_line(f"generate failed: {exc}")) from None
 
@@ -173,10 +232,13 @@ class LmdeployTextGenerator:
         except ImportError:
             raise BackendUnavailable(
                 "the lmdeploy text backend needs the lmdeploy package on a CUDA machine: "
-                "pip install 'skyscript-assets[gpu]' (or use backend openai against an lmdeploy api_server)") from None
+                "pip install 'skyscript-assets[gpu]' (or use backend openai against an lmdeploy api_server)"
+            ) from None
         if not _cuda_available():
-            raise BackendUnavailable("the lmdeploy text backend needs a CUDA GPU; none is visible here "
-                                     "(use backend openai against an lmdeploy api_server)")
+            raise BackendUnavailable(
+                "the lmdeploy text backend needs a CUDA GPU; none is visible here "
+                "(use backend openai against an lmdeploy api_server)"
+            )
         self.lmdeploy = lmdeploy
         options = {
             "backend_config": lmdeploy.TurbomindEngineConfig(**settings.engine_options(), enable_prefix_caching=True)
@@ -187,8 +249,19 @@ class LmdeployTextGenerator:
         self.model_id = f"lmdeploy:{Path(model_path).name}"
 
     def generate(self, prompt: str, *, n: int, seed: int, temperature: float, max_tokens: int) -> list[str]:
-        configs = [self.lmdeploy.GenerationConfig(max_new_tokens=max_tokens, do_sample=temperature > 0,
-                                                  temperature=temperature, random_seed=seed + i) for i in range(n)]
+        configs = [
+            self.lmdeploy.GenerationConfig(
+                max_new_tokens=max_tokens,
+                do_sample=True,
+                temperature=sampling_temperature(temperature),
+                random_seed=seed + i,
+            )
+            if how == SAMPLED
+            else self.lmdeploy.GenerationConfig(
+                max_new_tokens=max_tokens, do_sample=False, top_k=1, random_seed=seed + i
+            )
+            for i, how in enumerate(decodings(n, temperature))
+        ]
         try:
             responses = self.pipeline([prompt] * n, gen_config=configs)
         except RuntimeError as exc:

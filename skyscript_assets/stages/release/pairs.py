@@ -35,7 +35,8 @@ from skyscript_assets.stages.release.shards import (
     write_shards,
 )
 
-STAGE_VERSION = "2"  # 2: the reviewers' replaced values (shots' `corrections`) are not released
+STAGE_VERSION = "3"  # 2: the reviewers' replaced values (shots' `corrections`) are not released
+# 3: each pair says how its restoration was decoded (`decoding`: greedy, sampled, rendered)
 LICENCES = [
     "Source videos: their owners' licences, recorded per drama in drama.json `source`",
     "Annotations and scripts: as the dataset's publisher decides",
@@ -198,4 +199,5 @@ def _pairs(
             "script": restoration["script"],
             "model_id": restoration["model_id"],
             "seed": restoration.get("seed"),
+            "decoding": restoration.get("decoding"),  # absent from restorations written before it was recorded
         }

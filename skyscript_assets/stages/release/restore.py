@@ -1,18 +1,23 @@
 """Script restoration: many screenplays per shooting script, filtered and deduplicated.
 
     variants = style_variants(n, seed)                  # diverse style controls
-    prompt = restoration_prompt(script, style)          # for an LLM (n samples per request)
+    prompt = restoration_prompt(script, style, draft)   # the whole shooting script, for an LLM (n samples)
     kept, losses = filter_restorations(script, texts)   # parse, names, length, near-duplicates
     rows, losses = restore_script(script, generator, plan)  # all of it, for one shooting script
     restored = restore_drama(scripts, generator, plan, fs, folder)  # a drama, streamed into shards
 
-The generation itself goes through a text backend (models/text_generation: an
-OpenAI-compatible server with `n` samples per request, lmdeploy or transformers); offline,
-`render_fountain` gives one faithful restoration per shooting script (`faithful_restoration`).
+The LLM restores from the shooting script itself, as the paper does (its Table 1): the prompt
+carries the Table 1 text, the structured fields (highlight score, 3D locations, VAD, events,
+objects, music, dialogue lines with their source: `structured_fields`) and the faithful Fountain
+rendering as a draft of the form. The generation goes through a text backend
+(models/text_generation: an OpenAI-compatible server with `n` samples per request, lmdeploy or
+transformers); each row says how it was decoded (`greedy`, `sampled`, or `rendered` for the
+offline default, where `render_fountain` gives one faithful restoration per shooting script).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -22,13 +27,17 @@ from dataclasses import dataclass, field
 
 import fsspec
 
-from skyscript_assets.models.text_generation import GenerationFailed, TextGenerator, derived_seed
+from skyscript_assets.models.text_generation import GenerationFailed, TextGenerator, decodings, derived_seed
 from skyscript_assets.schema import LossRecord, ShootingScript
 from skyscript_assets.stages.release.fountain import read_fountain, render_fountain
 from skyscript_assets.stages.release.shards import RESTORATION_SCHEMA, ShardInfo, write_shards
+from skyscript_assets.stages.scripts.table1 import shooting_script_text
 
 STAGE = "restored_scripts"
-STAGE_VERSION = "1"
+# 2: the prompt carries the whole shooting script (Table 1 text and structured fields), rows say
+#    how each restoration was decoded (greedy with n > 1 is one greedy and n - 1 sampled)
+STAGE_VERSION = "2"
+RENDERED = "rendered"  # the decoding of the offline, deterministic restorations
 RENDERER_ID = "fountain-renderer/1"  # the model id of the offline, deterministic restorations
 GENRES = ["drama", "romance", "thriller", "comedy", "mystery", "family"]
 TONES = ["restrained", "tense", "warm", "playful", "melancholic", "urgent"]
@@ -64,15 +73,62 @@ def style_variants(n: int, seed: int, language: str = "en") -> list[RestorationS
     return [combos[i % len(combos)] for i in range(n)]
 
 
+# Audit trails and geometry a screenwriter has no use for: left out of the structured fields.
+NOT_FOR_RESTORATION = frozenset(
+    {"projection_matrix", "layout_registered", "corrections", "conflicts", "sources", "box", "character_id"}
+)
+
+
+def structured_fields(script: ShootingScript) -> dict:
+    """The shooting script's fields as the restoration LLM reads them: the scene, and per shot
+    its time, size, camera, focus, action, highlight score, event, music, characters (age,
+    gender, emotion, VAD, 3D location in cm, posture, looks, action, shot type, line and
+    `line_source`) and objects (description, shot type, `phantom` when not grounded). Empty
+    values, audit trails (corrections, conflicts, per-field sources) and geometry are left out."""
+    data = script.model_dump(mode="json", exclude_none=True)
+    data = {
+        "scene": {
+            "number": script.scene_number,
+            "heading": script.heading,
+            **({"description": script.description} if script.description else {}),
+        },
+        "shots": data.get("shots", []),
+    }
+    return _compact(data)
+
+
+def _compact(value):
+    if isinstance(value, dict):
+        return {
+            k: _compact(v)
+            for k, v in value.items()
+            if k not in NOT_FOR_RESTORATION and v not in (None, [], {}) and not (k == "phantom" and v is False)
+        }
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 2)
+    return value
+
+
 def restoration_prompt(script: ShootingScript, style: RestorationStyle, reference: str) -> str:
-    # The style comes last: every request for one shooting script then shares the long prefix
-    # (instructions and draft), which lmdeploy's prefix cache computes once.
+    """The request for restorations of `script`: the whole shooting script (its Table 1 text and
+    structured fields) and `reference`, the faithful Fountain rendering, as a draft of the form.
+    The style comes last: every request for one shooting script then shares the long prefix
+    (instructions and the shooting script), which lmdeploy's prefix cache computes once."""
+    fields = json.dumps(structured_fields(script), ensure_ascii=False, separators=(",", ":"))
     return (
-        "You are a screenwriter. Rewrite the shot-by-shot record below as a screenplay scene in "
-        "Fountain format: the scene heading first, then action paragraphs, then each spoken line "
-        "under its speaker's name in capitals. Keep every character and every spoken line; you may "
-        "rephrase action and add beats. Answer with the screenplay only.\n\n"
-        f"Shot record (Fountain draft):\n{reference}\n\n"
+        "You are a screenwriter. Restore the screenplay scene that the shooting script below records, in "
+        "Fountain format: the scene heading first, then action paragraphs, then each spoken line under its "
+        "speaker's name in capitals. Work from the whole shooting script: the highlight scores (0-1) say where "
+        "the scene peaks, the 3D locations (centimetres, in the scene) where people stand and how they move, "
+        "the VAD (valence, arousal, dominance, 1-9) how they feel, the events, objects and background music "
+        "what happens and what is seen and heard. Keep every character and every spoken line (a line whose "
+        "line_source is mllm_guess was not read from the video and may be reworded); you may rephrase action "
+        "and add beats. Answer with the screenplay only.\n\n"
+        f"Shooting script (Table 1):\n{shooting_script_text(script).strip()}\n\n"
+        f"Structured fields (JSON):\n{fields}\n\n"
+        f"Faithful rendering (Fountain draft):\n{reference}\n\n"
         f"Style of this version: {style.describe()}."
     )
 
@@ -224,7 +280,7 @@ def restore_script(
     deduplicated; a request that fails, or samples a server did not return, are losses."""
     reference = render_fountain(script)
     texts: list[str] = []
-    origin: list[tuple[int, RestorationRequest]] = []  # (restoration index, its request) per text
+    origin: list[tuple[int, RestorationRequest, str]] = []  # (restoration index, its request, decoding) per text
     losses: list[LossRecord] = []
     for request in restoration_requests(script, reference, plan):
         try:
@@ -238,11 +294,12 @@ def restore_script(
             problem = f"the server returned {len(samples)} of {request.n} samples"
         except GenerationFailed as exc:
             samples, problem = [], str(exc)
+        decoded = decodings(request.n, plan.temperature)  # how the generator decoded each sample, in order
         for offset in range(request.n):
             index = request.first_index + offset
             if offset < len(samples):
                 texts.append(samples[offset])
-                origin.append((index, request))
+                origin.append((index, request, decoded[offset]))
             else:
                 losses.append(
                     LossRecord(
@@ -261,6 +318,7 @@ def restore_script(
             "script": texts[i],
             "model_id": generator.model_id,
             "seed": origin[i][1].seed,
+            "decoding": origin[i][2],
         }
         for i in kept
     ]
@@ -279,6 +337,7 @@ def faithful_restoration(script: ShootingScript, model_id: str) -> tuple[list[di
             "script": reference,
             "model_id": model_id,
             "seed": None,
+            "decoding": RENDERED,
         }
         for _ in kept
     ], losses

@@ -16,64 +16,76 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-PAIR_SCHEMA = pa.schema([
-    ("pair_id", pa.string()),
-    ("drama_id", pa.string()),
-    ("episode_id", pa.string()),
-    ("scene_number", pa.int32()),
-    ("shot_numbers", pa.list_(pa.int32())),
-    ("restoration_index", pa.int32()),
-    ("style", pa.string()),
-    ("script", pa.string()),  # Fountain screenplay
-    ("shooting_script_json", pa.string()),
-    ("shooting_script_text", pa.string()),
-    ("highlight_score", pa.float32()),
-    ("calibration_status", pa.string()),
-    ("model_id", pa.string()),
-    ("seed", pa.int64()),  # the sampling seed of the restoration's request; null for the faithful rendering
-])
-RESTORATION_SCHEMA = pa.schema([
-    ("script_id", pa.string()),
-    ("restoration_index", pa.int32()),
-    ("style", pa.string()),  # "faithful", or "genre=... tone=... length=... language=..."
-    ("script", pa.string()),
-    ("model_id", pa.string()),
-    ("seed", pa.int64()),
-])
+PAIR_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("drama_id", pa.string()),
+        ("episode_id", pa.string()),
+        ("scene_number", pa.int32()),
+        ("shot_numbers", pa.list_(pa.int32())),
+        ("restoration_index", pa.int32()),
+        ("style", pa.string()),
+        ("script", pa.string()),  # Fountain screenplay
+        ("shooting_script_json", pa.string()),
+        ("shooting_script_text", pa.string()),
+        ("highlight_score", pa.float32()),
+        ("calibration_status", pa.string()),
+        ("model_id", pa.string()),
+        ("seed", pa.int64()),  # the sampling seed of the restoration's request; null for the faithful rendering
+        ("decoding", pa.string()),  # greedy, sampled (by the LLM) or rendered (the faithful renderer); null before v2
+    ]
+)
+RESTORATION_SCHEMA = pa.schema(
+    [
+        ("script_id", pa.string()),
+        ("restoration_index", pa.int32()),
+        ("style", pa.string()),  # "faithful", or "genre=... tone=... length=... language=..."
+        ("script", pa.string()),
+        ("model_id", pa.string()),
+        ("seed", pa.int64()),
+        ("decoding", pa.string()),  # greedy, sampled or rendered (restore.RENDERED)
+    ]
+)
 # The time-varying relationship graph: one row per character pair, episode and scene they share.
-RELATIONSHIP_EDGE_SCHEMA = pa.schema([
-    ("drama_id", pa.string()),
-    ("episode_id", pa.string()),
-    ("scene_number", pa.int32()),
-    ("character_a", pa.string()),
-    ("character_b", pa.string()),
-    ("name_a", pa.string()),
-    ("name_b", pa.string()),
-    ("shots_together", pa.int32()),
-    ("mean_distance_cm", pa.float32()),
-    ("mean_valence_together", pa.float32()),
-    ("replies_a_to_b", pa.int32()),  # a speaks right after b
-    ("replies_b_to_a", pa.int32()),
-    ("label", pa.string()),  # a short relationship label from the LLM; null without one
-    ("label_model_id", pa.string()),
-])
+RELATIONSHIP_EDGE_SCHEMA = pa.schema(
+    [
+        ("drama_id", pa.string()),
+        ("episode_id", pa.string()),
+        ("scene_number", pa.int32()),
+        ("character_a", pa.string()),
+        ("character_b", pa.string()),
+        ("name_a", pa.string()),
+        ("name_b", pa.string()),
+        ("shots_together", pa.int32()),
+        ("mean_distance_cm", pa.float32()),
+        ("mean_valence_together", pa.float32()),
+        ("replies_a_to_b", pa.int32()),  # a speaks right after b
+        ("replies_b_to_a", pa.int32()),
+        ("label", pa.string()),  # a short relationship label from the LLM; null without one
+        ("label_model_id", pa.string()),
+    ]
+)
 # Per character pair of the drama: the pairing ("shipping") compatibility score.
-CHARACTER_PAIR_SCHEMA = pa.schema([
-    ("drama_id", pa.string()),
-    ("character_a", pa.string()),
-    ("character_b", pa.string()),
-    ("name_a", pa.string()),
-    ("name_b", pa.string()),
-    ("temperament_a", pa.string()),
-    ("temperament_b", pa.string()),
-    ("facial_attractiveness_a", pa.float32()),
-    ("facial_attractiveness_b", pa.float32()),
-    ("compatibility", pa.float32()),  # 0..1; null when an attractiveness is unknown
-    ("scenes_together", pa.int32()),
-    ("shots_together", pa.int32()),
-])
-RELATIONSHIP_FILES = {"relationships/relationship_edges.parquet": RELATIONSHIP_EDGE_SCHEMA,
-                      "relationships/character_pairs.parquet": CHARACTER_PAIR_SCHEMA}
+CHARACTER_PAIR_SCHEMA = pa.schema(
+    [
+        ("drama_id", pa.string()),
+        ("character_a", pa.string()),
+        ("character_b", pa.string()),
+        ("name_a", pa.string()),
+        ("name_b", pa.string()),
+        ("temperament_a", pa.string()),
+        ("temperament_b", pa.string()),
+        ("facial_attractiveness_a", pa.float32()),
+        ("facial_attractiveness_b", pa.float32()),
+        ("compatibility", pa.float32()),  # 0..1; null when an attractiveness is unknown
+        ("scenes_together", pa.int32()),
+        ("shots_together", pa.int32()),
+    ]
+)
+RELATIONSHIP_FILES = {
+    "relationships/relationship_edges.parquet": RELATIONSHIP_EDGE_SCHEMA,
+    "relationships/character_pairs.parquet": CHARACTER_PAIR_SCHEMA,
+}
 DEFAULT_ROWS_PER_SHARD = 50_000
 
 
@@ -92,9 +104,15 @@ class ShardInfo:
     bytes: int
 
 
-def write_shards(rows: Iterable[dict], fs: fsspec.AbstractFileSystem, folder: str, *,
-                 schema: pa.Schema = PAIR_SCHEMA, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
-                 prefix: str = "part") -> list[ShardInfo]:
+def write_shards(
+    rows: Iterable[dict],
+    fs: fsspec.AbstractFileSystem,
+    folder: str,
+    *,
+    schema: pa.Schema = PAIR_SCHEMA,
+    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
+    prefix: str = "part",
+) -> list[ShardInfo]:
     """Write `rows` as `folder/prefix-00000.parquet`, ... (zstd); deterministic for equal input.
 
     Each shard is written to a temporary name and moved into place, so a reader never sees
@@ -129,19 +147,31 @@ def _batches(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
         yield batch
 
 
-def dataset_card(*, name: str, pairs: int, dramas: int, shooting_scripts: int, shard_glob: str,
-                 loss_rates: dict[str, float | str], licences: list[str],
-                 relationship_rows: dict[str, int] | None = None) -> str:
+def dataset_card(
+    *,
+    name: str,
+    pairs: int,
+    dramas: int,
+    shooting_scripts: int,
+    shard_glob: str,
+    loss_rates: dict[str, float | str],
+    licences: list[str],
+    relationship_rows: dict[str, int] | None = None,
+) -> str:
     """A Hugging Face dataset card (YAML front matter + Markdown). `loss_rates` gives a rate per
     stage, or the text that stands for one (a stage that did not run is "not run", never 0 %);
     `relationship_rows` the row count of each file of RELATIONSHIP_FILES written beside the shards."""
     fields = "\n".join(f"| `{f.name}` | {f.type} |" for f in PAIR_SCHEMA)
     relationship_rows = relationship_rows or {}
-    extra_configs = "".join(f"- config_name: {PurePosixPath(path).stem}\n  data_files: \"{path}\"\n" for path in relationship_rows)
+    extra_configs = "".join(
+        f'- config_name: {PurePosixPath(path).stem}\n  data_files: "{path}"\n' for path in relationship_rows
+    )
     relationships = "\n".join(
         f"| `{path}` | {rows} | {', '.join(f'`{f.name}`' for f in RELATIONSHIP_FILES[path])} |"
-        for path, rows in relationship_rows.items())
-    relationship_section = f"""
+        for path, rows in relationship_rows.items()
+    )
+    relationship_section = (
+        f"""
 ## Relationships
 
 Implicit character relationships, per episode and scene (co-presence, 3D distance, valence
@@ -151,9 +181,17 @@ the compatibility score from temperament and facial attractiveness.
 | file | rows | fields |
 |---|---:|---|
 {relationships}
-""" if relationship_rows else ""
-    losses = "\n".join(f"| {stage} | {rate if isinstance(rate, str) else f'{rate:.2%}'} |"
-                       for stage, rate in sorted(loss_rates.items())) or "| (none) | |"
+"""
+        if relationship_rows
+        else ""
+    )
+    losses = (
+        "\n".join(
+            f"| {stage} | {rate if isinstance(rate, str) else f'{rate:.2%}'} |"
+            for stage, rate in sorted(loss_rates.items())
+        )
+        or "| (none) | |"
+    )
     licence_lines = "\n".join(f"- {licence}" for licence in licences) or "- see the source videos' licences"
     return f"""---
 configs:
@@ -253,7 +291,7 @@ def export_parquet(fs: fsspec.AbstractFileSystem, release_folder: str, folder: P
     root = release_folder.rstrip("/")
     files = [f for f in fs.find(root) if not f.endswith(".tmp")]
     for remote in files:
-        local = folder / remote[len(root) + 1:]
+        local = folder / remote[len(root) + 1 :]
         local.parent.mkdir(parents=True, exist_ok=True)
         fs.get_file(remote, str(local))
     return len(files)
