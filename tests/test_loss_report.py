@@ -294,3 +294,43 @@ def test_losses_of_a_stage_without_a_denominator_are_listed_without_a_rate():
     with pytest.raises(ValueError, match="no such stage"):
         loss_report([_counts()], max_loss_rates={"dialog": 0.1})
     assert set(DEFAULT_MAX_LOSS_RATES) == set(STAGES)
+
+
+def _pngs(markdown: str) -> list[tuple[int, int]]:
+    """The sizes of the PNGs a Markdown value holds as data: URIs (each checked to be a PNG)."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    sizes = []
+    for data in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", markdown):
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        image.verify()
+        sizes.append(image.size)
+    return sizes
+
+
+def test_report_shows_charts_of_the_rates_per_stage_per_drama_and_over_time(skyscript_home):
+    from skyscript_assets.stages.release import plots
+
+    seed_bad_drama("bad")
+    seed_bad_drama("worse")  # a second drama, its manifest built later
+    with dg.instance_for_test() as instance:
+        result, _ = _report(instance)
+    meta = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    stages = len(STAGES)  # no other stage has losses or flags here
+    assert _pngs(meta["loss_rates_chart"]) == [(plots.WIDTH, plots.chart_height(stages))]
+    assert _pngs(meta["loss_rate_by_drama"]) == [(plots.WIDTH, plots.grid_height(2))]
+    assert "| bad | 20.00% | 25.00% | 20.00% |" in meta["loss_rate_by_drama"]  # the table beside the grid
+    assert _pngs(meta["loss_rate_over_time"]) == [(plots.WIDTH, plots.over_time_height(stages))]
+
+
+def test_one_drama_has_no_curve_over_time_and_says_why(skyscript_home):
+    seed_bad_drama()
+    with dg.instance_for_test() as instance:
+        result, _ = _report(instance)
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["loss_rate_over_time"].value.startswith("One point in time")
+    assert len(_pngs(meta["loss_rates_chart"].value)) == 1

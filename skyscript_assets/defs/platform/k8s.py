@@ -7,7 +7,7 @@ DAGSTER_HOME and HOME), no capabilities, no privilege escalation, the runtime's 
 seccomp profile and no Kubernetes API token; and it requests CPU and memory
 (`GpuPlacement.step_cpu` / `step_memory`), so the scheduler places CPU steps by what they use.
 helm/dagster/values.yaml and deployments/dagster.yaml give run pods the same contexts and
-volumes (tests/test_k8s_security.py keeps them equal; dagster-k8s merges identical entries).
+volumes (tests/platform/test_k8s_security.py keeps them equal; dagster-k8s merges identical entries).
 
 GPU steps, in two halves, so that an asset never reads the environment at import time:
 

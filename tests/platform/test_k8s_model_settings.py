@@ -19,7 +19,7 @@ from skyscript_assets.defs.platform.placement import mllm_placement, restoration
 from skyscript_assets.defs.platform.profiles import k8s_resources
 from skyscript_assets.defs.platform.resources import MllmResource, RestorationLlmResource
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VARIABLES = re.compile(r"^SKYSCRIPT_(MLLM|RESTORE)_")
 
 

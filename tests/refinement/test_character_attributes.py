@@ -3,7 +3,7 @@
 carries the adopted values with their sources.
 
 The face detector and DeepFace's attribute models are stand-ins with scripted answers, so
-each case is exact; tests/vision/test_characters.py runs the real models."""
+each case is exact; tests/refinement/test_characters.py runs the real models."""
 
 from __future__ import annotations
 

@@ -30,8 +30,8 @@ from skyscript_assets.stages.release.shards import iter_shard_rows
 from skyscript_assets.stages.scripts.shooting_scripts import KeyframeEvidence, ShotEvidence, assemble_episode
 from skyscript_assets.stages.scripts.table1 import shooting_script_text
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "scripts.md"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "scripts.md"
 
 
 def paper_sample() -> dict:

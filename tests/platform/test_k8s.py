@@ -21,7 +21,7 @@ from skyscript_assets.defs.platform import k8s as k8s_defs
 from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
 from skyscript_assets.defs.platform.profiles import build_profile, current_profile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KUBE_VERSION = "1.30"
 LMDEPLOY_RELEASE, NAMESPACE = "lmdeploy-internvl2", "skyscript"
 

@@ -11,7 +11,7 @@ import dagster as dg
 
 from skyscript_assets.definitions import DRAMA_ASSETS, defs
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
+SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "asset_specs.json"
 
 
 def _spec_snapshot() -> dict:

@@ -13,7 +13,7 @@ from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, LandingZone
 
 pytestmark = pytest.mark.postgres
-DEPLOYMENTS = Path(__file__).resolve().parents[1] / "deployments"
+DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
 
 
 def test_catalog_migrates_and_replaces_partition_rows_on_postgres(postgres_url):

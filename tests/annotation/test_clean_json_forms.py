@@ -30,7 +30,7 @@ import pytest
 from skyscript_assets.schema import FrameAnnotation, LossRecord
 from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "skyscript_sample_en.json"
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "skyscript_sample_en.json"
 CUT = "@@CUT@@"  # put into the last frame of a reply that gets cut off, where the cut falls
 
 

@@ -19,7 +19,7 @@ from skyscript_assets.stages.annotation.clean_json import (
 from skyscript_assets.stages.annotation.json_text import ascii_structure, json_segments
 from skyscript_assets.stages.annotation.normalise import normalise_frame
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "skyscript_sample_en.json"
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "skyscript_sample_en.json"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from skyscript_assets.schema import FrameAnnotation, LossRecord, ShotType
 from skyscript_assets.stages.annotation.annotate import KeyframeInput, RawAnnotation, annotate_keyframes, shot_batches
 from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output
 
-IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
+IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "images"
 
 
 def encode(bgr: np.ndarray) -> bytes:
