@@ -45,14 +45,15 @@ def read_bytes(uri: str) -> bytes:
 def local_file(uri: str) -> Iterator[Path]:
     """A local path holding `uri`'s bytes, for libraries that need a file (PyAV, audio decoders).
 
-    Local files are used in place; remote ones are copied to a temporary file removed afterwards."""
+    Local files are used in place; remote ones are copied to a temporary file removed afterwards,
+    under their own name (what a library reports about the file, in a loss say, names it alike)."""
     fs, path = open_fs(uri)
     if is_local(fs):
         yield Path(path)
         return
-    suffix = Path(path).suffix
+    name = path.rsplit("/", 1)[-1]
     with tempfile.TemporaryDirectory(prefix="skyscript-") as folder:
-        local = Path(folder) / f"input{suffix}"
+        local = Path(folder) / (name if is_safe_segment(name) else f"input{Path(path).suffix}")
         with fs.open(path, "rb") as src, open(local, "wb") as dst:
             shutil.copyfileobj(src, dst, length=8 << 20)
         yield local

@@ -10,8 +10,15 @@ from skyscript_assets.defs.platform.partitions import dramas_partitions
 from skyscript_assets.defs.platform.reporting import check, loss_rows, provenance, reasons_table
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, RestorationLlmResource
 from skyscript_assets.schema import ShootingScript
-from skyscript_assets.stages.release import pairs, restore
-from skyscript_assets.stages.release.loss_report import STEP_STAGES, DramaCounts
+from skyscript_assets.stages.release import pairs, plots, restore
+from skyscript_assets.stages.release.loss_report import (
+    DEFAULT_MAX_LOSS_RATES,
+    STEP_STAGES,
+    DramaCounts,
+    StageTally,
+    stage_table,
+    tally_drama,
+)
 from skyscript_assets.storage import ArtifactStore
 
 
@@ -139,13 +146,19 @@ def script_pairs(
             labeller.close()
     # the edges' labels come from the labeller: its model id goes with the rows (the loss report reads it)
     _record(db, store, provenance(context, release.stage_version, release.labeller_id), release.shards, release.losses)
-    return _pairs_result(release, label_status)
+    # the drama's losses per stage as the catalog holds them now, this release's included
+    stages = tally_drama(DramaCounts(**queries.loss_counts(db, drama_id, STEP_STAGES)))
+    return _pairs_result(release, label_status, stages)
 
 
-def _pairs_result(release: pairs.Release, label_status: str) -> dg.MaterializeResult:
+def _pairs_result(release: pairs.Release, label_status: str, stages: list[StageTally]) -> dg.MaterializeResult:
     uncalibrated = release.uncalibrated
+    chart = plots.stage_rates_chart(stages, DEFAULT_MAX_LOSS_RATES, title="Loss and flag rates per stage, this drama")
     return dg.MaterializeResult(
         metadata={
+            "loss_per_stage": dg.MetadataValue.md(
+                plots.png_markdown("loss and flag rates per stage", chart) + "\n\n" + stage_table(stages)
+            ),
             "pairs": release.pairs,
             "shards": len(release.pair_shards),
             "calibration": ", ".join(release.statuses) or "-",

@@ -5,6 +5,7 @@ Table 1 text, and the calibration packets whose human review gates the release a
 corrections are applied. The work is `stages.scripts.assemble.assemble_drama`."""
 
 import base64
+from collections import Counter
 
 import dagster as dg
 
@@ -17,6 +18,7 @@ from skyscript_assets.defs.platform.resources import (
     LandingZone,
     VisionModelsResource,
 )
+from skyscript_assets.stages.release import plots
 from skyscript_assets.stages.scripts.assemble import (
     REVIEWS_FILE,
     REVIEWS_FOLDER,
@@ -27,6 +29,7 @@ from skyscript_assets.stages.scripts.assemble import (
     assemble_drama,
     read_review_files,
 )
+from skyscript_assets.stages.scripts.shot_size import SIZE_ORDER
 from skyscript_assets.storage import ArtifactStore
 
 ASSET = "calibrated_shooting_scripts"
@@ -192,15 +195,31 @@ def _metadata(drama: DramaScripts, store: ArtifactStore) -> dict:
 
 
 def _pictures(drama: DramaScripts) -> dict:
-    """The virtual view of the first scene with people placed in 3D, and the first episodes' highlight curves."""
+    """The virtual view of the first scene with people placed in 3D, the first episodes' highlight
+    curves, and the shot sizes of the drama (a chart and its table)."""
     view = drama.virtual_view
     curves = [f"**{e}**\n\n" + _image_md(f"highlight curve of {e}", png) for e, png in drama.curve_figures.items()]
     return {
+        "shot_sizes": dg.MetadataValue.md(_shot_sizes_markdown(drama)),
         "virtual_view": dg.MetadataValue.md(
             _image_md("characters of a scene from a virtual camera", view) if view else "Nobody placed in 3D."
         ),
         "highlight_curves": dg.MetadataValue.md("\n\n".join(curves) or "No shots."),
     }
+
+
+def _shot_sizes_markdown(drama: DramaScripts) -> str:
+    """How many shots of each size (closest first, then any other value, then those without one)."""
+    found = Counter(shot.shot_size or "unknown" for scene in drama.scenes for shot in scene.script.shots)
+    if not found:
+        return "No shots."
+    order = [size for size in SIZE_ORDER if size in found] + sorted(set(found) - {*SIZE_ORDER, "unknown"})
+    counts = {size: found[size] for size in order + (["unknown"] if "unknown" in found else [])}
+    total = sum(counts.values())
+    chart = plots.bar_chart("Shot sizes", [(size.replace("_", " "), n) for size, n in counts.items()], unit="shots")
+    table = ["| shot size | shots | share |", "|---|---:|---:|"]
+    table += [f"| {size} | {n} | {n / total:.0%} |" for size, n in counts.items()]
+    return _image_md("shot sizes of the drama", chart) + "\n\n" + "\n".join(table)
 
 
 def _gate(drama: DramaScripts) -> dg.AssetCheckResult:

@@ -403,7 +403,8 @@ def _fingerprint(fs: fsspec.AbstractFileSystem, path: str) -> str:
     except OSError:
         entries = []
     for entry in entries:
-        digest.update(
-            f"{entry['name']}|{entry.get('size')}|{entry.get('mtime', '')}\n".encode("utf-8", "surrogateescape")
-        )
+        # when it was written: mtime on local disks, LastModified (and the ETag) on object stores,
+        # which have no mtime: without them a rewrite of the same size went unnoticed there
+        written = entry.get("mtime") or f"{entry.get('LastModified', '')}|{entry.get('ETag', '')}".strip("|")
+        digest.update(f"{entry['name']}|{entry.get('size')}|{written}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]

@@ -266,6 +266,22 @@ class LossReport:
             + "\n"
         )
 
+    def grid_markdown(self, max_dramas: int | None = None) -> str:
+        """The loss rate of every stage (columns) in every drama (rows), "not run" where it did not run."""
+        stages = [t.stage for t in self.totals]
+        lines = [
+            "| drama | " + " | ".join(label(s) for s in stages) + " |",
+            "|---|" + "---:|" * len(stages),
+        ]
+        dramas = list(self.by_drama.items())
+        for drama, tallies in dramas if max_dramas is None else dramas[:max_dramas]:
+            rates = {t.stage: t for t in tallies}
+            lines.append(f"| {drama} | " + " | ".join(_cell(rates.get(s)) for s in stages) + " |")
+        if max_dramas is not None and len(dramas) > max_dramas:
+            lines.append(f"| ... {len(dramas) - max_dramas} more dramas in the report file |" + " |" * len(stages))
+        lines.append("| **all dramas** | " + " | ".join(_cell(t) for t in self.totals) + " |")
+        return "\n".join(lines)
+
     def why(self, stage: str) -> str | None:
         """One line on a stage over its threshold (None when it is not): the rate and the worst dramas."""
         t = self.total(stage)
@@ -337,6 +353,26 @@ def _drama_row(drama: str, t: StageTally) -> str:
         f"| {drama} | {label(t.stage)} | {_given(t)} | {t.lost} | {t.rate_text()} | {t.flags} | {_paper(t.stage)} "
         f"| {UNITS.get(t.stage, '')} |"
     )
+
+
+def _cell(t: StageTally | None) -> str:
+    """A grid cell: the rate, "not run" (never 0 %), or "-" when nothing was given."""
+    if t is None or t.not_run:
+        return "not run"
+    return t.rate_text()
+
+
+def stage_table(tallies: Sequence[StageTally], max_loss_rates: Mapping[str, float] = DEFAULT_MAX_LOSS_RATES) -> str:
+    """One drama's stages as a Markdown table: given, lost, loss rate against its threshold, flags."""
+    lines = ["| stage | given | lost | loss rate | threshold | flags | unit |", "|---|---:|---:|---:|---:|---:|---|"]
+    for t in tallies:
+        limit = max_loss_rates.get(t.stage)
+        over = " **over**" if t.rate is not None and limit is not None and t.rate > limit else ""
+        lines.append(
+            f"| {label(t.stage)} | {_given(t)} | {t.lost} | {t.rate_text()}{over} | "
+            f"{'' if limit is None else f'{limit:.0%}'} | {t.flags} | {UNITS.get(t.stage, '')} |"
+        )
+    return "\n".join(lines)
 
 
 def _totals_table(report: LossReport) -> list[str]:
