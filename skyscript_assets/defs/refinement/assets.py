@@ -8,7 +8,7 @@ from skyscript_assets.catalog import CharacterObservation, ObjectDetection, Rele
 from skyscript_assets.defs.annotation.assets import AnnotationConfig
 from skyscript_assets.defs.platform.episode_steps import EpisodeStep, each_episode, input_digest, run_episode_step
 from skyscript_assets.defs.platform.partitions import dramas_partitions
-from skyscript_assets.defs.platform.reporting import check, reasons_table
+from skyscript_assets.defs.platform.reporting import check, drama_check, reasons_table
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, VisionModelsResource
 from skyscript_assets.stages.refinement import episode as refinement_stage
 from skyscript_assets.stages.refinement import grounding as grounding_stage
@@ -41,7 +41,7 @@ def annotated_keyframes(db, drama_id: str) -> dict[str, list[AnnotatedKeyframe]]
     pool="gpu",
     description="Each keyframe's MLLM objects grounded with Grounding DINO (the names are the text prompt); "
     "an object the detector cannot ground is kept and flagged as a phantom. Without weights: recorded as not run.",
-    check_specs=[dg.AssetCheckSpec("phantom_rate", asset="detections",
+    check_specs=[drama_check("phantom_rate", asset="detections",
                                    description="Share of MLLM objects no detector box supports (warns above "
                                    "the run config's phantom_warn_rate, 30 % by default).")],
 )
@@ -86,10 +86,10 @@ def detections(context: dg.AssetExecutionContext, config: DetectionsConfig, cata
     "depth and posture where their models are configured; dialogue lines from subtitles and OCR fill empty lines; "
     "a pixelated release copy of every keyframe (faces and on-screen text mosaicked), checked by a second detector.",
     check_specs=[
-        dg.AssetCheckSpec("no_face_after_pixelation", asset="character_refinements", blocking=True,
+        drama_check("no_face_after_pixelation", asset="character_refinements", blocking=True,
                           description="A face detector of another family than the pixelation's finds no face in any "
                           "released keyframe; a face found blocks the drama's release and names the keyframe."),
-        dg.AssetCheckSpec("face_conflict_rate", asset="character_refinements",
+        drama_check("face_conflict_rate", asset="character_refinements",
                           description="Share of matched people where DeepFace and the MLLM disagreed (warns above "
                           "the run config's conflict_warn_rate, 30 % by default)."),
     ],
@@ -120,7 +120,7 @@ def character_refinements(context: dg.AssetExecutionContext, config: Refinements
 
     report = run_episode_step(context, db, EpisodeStep(
         stage_version=version_of(refinement_stage), inputs=annotated_keyframes(db, drama_id), run=run, rows=rows,
-        tables=[CharacterObservation, ReleasedKeyframe], model_id="deepface+haar",
+        tables=[CharacterObservation, ReleasedKeyframe], model_id="deepface+centerface/blazeface",
         digest=lambda frames: input_digest(settings, [(f.item, f.people) for f in frames])), redo=config.redo)
     return _refinement_result(report, config)
 

@@ -7,7 +7,8 @@ import dagster as dg
 
 from skyscript_assets.catalog import Catalog, Loss, Provenance, ReleaseShard, queries
 from skyscript_assets.defs.platform.partitions import dramas_partitions
-from skyscript_assets.defs.platform.reporting import check, loss_rows, provenance, reasons_table
+from skyscript_assets.defs.platform.placement import restoration_placement
+from skyscript_assets.defs.platform.reporting import check, drama_check, loss_rows, provenance, reasons_table
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource, RestorationLlmResource
 from skyscript_assets.schema import ShootingScript
 from skyscript_assets.stages.release import pairs, plots, restore
@@ -20,6 +21,8 @@ from skyscript_assets.stages.release.loss_report import (
     tally_drama,
 )
 from skyscript_assets.storage import ArtifactStore
+
+RESTORATION = restoration_placement()
 
 
 class RestoredScriptsConfig(dg.Config):
@@ -38,6 +41,8 @@ class RestoredScriptsConfig(dg.Config):
     deps=["calibrated_shooting_scripts"],
     group_name="release",
     kinds={"python", "parquet"},
+    pool=RESTORATION.pool,  # a GPU only when the restoration LLM is loaded in this step
+    op_tags=RESTORATION.op_tags,
     description="Screenplays (Fountain) restored from every shooting script by the restoration LLM: N per shooting "
     "script in requests of n samples, style controls (genre, tone, length, language) varied across them, filtered "
     "(parses, names the characters, length bounds, MinHash near-duplicates removed), as Parquet shards per drama. "
@@ -108,7 +113,7 @@ class ScriptPairsConfig(dg.Config):
     "the relationships (time-varying graph per episode with LLM labels when configured, pairing compatibility). "
     "Only calibrated dramas unless include_uncalibrated.",
     check_specs=[
-        dg.AssetCheckSpec(
+        drama_check(
             "released_only_calibrated",
             asset="script_pairs",
             description="Every released pair comes from a drama whose calibration passed.",

@@ -11,7 +11,7 @@ import dagster as dg
 
 from skyscript_assets.catalog import Catalog, CharacterRow, Loss, Provenance, ShootingScriptRow, queries
 from skyscript_assets.defs.platform.partitions import dramas_partitions
-from skyscript_assets.defs.platform.reporting import check, loss_rows, provenance, reasons_table
+from skyscript_assets.defs.platform.reporting import check, drama_check, loss_rows, provenance, reasons_table
 from skyscript_assets.defs.platform.resources import (
     ArtifactsResource,
     CatalogResource,
@@ -57,7 +57,7 @@ FIGURES = (  # counts of DramaScripts.figures shown as they are
     "calibration packets of 200-500 shots sampled across the episodes for human review, graded against the 90 % "
     "gate, and the reviewers' corrections applied (source `reviewer`, the replaced values kept for audit).",
     check_specs=[
-        dg.AssetCheckSpec(
+        drama_check(
             "calibration_gate",
             asset=ASSET,
             blocking=True,

@@ -1,6 +1,5 @@
 """keyframes: shots and keyframes of every episode of a drama, with their quality verdicts."""
 
-import os
 from collections import Counter
 
 import dagster as dg
@@ -8,7 +7,7 @@ import dagster as dg
 from skyscript_assets.catalog import Keyframe, Shot, queries
 from skyscript_assets.defs.platform.episode_steps import EpisodeStep, StepReport, run_episode_step
 from skyscript_assets.defs.platform.partitions import dramas_partitions
-from skyscript_assets.defs.platform.reporting import check, reasons_table
+from skyscript_assets.defs.platform.reporting import check, drama_check, reasons_table
 from skyscript_assets.defs.platform.resources import ArtifactsResource, CatalogResource
 from skyscript_assets.stages.step import version_of
 from skyscript_assets.stages.video import keyframes as keyframes_stage
@@ -16,6 +15,7 @@ from skyscript_assets.stages.video.keyframes import (
     EpisodeJob,
     KeyframeSettings,
     decode_threads,
+    episode_processes,
     extract_episodes,
 )
 
@@ -25,8 +25,9 @@ INVALID_KEYFRAME_WARN_RATE = 0.08  # the paper lost ~4 % of keyframes to blur an
 class KeyframesConfig(dg.Config):
     seconds_per_keyframe: float = 4.0
     max_long_side: int = 768
-    workers: int = 0  # parallel episode processes; 0 = one per CPU core
-    decode_threads: int = 0  # decoder threads per episode (segments of whole GOPs); 0 = the cores per process, at most 4
+    workers: int = 0  # parallel episode processes; 0 = one per two CPU cores (each splits its decode over two)
+    decode_threads: int = 0  # decoder threads per episode (segments of whole GOPs); 0 = the cores per process, 2 to 4
+    learned_shots: str = "auto"  # TransNetV2 second opinion on small changes: auto (where CUDA is), on (CPU too), off
     redo: bool = False  # re-extract episodes already done at this stage version
 
 
@@ -38,9 +39,9 @@ class KeyframesConfig(dg.Config):
     description="Shot boundaries (cuts, fades, dissolves) and quality-filtered keyframes per episode, "
     "one streaming decode each (split over cores at keyframes), episodes in parallel processes; resumable per episode.",
     check_specs=[
-        dg.AssetCheckSpec("invalid_keyframe_rate", asset="keyframes",
+        drama_check("invalid_keyframe_rate", asset="keyframes",
                           description=f"Share of keyframes filtered out (warns above {INVALID_KEYFRAME_WARN_RATE:.0%})."),
-        dg.AssetCheckSpec("episodes_without_valid_keyframe", asset="keyframes", blocking=True,
+        drama_check("episodes_without_valid_keyframe", asset="keyframes", blocking=True,
                           description="Every episode must give at least one valid keyframe."),
     ],
 )
@@ -51,9 +52,10 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, catalo
     if not episodes:
         raise dg.Failure(description=f"{drama_id} has no episodes in the catalog; materialize drama_manifest first",
                          allow_retries=False)
-    processes = max(1, min(len(episodes), config.workers or os.cpu_count() or 1))
+    processes = episode_processes(len(episodes), config.workers)
     settings = KeyframeSettings(seconds_per_keyframe=config.seconds_per_keyframe, max_long_side=config.max_long_side,
-                                decode_threads=decode_threads(config.decode_threads, episodes_at_once=processes))
+                                decode_threads=decode_threads(config.decode_threads, episodes_at_once=processes),
+                                learned_shots=config.learned_shots)
 
     def run(pending):
         jobs = [EpisodeJob(e, episodes[e].uri, store.uri(drama_id, "keyframes", e), settings) for e, _ in pending]

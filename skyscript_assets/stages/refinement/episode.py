@@ -17,13 +17,20 @@ import numpy as np
 from skyscript_assets.schema import LossRecord
 from skyscript_assets.stages.refinement.characters import RefinementModels, refine_frames
 from skyscript_assets.stages.refinement.dialogue import SubtitleCue, assign_lines, episode_lines, pick_speaker, sidecar_srts
-from skyscript_assets.stages.refinement.pixelation import faces_left, privacy_face_detector, release_keyframe
+from skyscript_assets.stages.refinement.pixelation import (
+    faces_left,
+    gate_face_detector,
+    privacy_face_detector,
+    release_keyframe,
+)
 from skyscript_assets.stages.scripts.identities import name_caption
 from skyscript_assets.stages.refinement.inputs import AnnotatedKeyframe, decode_image
 from skyscript_assets.stages.step import EpisodeResult
 from skyscript_assets.storage import local_file
 
-STAGE_VERSION = "3"  # character_refinements; 2: name captions next to faces; 3: emotion conflicts, adopted values with sources and disputes
+# 2: name captions next to faces; 3: emotion conflicts, adopted values with sources and disputes;
+# 4: CenterFace pixelates, BlazeFace (another family) checks the released copies
+STAGE_VERSION = "4"
 JPEG_QUALITY = 90
 
 
@@ -54,7 +61,8 @@ class RefinementTools:
 
         models = RefinementModels.load(deepface_home=deepface_home, depth_model=depth_model, pose_model=pose_model,
                                        device=device)
-        return cls(models, TextReader.load(), privacy_face_detector(), privacy_face_detector())
+        pixelation = privacy_face_detector()
+        return cls(models, TextReader.load(), pixelation, gate_face_detector(pixelation))
 
 
 def refine_episode(tools: RefinementTools, episode_id: str, frames: list[AnnotatedKeyframe], *, video_uri: str,
