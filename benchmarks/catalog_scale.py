@@ -22,7 +22,7 @@ import os
 import random
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg2
 from sqlalchemy import create_engine, text
@@ -40,7 +40,7 @@ COLUMNS = [c.name for c in Keyframe.__table__.columns if c.name != "id"]
 def keyframe_rows(first_drama: int, dramas: int, seed: int):
     """Rows as the keyframes asset writes them, in COPY's text format, one drama at a time."""
     rng = random.Random(seed)
-    created = datetime.now(timezone.utc).isoformat()
+    created = datetime.now(UTC).isoformat()
     for d in range(first_drama, first_drama + dramas):
         drama_id = f"drama-{d:06d}"
         run_id = uuid.UUID(int=rng.getrandbits(128)).hex
@@ -49,13 +49,24 @@ def keyframe_rows(first_drama: int, dramas: int, seed: int):
             for k in range(KEYFRAMES_PER_EPISODE):
                 invalid = rng.random() < 0.08
                 values = {
-                    "run_id": run_id, "asset_key": "keyframes", "partition": drama_id, "stage_version": "1",
-                    "model_id": "", "created_at": created, "drama_id": drama_id, "episode_id": episode_id,
-                    "shot_index": k, "keyframe_index": k, "time_s": f"{k * 2.4:.3f}", "frame": k * 60,
+                    "run_id": run_id,
+                    "asset_key": "keyframes",
+                    "partition": drama_id,
+                    "stage_version": "1",
+                    "model_id": "",
+                    "created_at": created,
+                    "drama_id": drama_id,
+                    "episode_id": episode_id,
+                    "shot_index": k,
+                    "keyframe_index": k,
+                    "time_s": f"{k * 2.4:.3f}",
+                    "frame": k * 60,
                     "valid": "f" if invalid else "t",
                     "invalid_reason": rng.choice(INVALID_REASONS) if invalid else "\\N",
                     "uri": f"s3://skyscript-artifacts/v1/{drama_id}/keyframes/{episode_id}/{k:05d}.jpg",
-                    "width": 720, "height": 1280, "sharpness": f"{rng.uniform(20, 900):.2f}",
+                    "width": 720,
+                    "height": 1280,
+                    "sharpness": f"{rng.uniform(20, 900):.2f}",
                 }
                 yield "\t".join(str(values[c]) for c in COLUMNS) + "\n"
 
@@ -88,8 +99,10 @@ def copy_rows(engine, first_drama: int, dramas: int, attempts: int = 5) -> None:
             raw = engine.raw_connection()
             try:
                 with raw.cursor() as cursor:
-                    cursor.copy_expert(f"COPY keyframes ({', '.join(COLUMNS)}) FROM STDIN",
-                                       io.BufferedReader(RowStream(keyframe_rows(first_drama, dramas, seed=first_drama))))
+                    cursor.copy_expert(
+                        f"COPY keyframes ({', '.join(COLUMNS)}) FROM STDIN",
+                        io.BufferedReader(RowStream(keyframe_rows(first_drama, dramas, seed=first_drama))),
+                    )
                 raw.commit()
                 return
             finally:
@@ -108,9 +121,16 @@ def orm_insert_rate(catalog: Catalog, rows: int) -> float:
     objects = []
     for line in keyframe_rows(10_000_000, dramas, seed=1):
         values = dict(zip(COLUMNS, line.rstrip("\n").split("\t")))
-        objects.append(Keyframe(**{**values, "created_at": datetime.fromisoformat(values["created_at"]),
-                                   "valid": values["valid"] == "t",
-                                   "invalid_reason": None if values["invalid_reason"] == "\\N" else values["invalid_reason"]}))
+        objects.append(
+            Keyframe(
+                **{
+                    **values,
+                    "created_at": datetime.fromisoformat(values["created_at"]),
+                    "valid": values["valid"] == "t",
+                    "invalid_reason": None if values["invalid_reason"] == "\\N" else values["invalid_reason"],
+                }
+            )
+        )
     started = time.perf_counter()
     with catalog.session() as session:
         session.add_all(objects)
@@ -119,11 +139,13 @@ def orm_insert_rate(catalog: Catalog, rows: int) -> float:
 
 QUERIES = {
     # defs/video.py: the keyframes summary of one drama
-    "keyframes summary of a drama": ("SELECT episode_id, valid, invalid_reason FROM keyframes "
-                                     "WHERE partition = :drama AND asset_key = 'keyframes'"),
+    "keyframes summary of a drama": (
+        "SELECT episode_id, valid, invalid_reason FROM keyframes WHERE partition = :drama AND asset_key = 'keyframes'"
+    ),
     # defs/annotation.py: valid keyframes of a drama, in order, for the MLLM
-    "valid keyframes of a drama (MLLM input)": ("SELECT * FROM keyframes WHERE drama_id = :drama AND valid IS true "
-                                                "ORDER BY episode_id, keyframe_index"),
+    "valid keyframes of a drama (MLLM input)": (
+        "SELECT * FROM keyframes WHERE drama_id = :drama AND valid IS true ORDER BY episode_id, keyframe_index"
+    ),
     # catalog.replace_partition_rows: re-materializing a drama replaces its rows
     "replace a drama's rows (delete)": "DELETE FROM keyframes WHERE asset_key = 'keyframes' AND partition = :drama",
     "count a drama's rows": "SELECT count(*) FROM keyframes WHERE partition = :drama",
@@ -146,7 +168,9 @@ def explain(engine, sql: str, drama: str) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--chunk-dramas", type=int, default=800, help="dramas per COPY (1 M rows at the default shape)")
+    parser.add_argument(
+        "--chunk-dramas", type=int, default=800, help="dramas per COPY (1 M rows at the default shape)"
+    )
     parser.add_argument("--orm-sample", type=int, default=50_000)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
@@ -167,8 +191,11 @@ def main() -> None:
             chunk_started = time.perf_counter()
             copy_rows(engine, first, count)
             elapsed = time.perf_counter() - started
-            print(f"  {(first + count) * ROWS_PER_DRAMA:>12,} rows  {count * ROWS_PER_DRAMA / (time.perf_counter() - chunk_started):>9,.0f} rows/s "
-                  f"this chunk  {elapsed:7.1f} s total")
+            print(
+                f"  {(first + count) * ROWS_PER_DRAMA:>12,} rows  "
+                f"{count * ROWS_PER_DRAMA / (time.perf_counter() - chunk_started):>9,.0f} rows/s "
+                f"this chunk  {elapsed:7.1f} s total"
+            )
         load_s = time.perf_counter() - started
         copy_rate = dramas * ROWS_PER_DRAMA / load_s
         with engine.connect() as conn:
@@ -177,8 +204,11 @@ def main() -> None:
             size = conn.execute(text("SELECT pg_size_pretty(pg_total_relation_size('keyframes'))")).scalar()
         orm_rate = orm_insert_rate(catalog, args.orm_sample)
 
-        print(f"\n| ingest | rows/s | ratio |\n|---|---|---|")
-        print(f"| COPY (chunks of {args.chunk_dramas * ROWS_PER_DRAMA:,} rows, indexes in place) | {copy_rate:,.0f} | {copy_rate / orm_rate:.1f}x |")
+        print("\n| ingest | rows/s | ratio |\n|---|---|---|")
+        print(
+            f"| COPY (chunks of {args.chunk_dramas * ROWS_PER_DRAMA:,} rows, indexes in place) "
+            f"| {copy_rate:,.0f} | {copy_rate / orm_rate:.1f}x |"
+        )
         print(f"| ORM batched INSERT ({args.orm_sample:,} rows) | {orm_rate:,.0f} | 1.0x |")
         print(f"\n{dramas * ROWS_PER_DRAMA:,} rows in {load_s:.0f} s; keyframes table with indexes: {size}\n")
         print("| query (one drama of 1,250 rows) | ms | plan |\n|---|---|---|")

@@ -61,12 +61,20 @@ class Source:
 
 
 def sources() -> list[Source]:
-    found = [Source("astronaut", "frontal", skimage.data.astronaut(), (178, 62, 275, 178)),
-             Source("camera", "three-quarter", np.stack([skimage.data.camera()] * 3, axis=-1), (198, 118, 268, 198))]
+    found = [
+        Source("astronaut", "frontal", skimage.data.astronaut(), (178, 62, 275, 178)),
+        Source("camera", "three-quarter", np.stack([skimage.data.camera()] * 3, axis=-1), (198, 118, 268, 198)),
+    ]
     hopper = SHARED_IMAGES / "grace_hopper.jpg"
     if hopper.is_file():
-        found.append(Source("grace_hopper", "frontal", cv2.cvtColor(cv2.imread(str(hopper)), cv2.COLOR_BGR2RGB),
-                            (102, 55, 208, 172)))
+        found.append(
+            Source(
+                "grace_hopper",
+                "frontal",
+                cv2.cvtColor(cv2.imread(str(hopper)), cv2.COLOR_BGR2RGB),
+                (102, 55, 208, 172),
+            )
+        )
     return found
 
 
@@ -81,16 +89,43 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = max(width / w, height / h)
-    resized = cv2.resize(image, (int(np.ceil(w * scale)), int(np.ceil(h * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    resized = cv2.resize(
+        image,
+        (int(np.ceil(w * scale)), int(np.ceil(h * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
     y0, x0 = (resized.shape[0] - height) // 2, (resized.shape[1] - width) // 2
-    return np.ascontiguousarray(resized[y0:y0 + height, x0:x0 + width])
+    return np.ascontiguousarray(resized[y0 : y0 + height, x0 : x0 + width])
 
 
-FACE_FREE = ("coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "coins", "brick", "grass",
-             "gravel", "page", "clock", "moon", "text", "colorwheel", "retina", "stereo_motorcycle")
-BACKGROUNDS = ("coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "brick", "grass", "gravel",
-               "stereo_motorcycle")
+FACE_FREE = (
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "coins",
+    "brick",
+    "grass",
+    "gravel",
+    "page",
+    "clock",
+    "moon",
+    "text",
+    "colorwheel",
+    "retina",
+    "stereo_motorcycle",
+)
+BACKGROUNDS = (
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "brick",
+    "grass",
+    "gravel",
+    "stereo_motorcycle",
+)
 
 
 def _photo(name: str) -> np.ndarray:
@@ -126,8 +161,15 @@ def _turned_face_box(box, matrix) -> tuple[float, float, float, float]:
     return cx - hw, cy - hh, cx + hw, cy + hh
 
 
-def paste_face(frame: np.ndarray, cell: tuple[int, int, int, int], source: Source, mirrored: bool, size: int,
-               angle: int, rng: np.random.Generator) -> tuple[float, float, float, float]:
+def paste_face(
+    frame: np.ndarray,
+    cell: tuple[int, int, int, int],
+    source: Source,
+    mirrored: bool,
+    size: int,
+    angle: int,
+    rng: np.random.Generator,
+) -> tuple[float, float, float, float]:
     """Paste `source`'s face (with half a face of context around it) into `cell` of `frame`
     at face width `size`, turned by `angle`; returns the face box in frame pixels."""
     image, (fx0, fy0, fx1, fy1) = source.image, source.face
@@ -139,14 +181,17 @@ def paste_face(frame: np.ndarray, cell: tuple[int, int, int, int], source: Sourc
     cx1, cy1 = min(image.shape[1], fx1 + fw // 2), min(image.shape[0], fy1 + fh // 2)
     crop = image[cy0:cy1, cx0:cx1]
     scale = size / fw
-    crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
-                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    crop = cv2.resize(
+        crop,
+        (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+    )
     face = ((fx0 - cx0) * scale, (fy0 - cy0) * scale, (fx1 - cx0) * scale, (fy1 - cy0) * scale)
     # feathered alpha: the crop's edges fade out over an eighth of its shorter side
     h, w = crop.shape[:2]
     feather = max(1, min(h, w) // 8)
     alpha = np.zeros((h, w), np.float32)
-    alpha[feather:h - feather, feather:w - feather] = 1.0
+    alpha[feather : h - feather, feather : w - feather] = 1.0
     alpha = cv2.GaussianBlur(alpha, (0, 0), feather / 2 + 0.5)
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
@@ -167,9 +212,11 @@ def paste_face(frame: np.ndarray, cell: tuple[int, int, int, int], source: Sourc
     px0, py0 = max(x0, ox), max(y0, oy)
     px1, py1 = min(x1, ox + out_w), min(y1, oy + out_h)
     if px1 > px0 and py1 > py0:
-        a = alpha[py0 - oy:py1 - oy, px0 - ox:px1 - ox, None]
+        a = alpha[py0 - oy : py1 - oy, px0 - ox : px1 - ox, None]
         region = frame[py0:py1, px0:px1].astype(np.float32)
-        frame[py0:py1, px0:px1] = (a * crop[py0 - oy:py1 - oy, px0 - ox:px1 - ox] + (1 - a) * region).astype(np.uint8)
+        frame[py0:py1, px0:px1] = (a * crop[py0 - oy : py1 - oy, px0 - ox : px1 - ox] + (1 - a) * region).astype(
+            np.uint8
+        )
     return face[0] + ox, face[1] + oy, face[2] + ox, face[3] + oy
 
 
@@ -196,7 +243,7 @@ def rendered_frames(seed: int, sizes=SIZES, angles=ANGLES) -> list[tuple[np.ndar
                 for start in range(0, len(faces), per_frame):
                     frame = backgrounds[len(frames) % len(backgrounds)].copy()
                     truths = []
-                    for cell, (source, mirrored) in zip(_cells(per_frame), faces[start:start + per_frame]):
+                    for cell, (source, mirrored) in zip(_cells(per_frame), faces[start : start + per_frame]):
                         box = paste_face(frame, cell, source, mirrored, size, angle, rng)
                         truths.append(Truth(box, source.name, source.pose, size, angle, blurred))
                     if blurred:
@@ -208,8 +255,10 @@ def rendered_frames(seed: int, sizes=SIZES, angles=ANGLES) -> list[tuple[np.ndar
 
 def match(truths: list[Truth], found: list[FaceBox], min_iou: float = 0.3) -> tuple[list[bool], list[FaceBox]]:
     """Which faces were found (greedy one-to-one by IoU), and the detections that matched none."""
-    pairs = sorted(((box_iou(FaceBox(*t.box, 1.0), f), i, j) for i, t in enumerate(truths)
-                    for j, f in enumerate(found)), reverse=True)
+    pairs = sorted(
+        ((box_iou(FaceBox(*t.box, 1.0), f), i, j) for i, t in enumerate(truths) for j, f in enumerate(found)),
+        reverse=True,
+    )
     hit, used = [False] * len(truths), set()
     for iou, i, j in pairs:
         if iou < min_iou:
@@ -319,8 +368,10 @@ def main() -> None:
     demo = demo_camera_frame()
     demo_face = (87, 97, 187, 226)  # the cameraman in the demo's 360x640 frame, marked by hand
     truths = [t for _, ts in frames for t in ts]
-    print(f"{len(truths)} faces in {len(frames)} rendered {FRAME_W}x{FRAME_H} frames; "
-          f"{len(face_free)} face-free images; {platform.machine()}, one core per detector\n")
+    print(
+        f"{len(truths)} faces in {len(frames)} rendered {FRAME_W}x{FRAME_H} frames; "
+        f"{len(face_free)} face-free images; {platform.machine()}, one core per detector\n"
+    )
 
     made = detectors(args.quick)
     rows = []
@@ -340,26 +391,38 @@ def main() -> None:
         chosen = [h for h, t in zip(hits, truths) if keep(t)]
         return f"{100 * sum(chosen) / len(chosen):.0f}" if chosen else "-"
 
-    print("| detector | all | " + " | ".join(f"{s} px" for s in sizes) + " | upright | ±30° | blurred | 3/4 profile "
-          "| demo cameraman | false boxes on face-free images (images with any) | unmatched boxes in renders "
-          "| ms/frame |")
+    print(
+        "| detector | all | " + " | ".join(f"{s} px" for s in sizes) + " | upright | ±30° | blurred | 3/4 profile "
+        "| demo cameraman | false boxes on face-free images (images with any) | unmatched boxes in renders "
+        "| ms/frame |"
+    )
     print("|---" * (len(sizes) + 10) + "|")
     for name, hits, extra, false_boxes, images_with_false, demo_hit, ms in rows:
         cells = [recall(hits, lambda t: True)] + [recall(hits, lambda t, s=s: t.size == s) for s in sizes]
-        cells += [recall(hits, lambda t: t.angle == 0), recall(hits, lambda t: abs(t.angle) == 30),
-                  recall(hits, lambda t: t.blurred), recall(hits, lambda t: t.pose == "three-quarter")]
-        print(f"| {name} | " + " | ".join(cells) + f" | {'found' if demo_hit else 'missed'} | "
-              f"{false_boxes} ({images_with_false} of {len(face_free)}) | {extra} | {ms:.0f} |")
+        cells += [
+            recall(hits, lambda t: t.angle == 0),
+            recall(hits, lambda t: abs(t.angle) == 30),
+            recall(hits, lambda t: t.blurred),
+            recall(hits, lambda t: t.pose == "three-quarter"),
+        ]
+        print(
+            f"| {name} | " + " | ".join(cells) + f" | {'found' if demo_hit else 'missed'} | "
+            f"{false_boxes} ({images_with_false} of {len(face_free)}) | {extra} | {ms:.0f} |"
+        )
     print("\nRecall in % of the faces of each column; sizes are face widths in a 432x768 frame.\n")
 
     checks = {name: made[name] for name in (HAAR, BLAZE, BLAZE_PRECISE, CENTER) if name in made}
     print(f"After pixelation with {CENTER} (the stage's release_keyframe: mosaic, re-run until nothing is found):\n")
-    print("| check | faces left visible | of them flagged | frames with every face mosaicked, flagged for a box "
-          "on a mosaic | ... for a box elsewhere |")
+    print(
+        "| check | faces left visible | of them flagged | frames with every face mosaicked, flagged for a box "
+        "on a mosaic | ... for a box elsewhere |"
+    )
     print("|---|---|---|---|---|")
     for name, left, flagged, on_mosaic, elsewhere, clean in check_after_pixelation(frames, made[CENTER], checks):
-        print(f"| {name}{' (the same detector)' if name == CENTER else ''} | {left} of {len(truths)} | {flagged} "
-              f"| {on_mosaic} of {clean} | {elsewhere} of {clean} |")
+        print(
+            f"| {name}{' (the same detector)' if name == CENTER else ''} | {left} of {len(truths)} | {flagged} "
+            f"| {on_mosaic} of {clean} | {elsewhere} of {clean} |"
+        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from skyscript_assets.models.mllm import BackendUnavailable, MllmRequest, load_backend  # noqa: E402
 from tiny_vlm import build_tiny_internvl  # noqa: E402
+
+from skyscript_assets.models.mllm import BackendUnavailable, MllmRequest, load_backend  # noqa: E402
 
 
 def measure(name: str, config: dict, requests: list[MllmRequest]) -> float | str:
@@ -61,20 +62,36 @@ def main() -> int:
         buffer = io.BytesIO()
         Image.fromarray(rng.integers(0, 255, (360, 640, 3), np.uint8)).save(buffer, "JPEG")
         images.append(buffer.getvalue())
-    requests = [MllmRequest(tuple(images[i:i + options.per_request]), "Describe each image as JSON.")
-                for i in range(0, len(images), options.per_request)]
+    requests = [
+        MllmRequest(tuple(images[i : i + options.per_request]), "Describe each image as JSON.")
+        for i in range(0, len(images), options.per_request)
+    ]
     with tempfile.TemporaryDirectory() as folder:
-        model = build_tiny_internvl(Path(folder) / "internvl-random", hidden=options.hidden, layers=options.layers,
-                                    image_size=options.image_size)
+        model = build_tiny_internvl(
+            Path(folder) / "internvl-random",
+            hidden=options.hidden,
+            layers=options.layers,
+            image_size=options.image_size,
+        )
         results = {
-            "transformers": measure("transformers", {"model_path": str(model), "device": options.device,
-                                                     "batch_size": options.batch_size,
-                                                     "max_new_tokens": options.new_tokens}, requests),
-            "lmdeploy": measure("lmdeploy", {"model_path": str(model), "max_new_tokens": options.new_tokens},
-                                requests),
+            "transformers": measure(
+                "transformers",
+                {
+                    "model_path": str(model),
+                    "device": options.device,
+                    "batch_size": options.batch_size,
+                    "max_new_tokens": options.new_tokens,
+                },
+                requests,
+            ),
+            "lmdeploy": measure(
+                "lmdeploy", {"model_path": str(model), "max_new_tokens": options.new_tokens}, requests
+            ),
         }
-    print(f"random InternVL (hidden {options.hidden}, {options.layers} layers, {options.image_size} px), "
-          f"{options.images} images, {options.per_request} per request, {options.new_tokens} new tokens")
+    print(
+        f"random InternVL (hidden {options.hidden}, {options.layers} layers, {options.image_size} px), "
+        f"{options.images} images, {options.per_request} per request, {options.new_tokens} new tokens"
+    )
     for name, value in results.items():
         print(f"  {name:<13} " + (f"{value:8.1f} images/s" if isinstance(value, float) else value))
     return 0

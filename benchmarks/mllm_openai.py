@@ -36,13 +36,28 @@ def main() -> int:
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (360, 640, 3), np.uint8)).save(buffer, "JPEG")
     request = MllmRequest((buffer.getvalue(),), "annotate. scenario=good")
 
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_chat_server.py"),
-                               "--latency", str(options.latency), "--seconds", "300"],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "fake_chat_server.py"),
+            "--latency",
+            str(options.latency),
+            "--seconds",
+            "300",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base_url = server.stdout.readline().strip()
-        backend = load_backend("openai", base_url=base_url, model="bench", max_concurrency=options.concurrency,
-                               api_key_env="", timeout_s=30)
+        backend = load_backend(
+            "openai",
+            base_url=base_url,
+            model="bench",
+            max_concurrency=options.concurrency,
+            api_key_env="",
+            timeout_s=30,
+        )
         backend.generate([request] * options.concurrency)  # warm-up: threads and connections
         started = time.perf_counter()
         replies = backend.generate([request] * options.requests)
@@ -53,9 +68,11 @@ def main() -> int:
         server.wait(timeout=10)
     failed = sum(r.text is None for r in replies)
     rate = options.requests / elapsed
-    print(f"openai backend: {options.requests} requests, concurrency {options.concurrency}, "
-          f"server latency {options.latency * 1000:.0f} ms: {rate:.1f} requests/s "
-          f"(ideal {options.concurrency / options.latency:.0f}), {failed} failed")
+    print(
+        f"openai backend: {options.requests} requests, concurrency {options.concurrency}, "
+        f"server latency {options.latency * 1000:.0f} ms: {rate:.1f} requests/s "
+        f"(ideal {options.concurrency / options.latency:.0f}), {failed} failed"
+    )
     return 0 if failed == 0 else 1
 
 

@@ -16,18 +16,24 @@ import cv2
 import numpy as np
 import skimage.data
 
+from skyscript_assets.demo.demo_drama import demo_episodes
+from skyscript_assets.demo.synthetic import burn_subtitle
 from skyscript_assets.models.faces import HaarFaceDetector
 from skyscript_assets.models.ocr import TextReader
-from skyscript_assets.demo.demo_drama import demo_episodes
 from skyscript_assets.stages.refinement.dialogue import bottom_band_cues
-from skyscript_assets.demo.synthetic import burn_subtitle
 
 
 def keyframes(count: int) -> list[np.ndarray]:
-    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(),
-              np.stack([skimage.data.camera()] * 3, axis=-1)]
+    photos = [
+        skimage.data.astronaut(),
+        skimage.data.coffee(),
+        skimage.data.chelsea(),
+        np.stack([skimage.data.camera()] * 3, axis=-1),
+    ]
     lines = [s.subtitle for shots in demo_episodes().values() for s in shots if s.subtitle]
-    return [burn_subtitle(cv2.resize(photos[i % len(photos)], (1280, 720)), lines[i % len(lines)]) for i in range(count)]
+    return [
+        burn_subtitle(cv2.resize(photos[i % len(photos)], (1280, 720)), lines[i % len(lines)]) for i in range(count)
+    ]
 
 
 def rate(seconds: float, count: int) -> float:

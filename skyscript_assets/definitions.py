@@ -38,8 +38,9 @@ def build_definitions() -> tuple[dg.Definitions, list[dg.AssetsDefinition], list
     # pyproject.toml's [tool.dg], which an installed wheel (the Docker images) does not have.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*load_defs.*deprecated", category=DeprecationWarning)
-        domains = dg.load_defs(defs_root=skyscript_assets.defs,
-                               project_root=Path(skyscript_assets.defs.__file__).parents[2])
+        domains = dg.load_defs(
+            defs_root=skyscript_assets.defs, project_root=Path(skyscript_assets.defs.__file__).parents[2]
+        )
     assets = graph_order([a for a in domains.assets or [] if isinstance(a, dg.AssetsDefinition)])
     drama_assets = [a for a in assets if a.partitions_def == dramas_partitions]
     report_assets = [a for a in assets if a.partitions_def is None]

@@ -28,8 +28,7 @@ def validate_drama_id(name: str) -> str:
         raise UnsafeIdError(f"drama id {shown[:20]!r}... is {len(name)} characters long (at most {MAX_ID_LENGTH})")
     if not _SLUG.fullmatch(name):
         raise UnsafeIdError(
-            f"drama id {shown!r} is not a lowercase slug "
-            "(letters a-z, digits, single '-' or '_' between them)"
+            f"drama id {shown!r} is not a lowercase slug (letters a-z, digits, single '-' or '_' between them)"
         )
     return name
 

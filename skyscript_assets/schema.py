@@ -57,27 +57,56 @@ class ShotType(StrEnum):
     BACKGROUND = "background"  # objects only: blurred, secondary
 
 
-SHOT_SIZES = frozenset(
-    {ShotType.EXTREME_CLOSE_UP, ShotType.CLOSE_UP, ShotType.MEDIUM, ShotType.FULL, ShotType.WIDE}
-)
+SHOT_SIZES = frozenset({ShotType.EXTREME_CLOSE_UP, ShotType.CLOSE_UP, ShotType.MEDIUM, ShotType.FULL, ShotType.WIDE})
 
 # Free-text spellings met in model output, normalised by `shot_type_from_text` (lowercase,
 # punctuation and a trailing "shot" removed) before lookup.
 _SHOT_TYPE_SYNONYMS: dict[str, ShotType] = {
-    "extreme close up": ShotType.EXTREME_CLOSE_UP, "extreme closeup": ShotType.EXTREME_CLOSE_UP,
-    "ecu": ShotType.EXTREME_CLOSE_UP, "xcu": ShotType.EXTREME_CLOSE_UP, "big close up": ShotType.EXTREME_CLOSE_UP,
-    "detail": ShotType.EXTREME_CLOSE_UP, "insert": ShotType.EXTREME_CLOSE_UP, "大特写": ShotType.EXTREME_CLOSE_UP,
-    "close up": ShotType.CLOSE_UP, "closeup": ShotType.CLOSE_UP, "cu": ShotType.CLOSE_UP, "close": ShotType.CLOSE_UP,
-    "特写": ShotType.CLOSE_UP, "近景": ShotType.CLOSE_UP,
-    "medium close up": ShotType.MEDIUM, "mcu": ShotType.MEDIUM, "medium": ShotType.MEDIUM, "mid": ShotType.MEDIUM,
-    "ms": ShotType.MEDIUM, "waist": ShotType.MEDIUM, "中景": ShotType.MEDIUM, "中近景": ShotType.MEDIUM,
-    "full": ShotType.FULL, "fs": ShotType.FULL, "full body": ShotType.FULL, "medium long": ShotType.FULL,
-    "medium full": ShotType.FULL, "cowboy": ShotType.FULL, "全景": ShotType.FULL,
-    "wide": ShotType.WIDE, "ws": ShotType.WIDE, "long": ShotType.WIDE, "ls": ShotType.WIDE,
-    "extreme long": ShotType.WIDE, "extreme wide": ShotType.WIDE, "establishing": ShotType.WIDE,
-    "els": ShotType.WIDE, "远景": ShotType.WIDE, "大远景": ShotType.WIDE,
-    "foreground": ShotType.FOREGROUND, "fg": ShotType.FOREGROUND, "前景": ShotType.FOREGROUND,
-    "background": ShotType.BACKGROUND, "bg": ShotType.BACKGROUND, "背景": ShotType.BACKGROUND,
+    "extreme close up": ShotType.EXTREME_CLOSE_UP,
+    "extreme closeup": ShotType.EXTREME_CLOSE_UP,
+    "ecu": ShotType.EXTREME_CLOSE_UP,
+    "xcu": ShotType.EXTREME_CLOSE_UP,
+    "big close up": ShotType.EXTREME_CLOSE_UP,
+    "detail": ShotType.EXTREME_CLOSE_UP,
+    "insert": ShotType.EXTREME_CLOSE_UP,
+    "大特写": ShotType.EXTREME_CLOSE_UP,
+    "close up": ShotType.CLOSE_UP,
+    "closeup": ShotType.CLOSE_UP,
+    "cu": ShotType.CLOSE_UP,
+    "close": ShotType.CLOSE_UP,
+    "特写": ShotType.CLOSE_UP,
+    "近景": ShotType.CLOSE_UP,
+    "medium close up": ShotType.MEDIUM,
+    "mcu": ShotType.MEDIUM,
+    "medium": ShotType.MEDIUM,
+    "mid": ShotType.MEDIUM,
+    "ms": ShotType.MEDIUM,
+    "waist": ShotType.MEDIUM,
+    "中景": ShotType.MEDIUM,
+    "中近景": ShotType.MEDIUM,
+    "full": ShotType.FULL,
+    "fs": ShotType.FULL,
+    "full body": ShotType.FULL,
+    "medium long": ShotType.FULL,
+    "medium full": ShotType.FULL,
+    "cowboy": ShotType.FULL,
+    "全景": ShotType.FULL,
+    "wide": ShotType.WIDE,
+    "ws": ShotType.WIDE,
+    "long": ShotType.WIDE,
+    "ls": ShotType.WIDE,
+    "extreme long": ShotType.WIDE,
+    "extreme wide": ShotType.WIDE,
+    "establishing": ShotType.WIDE,
+    "els": ShotType.WIDE,
+    "远景": ShotType.WIDE,
+    "大远景": ShotType.WIDE,
+    "foreground": ShotType.FOREGROUND,
+    "fg": ShotType.FOREGROUND,
+    "前景": ShotType.FOREGROUND,
+    "background": ShotType.BACKGROUND,
+    "bg": ShotType.BACKGROUND,
+    "背景": ShotType.BACKGROUND,
 }
 
 
@@ -309,5 +338,7 @@ def released_script(script: dict) -> dict:
     """A stored shooting script (`ShootingScript` as JSON) as it is released: the reviewers'
     corrections stay in, with `reviewer` as their source, but the audit trail of the values
     they replaced does not leave the catalog."""
-    return {**script, "shots": [{k: v for k, v in shot.items() if k != "corrections"}
-                                for shot in script.get("shots") or []]}
+    return {
+        **script,
+        "shots": [{k: v for k, v in shot.items() if k != "corrections"} for shot in script.get("shots") or []],
+    }

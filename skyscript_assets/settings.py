@@ -44,7 +44,9 @@ def ensure_dagster_home() -> Path:
     config = home / "dagster.yaml"
     if not config.exists():  # SQLite storage in this folder, no telemetry; the daemon of `skyscript ui`
         # marks runs whose process died as failed (the CLI does it too for the runs it starts)
-        config.write_text("telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: true\n"
-                          "  start_timeout_seconds: 180\n  poll_interval_seconds: 60\n")
+        config.write_text(
+            "telemetry:\n  enabled: false\nrun_monitoring:\n  enabled: true\n"
+            "  start_timeout_seconds: 180\n  poll_interval_seconds: 60\n"
+        )
     os.environ["DAGSTER_HOME"] = str(home)
     return home

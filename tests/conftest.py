@@ -13,7 +13,9 @@ import pytest
 from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-POSTGRES_ADMIN_URL = os.environ.get("SKYSCRIPT_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SKYSCRIPT_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @pytest.fixture
@@ -38,8 +40,10 @@ def make_video():
     """Render a tiny video with known shots; returns (path, ground truth)."""
 
     def _make(path: Path, shots: list[tuple[tuple[int, int, int], float, str]] | None = None, **kwargs):
-        specs = [ShotSpec(solid(c), seconds, transition_in=t) for c, seconds, t in
-                 (shots or [((200, 40, 40), 0.5, "start"), ((40, 200, 40), 0.5, "cut")])]
+        specs = [
+            ShotSpec(solid(c), seconds, transition_in=t)
+            for c, seconds, t in (shots or [((200, 40, 40), 0.5, "start"), ((40, 200, 40), 0.5, "cut")])
+        ]
         kwargs.setdefault("size", (96, 64))
         truth = render_video(path, specs, **kwargs)
         return path, truth

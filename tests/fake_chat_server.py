@@ -22,14 +22,23 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-GOOD_FRAME = {"scene": {"number": 1, "name": "Office"}, "scene_description": "An office at night.",
-              "people": [{"type": "person", "vad": {"valence": "6", "arousal": 4, "dominance": 5},
-                          "shot_type": "Medium Shot"}], "objects": []}
+GOOD_FRAME = {
+    "scene": {"number": 1, "name": "Office"},
+    "scene_description": "An office at night.",
+    "people": [{"type": "person", "vad": {"valence": "6", "arousal": 4, "dominance": 5}, "shot_type": "Medium Shot"}],
+    "objects": [],
+}
 
 
 class FakeChatServer:
-    def __init__(self, latency_s: float = 0.0, slow_s: float = 1.0, trickle_s: float = 0.2, trickle_for_s: float = 30.0,
-                 tls=None):
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        slow_s: float = 1.0,
+        trickle_s: float = 0.2,
+        trickle_for_s: float = 30.0,
+        tls=None,
+    ):
         """`tls`: an ssl.SSLContext (server side) to serve https instead of http."""
         self.latency_s = latency_s
         self.slow_s = slow_s
@@ -66,8 +75,11 @@ class FakeChatServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                text = " ".join(p.get("text", "") for m in body["messages"]
-                                for p in (m["content"] if isinstance(m["content"], list) else [{"text": m["content"]}]))
+                text = " ".join(
+                    p.get("text", "")
+                    for m in body["messages"]
+                    for p in (m["content"] if isinstance(m["content"], list) else [{"text": m["content"]}])
+                )
                 scenario = (re.search(r"scenario=(\w+)", text) or [None, "good"])[1]
                 with fake._lock:
                     fake.attempts[scenario] += 1
@@ -76,11 +88,20 @@ class FakeChatServer:
                     fake.headers.append(dict(self.headers))
                 if fake.latency_s:
                     time.sleep(fake.latency_s)
-                images = sum(1 for m in body["messages"] if isinstance(m["content"], list)
-                             for p in m["content"] if p.get("type") == "image_url")
+                images = sum(
+                    1
+                    for m in body["messages"]
+                    if isinstance(m["content"], list)
+                    for p in m["content"]
+                    if p.get("type") == "image_url"
+                )
                 if scenario in ("echo_auth", "echo_auth_503"):
-                    echoed = {"error": {"message": f"invalid credentials: Authorization: {self.headers.get('Authorization')}"},
-                              "request_headers": dict(self.headers)}
+                    echoed = {
+                        "error": {
+                            "message": f"invalid credentials: Authorization: {self.headers.get('Authorization')}"
+                        },
+                        "request_headers": dict(self.headers),
+                    }
                     return self._send(401 if scenario == "echo_auth" else 503, echoed, {"Retry-After": "0"})
                 if scenario in ("trickle", "trickle_head"):
                     return self._trickle(head_too=scenario == "trickle_head")
@@ -106,9 +127,17 @@ class FakeChatServer:
                     n = body.get("n", 1) if scenario != "restore_max2" else min(2, body.get("n", 1))
                     return self._send(200, _chat_reply(body, restorations(text, n, body.get("seed", 0))))
                 content = json.dumps({"frames": [GOOD_FRAME] * max(images, 1)})
-                return self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
-                                        "choices": [{"index": 0, "finish_reason": "stop",
-                                                     "message": {"role": "assistant", "content": content}}]})
+                return self._send(
+                    200,
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                    },
+                )
 
             def _trickle(self, head_too: bool):
                 """One byte every trickle_s: no socket read ever waits long, the reply never ends."""
@@ -145,8 +174,10 @@ class FakeChatServer:
         return Handler
 
 
-WORDS = ("rain door cup window light glance step chair table coat silence breath hand street clock letter phone "
-         "smile shadow voice kettle floor wall stair lamp key photo note bag train ticket bench wind river").split()
+WORDS = (
+    "rain door cup window light glance step chair table coat silence breath hand street clock letter phone "
+    "smile shadow voice kettle floor wall stair lamp key photo note bag train ticket bench wind river"
+).split()
 
 
 def restorations(prompt: str, n: int, seed: int) -> list[str]:
@@ -166,9 +197,15 @@ def restorations(prompt: str, n: int, seed: int) -> list[str]:
 
 
 def _chat_reply(body: dict, texts: list[str]) -> dict:
-    return {"id": "x", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": t}}
-                        for i, t in enumerate(texts)]}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": body["model"],
+        "choices": [
+            {"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": t}}
+            for i, t in enumerate(texts)
+        ],
+    }
 
 
 if __name__ == "__main__":  # a server in its own process, for benchmarks: prints its base URL

@@ -49,9 +49,21 @@ def test_demo_runs_end_to_end(tmp_path):
 
     # The same instance serves `dagster asset materialize`: a re-run from Dagster's own CLI
     # sees the demo's partition and leaves the same row counts.
-    proc = run([str(BIN / "dagster"), "asset", "materialize", "-m", "skyscript_assets.definitions",
-                "--select", "drama_manifest", "--partition", "sample-drama"], home,
-               DAGSTER_HOME=str(home / "dagster"))
+    proc = run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "skyscript_assets.definitions",
+            "--select",
+            "drama_manifest",
+            "--partition",
+            "sample-drama",
+        ],
+        home,
+        DAGSTER_HOME=str(home / "dagster"),
+    )
     with engine.connect() as conn:
         assert conn.execute(text("select count(*) from episodes")).scalar() == 3
         assert conn.execute(text("select count(*) from dramas")).scalar() == 1
@@ -98,13 +110,14 @@ def test_db_upgrade_creates_the_catalog(tmp_path):
 
 # --- skyscript export -------------------------------------------------------------------------
 
+
 def _released_drama(home: Path, release: bool = True) -> str:
     """A drama whose shooting scripts sit in the catalog, released offline (uncalibrated, explicitly)."""
     import dagster as dg
-
-    from skyscript_assets.defs.release.assets import restored_scripts, script_pairs
-    from skyscript_assets.defs.platform.resources import RestorationLlmResource
     from test_restoration_assets import DRAMA, materialize_release, sample_scripts, seed_catalog
+
+    from skyscript_assets.defs.platform.resources import RestorationLlmResource
+    from skyscript_assets.defs.release.assets import restored_scripts, script_pairs
 
     seed_catalog(sample_scripts("offline"))
     if release:
@@ -142,11 +155,14 @@ def test_export_writes_parquet_jsonl_and_fountain(skyscript_home, tmp_path):
     assert document.headings == ["INT. STATION - DAY"] and "LEO" in document.speakers
 
 
-@pytest.mark.parametrize("case, words", [("unknown", "unknown drama"), ("unreleased", "is not released"),
-                                         ("unsafe", "path separator")])
+@pytest.mark.parametrize(
+    "case, words", [("unknown", "unknown drama"), ("unreleased", "is not released"), ("unsafe", "path separator")]
+)
 def test_export_of_a_drama_that_cannot_be_exported_is_one_line(skyscript_home, tmp_path, case, words):
     drama = {"unknown": "no-such-drama", "unsafe": "../x"}.get(case) or _released_drama(skyscript_home, release=False)
-    proc = skyscript("export", drama, "--format", "jsonl", "--out", str(tmp_path / "out"), home=skyscript_home, check=False)
+    proc = skyscript(
+        "export", drama, "--format", "jsonl", "--out", str(tmp_path / "out"), home=skyscript_home, check=False
+    )
     assert proc.returncode == 2 and words in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()

@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import pytest
 import skimage.data
-
 from fake_chat_server import FakeChatServer
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "skyscript_sample_en.json"
@@ -20,8 +19,14 @@ SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "skyscri
 def skyscript(*args, home: Path, stdin: str | None = None, **env):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("SKYSCRIPT_", "DAGSTER_", "OPENAI_"))}
     environ.update({"SKYSCRIPT_HOME": str(home), **env})
-    return subprocess.run([sys.executable, "-m", "skyscript_assets.cli", *args], input=stdin,
-                          capture_output=True, text=True, env=environ, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "skyscript_assets.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -65,18 +70,31 @@ def test_annotate_with_the_baseline_prints_its_raw_output(tmp_path, astronaut_pn
 
 def test_annotate_against_an_openai_compatible_server(tmp_path, astronaut_png):
     with FakeChatServer() as server:
-        proc = skyscript("annotate", str(astronaut_png), str(astronaut_png), "--backend", "openai",
-                         "--server", server.base_url, "--model", "internvl2", home=tmp_path)
+        proc = skyscript(
+            "annotate",
+            str(astronaut_png),
+            str(astronaut_png),
+            "--backend",
+            "openai",
+            "--server",
+            server.base_url,
+            "--model",
+            "internvl2",
+            home=tmp_path,
+        )
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["frames"]) == 2
     assert server.bodies[0]["model"] == "internvl2"
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--backend", "openai"], "needs --server URL and --model NAME"),
-    (["--backend", "gpt5"], "unknown MLLM backend 'gpt5'"),
-    (["--backend", "transformers", "--model-path", "/nonexistent/model"], "loads from a local folder"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--backend", "openai"], "needs --server URL and --model NAME"),
+        (["--backend", "gpt5"], "unknown MLLM backend 'gpt5'"),
+        (["--backend", "transformers", "--model-path", "/nonexistent/model"], "loads from a local folder"),
+    ],
+)
 def test_annotate_usage_errors_are_one_line(tmp_path, astronaut_png, args, words):
     proc = skyscript("annotate", str(astronaut_png), *args, home=tmp_path)
     assert proc.returncode == 2 and words in proc.stderr

@@ -34,8 +34,16 @@ RETRY_DELAYS_S = (0.5, 1, 2, 4, 8, 15)
 _TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "40001", "40P01")
 # A connection refused for one of these reasons is refused again on the next try (psycopg2
 # reports connection-time errors without a SQLSTATE, so the message is all there is).
-_PERMANENT_CONNECT_ERRORS = ("does not exist", "authentication failed", "no pg_hba.conf entry", "permission denied",
-                             "invalid dsn", "invalid connection option", "invalid integer value", "unsupported")
+_PERMANENT_CONNECT_ERRORS = (
+    "does not exist",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "permission denied",
+    "invalid dsn",
+    "invalid connection option",
+    "invalid integer value",
+    "unsupported",
+)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _migrated: set[str] = set()
@@ -109,7 +117,9 @@ class Catalog:
             except DBAPIError as exc:
                 if delay is None or not is_transient(exc):
                     raise
-                log.warning("catalog connection lost (%s); retry %d in %.1fs", type(exc.orig).__name__, attempt + 1, delay)
+                log.warning(
+                    "catalog connection lost (%s); retry %d in %.1fs", type(exc.orig).__name__, attempt + 1, delay
+                )
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -152,9 +162,11 @@ class Catalog:
 
     def done_episodes(self, *, asset_key: str, partition: str, stage_version: str) -> dict[str, EpisodeProgress]:
         """Episodes `asset_key` finished for `partition` at `stage_version`, by episode id."""
-        stmt = select(EpisodeProgress).where(EpisodeProgress.asset_key == asset_key,
-                                             EpisodeProgress.partition == partition,
-                                             EpisodeProgress.stage_version == stage_version)
+        stmt = select(EpisodeProgress).where(
+            EpisodeProgress.asset_key == asset_key,
+            EpisodeProgress.partition == partition,
+            EpisodeProgress.stage_version == stage_version,
+        )
         return self.read(lambda session: {row.episode_id: row for row in session.scalars(stmt)})
 
     def replace_episode_rows(
@@ -175,14 +187,19 @@ class Catalog:
         def write() -> None:
             with self.session() as session:
                 for table in [*tables, EpisodeProgress]:
-                    session.execute(delete(table).where(table.asset_key == asset_key, table.partition == partition,
-                                                        table.episode_id == episode_id))
+                    session.execute(
+                        delete(table).where(
+                            table.asset_key == asset_key, table.partition == partition, table.episode_id == episode_id
+                        )
+                    )
                 for table, batch in values.items():
                     session.execute(insert(table), batch)
 
         self.retrying(write)
 
-    def forget_episodes_except(self, *, asset_key: str, partition: str, keep: set[str], tables: Iterable[type[Base]]) -> int:
+    def forget_episodes_except(
+        self, *, asset_key: str, partition: str, keep: set[str], tables: Iterable[type[Base]]
+    ) -> int:
         """Drop rows of episodes no longer in the drama (a file removed from the landing zone)."""
         tables = [*tables, EpisodeProgress]
 

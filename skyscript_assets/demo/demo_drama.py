@@ -52,9 +52,16 @@ def write_demo_drama(landing_dir: Path, groundtruth_dir: Path, *, drama_id: str 
     folder.mkdir(parents=True, exist_ok=True)
     # Vertical 9:16, as short dramas are shot for phones.
     truth = {name: render_video(folder / name, shots, size=DEMO_SIZE) for name, shots in episodes.items()}
-    (folder / "drama.json").write_text(json.dumps(
-        {"title": "The Launch Window (demo)", "language": "en",
-         "source": "rendered from scikit-image sample photographs"}, indent=2))
+    (folder / "drama.json").write_text(
+        json.dumps(
+            {
+                "title": "The Launch Window (demo)",
+                "language": "en",
+                "source": "rendered from scikit-image sample photographs",
+            },
+            indent=2,
+        )
+    )
     groundtruth_dir.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(truth, indent=2))
     return folder

@@ -47,20 +47,24 @@ def run_demo(drama_id: str | None = None) -> int:
     print("\n".join(summary_lines(drama_id, outcomes, queries.losses(CatalogResource().get(), drama_id))))
     release = settings.artifacts_url() + f"/{drama_id}/script_pairs"
     print(f"\nRelease: {release}/README.md and {release}/data/*.parquet")
-    print(f"  python -c \"import datasets; print(datasets.load_dataset('parquet', data_files='{release}/data/*.parquet'))\"")
+    load = f"datasets.load_dataset('parquet', data_files='{release}/data/*.parquet')"
+    print(f'  python -c "import datasets; print({load})"')
     print("\n".join(dataset_lines(outcomes)))  # every calibrated drama in one dataset (skyscript_dataset)
     if all(o.ok for o in outcomes):
         export_every_format(drama_id)
     print("\nOpen the Dagster UI on these runs:")
-    print(f"  DAGSTER_HOME={settings.dagster_home()} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)")
+    print(
+        f"  DAGSTER_HOME={settings.dagster_home()} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)"
+    )
     truth_path = home / "demo_groundtruth" / f"{drama_id}.json"
     print(shot_accuracy(drama_id, truth_path))
     print(f"Ground truth of the demo drama: {truth_path}")
     return 0 if all(o.ok for o in outcomes) else 1
 
 
-def review_and_regrade(drama_id: str, instance: dg.DagsterInstance, outcomes: list[AssetOutcome],
-                       assets: list[dg.AssetsDefinition]) -> list[AssetOutcome]:
+def review_and_regrade(
+    drama_id: str, instance: dg.DagsterInstance, outcomes: list[AssetOutcome], assets: list[dg.AssetsDefinition]
+) -> list[AssetOutcome]:
     """The calibration loop, end to end: a simulated reviewer corrects one field of the demo's
     Label Studio tasks and exports them into the drama's landing folder; the shooting scripts
     are graded again, pass the 90 % gate, and the release follows. Returns the outcomes with
@@ -70,10 +74,13 @@ def review_and_regrade(drama_id: str, instance: dg.DagsterInstance, outcomes: li
     export = Path(settings.landing_url()) / drama_id / REVIEWS_FOLDER / "demo-reviewer.json"
     export.parent.mkdir(parents=True, exist_ok=True)
     export.write_text(json.dumps(simulated_review(tasks, corrections=1), indent=1))
-    print(f"\nCalibration: {len(tasks)} Label Studio tasks in {calibration}; a simulated reviewer corrected one field "
-          f"and exported them to {export}. Grading again:")
-    again = materialize_drama(drama_id, [a for a in assets if a.key.to_user_string() in REVIEWED_ASSETS],
-                              instance=instance)
+    print(
+        f"\nCalibration: {len(tasks)} Label Studio tasks in {calibration}; a simulated reviewer corrected one field "
+        f"and exported them to {export}. Grading again:"
+    )
+    again = materialize_drama(
+        drama_id, [a for a in assets if a.key.to_user_string() in REVIEWED_ASSETS], instance=instance
+    )
     replaced = {o.asset for o in again}
     return [o for o in outcomes if o.asset not in replaced] + again
 
@@ -88,8 +95,10 @@ def export_every_format(drama_id: str) -> None:
         print(f"  {fmt:<8} {done.count} {done.what} in {folder / fmt}")
     with (folder / "jsonl" / "pairs.jsonl").open(encoding="utf-8") as f:
         pair = max((json.loads(line) for line in f), key=lambda p: len(p["script"]))  # the fullest scene
-    print(f"\nOne pair: {pair['pair_id']} (style {pair['style']}, model {pair['model_id']}, "
-          f"calibration {pair['calibration_status']}, highlight {pair['highlight_score']:.2f})")
+    print(
+        f"\nOne pair: {pair['pair_id']} (style {pair['style']}, model {pair['model_id']}, "
+        f"calibration {pair['calibration_status']}, highlight {pair['highlight_score']:.2f})"
+    )
     print("  script:")
     for line in pair["script"].strip().splitlines()[:12]:
         print(f"    {line}")
@@ -105,13 +114,20 @@ def reviewed_in_release(drama_id: str, pairs_jsonl: Path) -> str:
     from skyscript_assets.stages.scripts.calibration import reviewed_values
 
     with pairs_jsonl.open(encoding="utf-8") as f:
-        found = [(p["pair_id"], *v) for p in map(json.loads, f)
-                 for v in reviewed_values(json.loads(p["shooting_script_json"]))]
+        found = [
+            (p["pair_id"], *v)
+            for p in map(json.loads, f)
+            for v in reviewed_values(json.loads(p["shooting_script_json"]))
+        ]
     if not found:
         return "\nNo reviewer's correction in the released pairs."
-    audit = Path(settings.artifacts_url()) / drama_id / "calibrated_shooting_scripts" / "calibration" / "corrections.json"
-    lines = [f"\nReviewer's correction in the released pair {pair_id}, shot {shot}: {name} = {value!r} (source: reviewer)"
-             for pair_id, shot, name, value in found[:3]]
+    audit = (
+        Path(settings.artifacts_url()) / drama_id / "calibrated_shooting_scripts" / "calibration" / "corrections.json"
+    )
+    lines = [
+        f"\nReviewer's correction in the released pair {pair_id}, shot {shot}: {name} = {value!r} (source: reviewer)"
+        for pair_id, shot, name, value in found[:3]
+    ]
     for c in json.loads(audit.read_text())[:3] if audit.is_file() else []:
         lines.append(f"  replaced (audit only, not released: {audit}): {c['target']} was {c['original']!r}")
     return "\n".join(lines)
@@ -125,11 +141,19 @@ def shot_accuracy(drama_id: str, truth_path: Path) -> str:
     found = [(s.episode_id, s.start_frame, s.transition_in) for s in queries.shots(CatalogResource().get(), drama_id)]
     if not found:
         return "Shot accuracy: no shots in the catalog yet"
-    expected = {(episode_id_for(name), shot["start_frame"] if shot["transition_in"] == "cut" else None,
-                 shot["transition_in"])
-                for name, t in truth.items() for shot in t["shots"] if shot["transition_in"] != "start"}
+    expected = {
+        (episode_id_for(name), shot["start_frame"] if shot["transition_in"] == "cut" else None, shot["transition_in"])
+        for name, t in truth.items()
+        for shot in t["shots"]
+        if shot["transition_in"] != "start"
+    }
     got = {(e, f, kind) for e, f, kind in found if kind != "start"}
-    exact = sum(1 for e, f, kind in expected
-                if any(g[0] == e and g[2] == kind and (f is None or abs(g[1] - f) <= 1) for g in got))
-    return (f"Shot accuracy on the demo drama: {exact}/{len(expected)} boundaries found (cuts to 1 frame, fades and "
-            f"dissolves by kind), {len(got)} detected")
+    exact = sum(
+        1
+        for e, f, kind in expected
+        if any(g[0] == e and g[2] == kind and (f is None or abs(g[1] - f) <= 1) for g in got)
+    )
+    return (
+        f"Shot accuracy on the demo drama: {exact}/{len(expected)} boundaries found (cuts to 1 frame, fades and "
+        f"dissolves by kind), {len(got)} detected"
+    )

@@ -51,8 +51,17 @@ def render_video(
     width, height = size
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    truth = {"fps": fps, "width": width, "height": height, "shots": [], "cut_frames": [], "cuts_s": [],
-             "gradual_frames": [], "gradual_s": [], "subtitles": []}
+    truth = {
+        "fps": fps,
+        "width": width,
+        "height": height,
+        "shots": [],
+        "cut_frames": [],
+        "cuts_s": [],
+        "gradual_frames": [],
+        "gradual_s": [],
+        "subtitles": [],
+    }
 
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
@@ -101,11 +110,20 @@ def render_video(
             shot_start = frame_index
             for rgb in frames:
                 emit(rgb)
-            truth["shots"].append({"index": index, "start_frame": start, "content_start_frame": shot_start,
-                                   "end_frame": frame_index - 1, "transition_in": transition,
-                                   "motion": shot.motion})
+            truth["shots"].append(
+                {
+                    "index": index,
+                    "start_frame": start,
+                    "content_start_frame": shot_start,
+                    "end_frame": frame_index - 1,
+                    "transition_in": transition,
+                    "motion": shot.motion,
+                }
+            )
             if shot.subtitle:
-                truth["subtitles"].append({"text": shot.subtitle, "start_frame": shot_start, "end_frame": frame_index - 1})
+                truth["subtitles"].append(
+                    {"text": shot.subtitle, "start_frame": shot_start, "end_frame": frame_index - 1}
+                )
             previous_last = frames[-1]
         for packet in stream.encode():
             container.mux(packet)
@@ -133,15 +151,15 @@ def _shot_frames(shot: ShotSpec, fps: int, width: int, height: int) -> list[np.n
         t = i / max(1, count - 1)
         if shot.motion == "pan":
             x0 = int(round(t * (cw - width)))
-            crop = canvas[(ch - height) // 2:(ch - height) // 2 + height, x0:x0 + width]
+            crop = canvas[(ch - height) // 2 : (ch - height) // 2 + height, x0 : x0 + width]
         elif shot.motion == "zoom":
             scale = 1.0 + 0.25 * t  # slow push-in
             cw_i, ch_i = int(round(cw / 1.3 / scale * 1.0)), int(round(ch / 1.3 / scale))
             y0, x0 = (ch - ch_i) // 2, (cw - cw_i) // 2
-            crop = cv2.resize(canvas[y0:y0 + ch_i, x0:x0 + cw_i], (width, height), interpolation=cv2.INTER_AREA)
+            crop = cv2.resize(canvas[y0 : y0 + ch_i, x0 : x0 + cw_i], (width, height), interpolation=cv2.INTER_AREA)
         else:
             y0, x0 = (ch - height) // 2, (cw - width) // 2
-            crop = canvas[y0:y0 + height, x0:x0 + width]
+            crop = canvas[y0 : y0 + height, x0 : x0 + width]
         frame = np.ascontiguousarray(crop)
         if shot.subtitle:
             frame = burn_subtitle(frame, shot.subtitle)
@@ -166,11 +184,14 @@ def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale to cover width x height, then centre-crop (like CSS object-fit: cover)."""
     h, w = image.shape[:2]
     scale = max(width / w, height / h)
-    resized = cv2.resize(image, (max(width, int(np.ceil(w * scale))), max(height, int(np.ceil(h * scale)))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    resized = cv2.resize(
+        image,
+        (max(width, int(np.ceil(w * scale))), max(height, int(np.ceil(h * scale)))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
     rh, rw = resized.shape[:2]
     y0, x0 = (rh - height) // 2, (rw - width) // 2
-    return resized[y0:y0 + height, x0:x0 + width]
+    return resized[y0 : y0 + height, x0 : x0 + width]
 
 
 def _scale(rgb: np.ndarray, factor: float) -> np.ndarray:

@@ -24,14 +24,25 @@ class WeightsMissing(RuntimeError):
 
 def is_rgb_image(image) -> bool:
     """What every model here takes: an (H, W, 3) uint8 array with pixels in it."""
-    return isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 \
-        and image.shape[0] > 0 and image.shape[1] > 0
+    return (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] == 3
+        and image.shape[0] > 0
+        and image.shape[1] > 0
+    )
 
 
 def bad_image_loss(stage: str, item: str, image) -> LossRecord:
     shape = getattr(image, "shape", None)
-    return LossRecord(stage=stage, item=item, reason="unusable_image",
-                      detail=f"expected an RGB uint8 image, got {type(image).__name__} {shape} {getattr(image, 'dtype', '')}".strip())
+    return LossRecord(
+        stage=stage,
+        item=item,
+        reason="unusable_image",
+        detail=f"expected an RGB uint8 image, got {type(image).__name__} {shape} "
+        f"{getattr(image, 'dtype', '')}".strip(),
+    )
 
 
 def pick_device(device: str = "cpu") -> str:
@@ -51,7 +62,11 @@ def load_pretrained(loader, name_or_path: str | Path, **kwargs):
     source = str(name_or_path)
     local = Path(source).expanduser()
     looks_like_path = local.is_absolute() or source.startswith((".", "~")) or local.exists()
-    if looks_like_path and not (local / "config.json").is_file() and not (local / "preprocessor_config.json").is_file():
+    if (
+        looks_like_path
+        and not (local / "config.json").is_file()
+        and not (local / "preprocessor_config.json").is_file()
+    ):
         raise WeightsMissing(local)
     try:
         return loader.from_pretrained(str(local) if looks_like_path else source, local_files_only=True, **kwargs)
@@ -97,7 +112,7 @@ def run_in_batches(items: list, batch_size: int, run_batch, on_halve=None) -> li
     outputs: list = []
     size, start = max(1, batch_size), 0
     while start < len(items):
-        batch = items[start:start + size]
+        batch = items[start : start + size]
         try:
             results = list(run_batch(batch))
         except Exception as exc:

@@ -18,7 +18,7 @@ class DepthEstimator(PretrainedModel):
     model_class = "AutoModelForDepthEstimation"
 
     @classmethod
-    def load(cls, name_or_path: str | Path, device: str = "cpu", *, batch_size: int = 8) -> "DepthEstimator":
+    def load(cls, name_or_path: str | Path, device: str = "cpu", *, batch_size: int = 8) -> DepthEstimator:
         return cls._from_local(name_or_path, device, batch_size)
 
     def estimate(self, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -30,13 +30,16 @@ class DepthEstimator(PretrainedModel):
         by_size: dict[tuple[int, ...], list[int]] = {}
         for index, image in enumerate(images):
             by_size.setdefault(image.shape, []).append(index)
+
         def run(batch: list[int]) -> list[np.ndarray]:
             inputs = self.processor(images=[images[i] for i in batch], return_tensors="pt").to(self.device)
             with torch.no_grad():
                 outputs = self.model(**inputs)
             sizes = [images[i].shape[:2] for i in batch]
-            return [r["predicted_depth"].float().cpu().numpy()
-                    for r in self.processor.post_process_depth_estimation(outputs, target_sizes=sizes)]
+            return [
+                r["predicted_depth"].float().cpu().numpy()
+                for r in self.processor.post_process_depth_estimation(outputs, target_sizes=sizes)
+            ]
 
         for indices in by_size.values():
             for index, depth in zip(indices, run_in_batches(indices, self.batch_size, run)):

@@ -33,17 +33,34 @@ class OpenVocabularyDetector(PretrainedModel):
     model_class = "AutoModelForZeroShotObjectDetection"
     processor_class = "AutoProcessor"
 
-    def __init__(self, model, processor, device: str, batch_size: int, model_id: str, *,
-                 box_threshold: float = 0.35, text_threshold: float = 0.25) -> None:
+    def __init__(
+        self,
+        model,
+        processor,
+        device: str,
+        batch_size: int,
+        model_id: str,
+        *,
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
+    ) -> None:
         super().__init__(model, processor, device, batch_size, model_id)
         self.box_threshold = box_threshold
         self.text_threshold = text_threshold
 
     @classmethod
-    def load(cls, name_or_path: str | Path, device: str = "cpu", *, box_threshold: float = 0.35,
-             text_threshold: float = 0.25, batch_size: int = 8) -> "OpenVocabularyDetector":
-        return cls._from_local(name_or_path, device, batch_size, box_threshold=box_threshold,
-                               text_threshold=text_threshold)
+    def load(
+        cls,
+        name_or_path: str | Path,
+        device: str = "cpu",
+        *,
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
+        batch_size: int = 8,
+    ) -> OpenVocabularyDetector:
+        return cls._from_local(
+            name_or_path, device, batch_size, box_threshold=box_threshold, text_threshold=text_threshold
+        )
 
     def detect(self, images: list[np.ndarray], names_per_image: list[list[str]]) -> list[list[Detection]]:
         """RGB uint8 images and, for each, the object names to ground; returns boxes per image."""
@@ -54,8 +71,9 @@ class OpenVocabularyDetector(PretrainedModel):
         for index, names in enumerate(names_per_image):
             for chunk in self._prompt_chunks(unique_object_names(names)):
                 jobs.append((index, chunk))
-        found_per_job = run_in_batches(jobs, self.batch_size,
-                                       lambda batch: self._run([images[i] for i, _ in batch], [c for _, c in batch]))
+        found_per_job = run_in_batches(
+            jobs, self.batch_size, lambda batch: self._run([images[i] for i, _ in batch], [c for _, c in batch])
+        )
         for (index, _), found in zip(jobs, found_per_job):
             results[index].extend(found)
         return results
@@ -77,8 +95,9 @@ class OpenVocabularyDetector(PretrainedModel):
             for q in range(token_probs.shape[1]):
                 if token_probs[b, q].max() < self.box_threshold:
                     continue
-                name, score = max(((n, float(token_probs[b, q, a:z].max())) for n, (a, z) in spans.items()),
-                                  key=lambda item: item[1])
+                name, score = max(
+                    ((n, float(token_probs[b, q, a:z].max())) for n, (a, z) in spans.items()), key=lambda item: item[1]
+                )
                 if score < self.text_threshold:
                     continue
                 per_image.append(Detection(name, _to_pixels(boxes[b, q], width, height), score))

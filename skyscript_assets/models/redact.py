@@ -27,13 +27,15 @@ LIMIT = 300
 # comma, a semicolon, a closing brace or the end of the line.
 _HEADER = re.compile(
     r"(?i)(\b(?:proxy-)?authorization|\bx-api-key|\bapi[-_]?key|\bcookie|\bset-cookie)"
-    r"(\W{0,3}[:=]\s*[\"']?)([^\"'\r\n,;}]*)")
+    r"(\W{0,3}[:=]\s*[\"']?)([^\"'\r\n,;}]*)"
+)
 _SCHEME = re.compile(r"\b((?i:bearer)|Basic(?=\s+[A-Za-z0-9+/=]{8,}))(\s+)([^\s\"',;}]+)")
 _URL_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@\"']+@")
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access[-_]?token|auth|sig|signature)=)[^&\s\"']+")
 # Vendor key prefixes: OpenAI sk-/sk-proj-, Hugging Face hf_, GitHub ghp_/gho_/ghs_/github_pat_, Slack xox?-, AWS AKIA.
 _PREFIXED_KEY = re.compile(
-    r"\b(?:sk|pk|rk|hf|ghp|gho|ghs|ghu|github_pat|xox[abprs])[-_][A-Za-z0-9_\-*.]{6,}|\bAKIA[0-9A-Z]{12,}")
+    r"\b(?:sk|pk|rk|hf|ghp|gho|ghs|ghu|github_pat|xox[abprs])[-_][A-Za-z0-9_\-*.]{6,}|\bAKIA[0-9A-Z]{12,}"
+)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
 _TOKEN = re.compile(r"[A-Za-z0-9+/_\-]{32,}={0,2}")
 _HEX = re.compile(r"[0-9a-fA-F]{32,}")

@@ -50,23 +50,43 @@ def frame_annotation_prompt(image_count: int, template: PromptTemplate | None = 
 
 
 # The reply's shape, shown in the prompt (types as placeholders) ...
-OUTPUT_EXAMPLE = {"frames": [{
-    "scene": {"number": "integer or null", "name": "string"},
-    "bgm": {"present": "true/false", "genre": "string", "mood": "string", "tempo": "string"},
-    "scene_description": "string",
-    "people": [{"type": "string", "age": "string", "gender": "string", "looks": "string",
-                "emotion": "string", "actions": "string",
-                "vad": {"valence": "1-9", "arousal": "1-9", "dominance": "1-9"},
-                "temperament": "string", "facial_attractiveness": "1-5",
-                "shot_type": "extreme_close_up|close_up|medium|full|wide", "line": "string or null"}],
-    "objects": [{"name": "string", "description": "string",
-                 "shot_type": "extreme_close_up|close_up|medium|full|wide|foreground|background"}],
-}]}
+OUTPUT_EXAMPLE = {
+    "frames": [
+        {
+            "scene": {"number": "integer or null", "name": "string"},
+            "bgm": {"present": "true/false", "genre": "string", "mood": "string", "tempo": "string"},
+            "scene_description": "string",
+            "people": [
+                {
+                    "type": "string",
+                    "age": "string",
+                    "gender": "string",
+                    "looks": "string",
+                    "emotion": "string",
+                    "actions": "string",
+                    "vad": {"valence": "1-9", "arousal": "1-9", "dominance": "1-9"},
+                    "temperament": "string",
+                    "facial_attractiveness": "1-5",
+                    "shot_type": "extreme_close_up|close_up|medium|full|wide",
+                    "line": "string or null",
+                }
+            ],
+            "objects": [
+                {
+                    "name": "string",
+                    "description": "string",
+                    "shot_type": "extreme_close_up|close_up|medium|full|wide|foreground|background",
+                }
+            ],
+        }
+    ]
+}
 
 
 def prompt_placeholders() -> frozenset[str]:
     """The type placeholders of OUTPUT_EXAMPLE ("string", "1-9", ...), lowercased: a reply that
     repeats one copied the form instead of answering."""
+
     def leaves(value):
         if isinstance(value, dict):
             return [leaf for v in value.values() for leaf in leaves(v)]
@@ -84,5 +104,9 @@ def output_json_schema() -> dict:
     frame = FrameAnnotation.model_json_schema()
     defs = frame.pop("$defs", {})
     frame["properties"].pop("timestamp_s", None)  # the keyframe's decoded time is the truth, not the model's guess
-    return {"type": "object", "properties": {"frames": {"type": "array", "items": frame}},
-            "required": ["frames"], "$defs": defs}
+    return {
+        "type": "object",
+        "properties": {"frames": {"type": "array", "items": frame}},
+        "required": ["frames"],
+        "$defs": defs,
+    }

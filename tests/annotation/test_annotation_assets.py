@@ -6,18 +6,17 @@ import json
 import dagster as dg
 import pytest
 import skimage.data
+from fake_chat_server import FakeChatServer
 from sqlalchemy import select
 
 from skyscript_assets.catalog import Catalog, FrameAnnotationRow, RawMllmOutput
 from skyscript_assets.defs.annotation.assets import cleaned_json, raw_mllm_json
 from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
-from skyscript_assets.defs.platform.resources import local_resources, MllmResource
+from skyscript_assets.defs.platform.resources import MllmResource, local_resources
 from skyscript_assets.defs.video.assets import keyframes
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 from skyscript_assets.schema import FrameAnnotation
 from skyscript_assets.settings import database_url
-from skyscript_assets.demo.synthetic import ShotSpec, render_video
-
-from fake_chat_server import FakeChatServer
 
 ASSETS = [drama_manifest, keyframes, raw_mllm_json, cleaned_json]
 ONE_WORKER = {"ops": {"keyframes": {"config": {"workers": 1}}}}
@@ -25,16 +24,28 @@ ONE_WORKER = {"ops": {"keyframes": {"config": {"workers": 1}}}}
 
 def _drama(home, size=(320, 180)):
     folder = home / "landing" / "mllm-drama"
-    render_video(folder / "ep1.mp4", [ShotSpec(skimage.data.astronaut(), 1.0, subtitle="I never left."),
-                                      ShotSpec(skimage.data.coffee(), 1.0, "static", "cut")], size=size)
+    render_video(
+        folder / "ep1.mp4",
+        [
+            ShotSpec(skimage.data.astronaut(), 1.0, subtitle="I never left."),
+            ShotSpec(skimage.data.coffee(), 1.0, "static", "cut"),
+        ],
+        size=size,
+    )
     render_video(folder / "ep2.mp4", [ShotSpec(skimage.data.rocket(), 1.0)], size=(320, 180))
 
 
 def _materialize(instance, resources, assets=ASSETS):
     if not instance.has_dynamic_partition("dramas", "mllm-drama"):
         instance.add_dynamic_partitions("dramas", ["mllm-drama"])
-    return dg.materialize(assets, partition_key="mllm-drama", instance=instance, resources=resources,
-                          run_config=ONE_WORKER if keyframes in assets else None, raise_on_error=False)
+    return dg.materialize(
+        assets,
+        partition_key="mllm-drama",
+        instance=instance,
+        resources=resources,
+        run_config=ONE_WORKER if keyframes in assets else None,
+        raise_on_error=False,
+    )
 
 
 def _meta(result, key):
@@ -46,8 +57,12 @@ def test_openai_backend_replies_are_kept_verbatim_and_cleaned(skyscript_home, mo
     _drama(skyscript_home)
     monkeypatch.setenv("TEST_MLLM_KEY", "sk-test-secret")
     with FakeChatServer() as server, dg.instance_for_test() as instance:
-        resources = {**local_resources(), "mllm": MllmResource(backend="openai", base_url=server.base_url,
-                                                               model="tiny-vlm", api_key_env="TEST_MLLM_KEY")}
+        resources = {
+            **local_resources(),
+            "mllm": MllmResource(
+                backend="openai", base_url=server.base_url, model="tiny-vlm", api_key_env="TEST_MLLM_KEY"
+            ),
+        }
         result = _materialize(instance, resources)
         assert result.success
         assert _meta(result, "raw_mllm_json")["requests"] == 3  # one per shot
@@ -93,8 +108,20 @@ class _BrokenServer:
                     body, status = b'{"error": "internal"}', 500
                 else:  # a proxy's error page wrapped as the model's answer
                     content = "<html><body><h1>502 Bad Gateway</h1></body></html>"
-                    body, status = json.dumps({"choices": [{"index": 0, "finish_reason": "stop", "message": {
-                        "role": "assistant", "content": content}}]}).encode(), 200
+                    body, status = (
+                        json.dumps(
+                            {
+                                "choices": [
+                                    {
+                                        "index": 0,
+                                        "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": content},
+                                    }
+                                ]
+                            }
+                        ).encode(),
+                        200,
+                    )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -141,14 +168,19 @@ def test_a_dead_or_garbage_server_fails_the_blocking_check_and_blocks_the_drama(
 def test_keyframes_lost_to_an_outage_are_retried_when_the_server_is_back(skyscript_home):
     _drama(skyscript_home)
     with dg.instance_for_test() as instance:
-        down = {**local_resources(), "mllm": MllmResource(backend="openai", base_url="http://127.0.0.1:9/v1", model="m")}
+        down = {
+            **local_resources(),
+            "mllm": MllmResource(backend="openai", base_url="http://127.0.0.1:9/v1", model="m"),
+        }
         first = _materialize(instance, down)
         assert _meta(first, "raw_mllm_json")["keyframes_to_retry"] == 3
         with FakeChatServer() as server:
             back = {**local_resources(), "mllm": MllmResource(backend="openai", base_url=server.base_url, model="m")}
             again = _materialize(instance, back, [raw_mllm_json, cleaned_json])
         assert again.success and _meta(again, "raw_mllm_json")["episodes_processed"] == 2
-        assert _meta(again, "raw_mllm_json")["keyframes_lost"] == 0 and _meta(again, "cleaned_json")["frames_kept"] == 3
+        assert (
+            _meta(again, "raw_mllm_json")["keyframes_lost"] == 0 and _meta(again, "cleaned_json")["frames_kept"] == 3
+        )
         assert not Catalog(database_url()).losses(stage="raw_mllm_json")
 
 
@@ -159,8 +191,10 @@ def test_offline_baseline_annotates_the_demo_way(skyscript_home):
         assert result.success
         assert _meta(result, "raw_mllm_json")["model_id"].startswith("baseline-cv")
         with Catalog(database_url()).session() as session:
-            frames = {f.item: FrameAnnotation.model_validate(f.annotation)
-                      for f in session.scalars(select(FrameAnnotationRow))}
+            frames = {
+                f.item: FrameAnnotation.model_validate(f.annotation)
+                for f in session.scalars(select(FrameAnnotationRow))
+            }
         astronaut = frames["ep1/kf0000"]
         assert astronaut.people and astronaut.people[0].line and "left" in astronaut.people[0].line.lower()
         assert not Catalog(database_url()).losses(stage="cleaned_json")

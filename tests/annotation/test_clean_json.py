@@ -33,11 +33,21 @@ def sample_cases() -> dict:
 PROMPT_FORMAT_FRAME = {
     "scene": {"number": 3, "name": "Hospital corridor"},
     "bgm": {"present": False, "genre": None, "mood": None, "tempo": None},
-    "scene_description": "A long corridor; a nurse's trolley stands by a door marked \"ICU\".",
+    "scene_description": 'A long corridor; a nurse\'s trolley stands by a door marked "ICU".',
     "people": [
-        {"type": "woman", "age": "young adult", "gender": "female", "looks": "white coat, 白色外套",
-         "emotion": "anxious", "actions": "running", "vad": {"valence": 2.5, "arousal": 8, "dominance": 3},
-         "temperament": "determined", "facial_attractiveness": 4, "shot_type": "full", "line": None},
+        {
+            "type": "woman",
+            "age": "young adult",
+            "gender": "female",
+            "looks": "white coat, 白色外套",
+            "emotion": "anxious",
+            "actions": "running",
+            "vad": {"valence": 2.5, "arousal": 8, "dominance": 3},
+            "temperament": "determined",
+            "facial_attractiveness": 4,
+            "shot_type": "full",
+            "line": None,
+        },
     ],
     "objects": [{"name": "trolley", "description": "metal trolley", "shot_type": "background"}],
 }
@@ -52,8 +62,9 @@ def test_every_sample_case_cleans_to_the_schema_with_numeric_vad(sample_cases):
     assert len(people) == sum(len(c["people"]) for c in sample_cases.values())
     with_vad = [p for p in people if p.vad is not None]
     assert len(with_vad) == sum("Continuous Emotion" in p for c in sample_cases.values() for p in c["people"])
-    assert all(isinstance(v, float) and 1 <= v <= 9 for p in with_vad
-               for v in (p.vad.valence, p.vad.arousal, p.vad.dominance))
+    assert all(
+        isinstance(v, float) and 1 <= v <= 9 for p in with_vad for v in (p.vad.valence, p.vad.arousal, p.vad.dominance)
+    )
     # people without the emotion fields keep them null: nothing is invented
     bare = [p for p in people if p.vad is None]
     assert bare and all(p.emotion is None and p.facial_attractiveness is None for p in bare)
@@ -72,24 +83,45 @@ def test_sample_cases_one_by_one_keep_the_case_order(sample_cases):
         assert annotation.scene_description == case["Scene Description"]
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Medium Shot", ShotType.MEDIUM), ("medium Shot", ShotType.MEDIUM), ("CU", ShotType.CLOSE_UP),
-    ("Close-up", ShotType.CLOSE_UP), ("Extreme close-up", ShotType.EXTREME_CLOSE_UP),
-    ("Background", ShotType.BACKGROUND), ("full shot", ShotType.FULL), ("Wide Shot", ShotType.WIDE),
-    ("特写", ShotType.CLOSE_UP), ("sideways", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Medium Shot", ShotType.MEDIUM),
+        ("medium Shot", ShotType.MEDIUM),
+        ("CU", ShotType.CLOSE_UP),
+        ("Close-up", ShotType.CLOSE_UP),
+        ("Extreme close-up", ShotType.EXTREME_CLOSE_UP),
+        ("Background", ShotType.BACKGROUND),
+        ("full shot", ShotType.FULL),
+        ("Wide Shot", ShotType.WIDE),
+        ("特写", ShotType.CLOSE_UP),
+        ("sideways", None),
+    ],
+)
 def test_shot_type_spellings(text, expected):
     assert shot_type_from_text(text) == expected
 
 
 def test_normalisation_converts_clamps_and_counts():
     issues = __import__("collections").Counter()
-    frame = normalise_frame({
-        "SCENE": ["2", "Rooftop"], "bgm": "no",
-        "Characters": [{"Object": "man", "Continuous Emotion": "V: 7, A: 12, D: 4",
-                        "Facial Attractiveness": "4.5 out of 5", "Shot Type": "Foreground", "Mood ring": 1}],
-        "Objects": ["umbrella"], "Timestamp": "00:01:02.5",
-    }, issues)
+    frame = normalise_frame(
+        {
+            "SCENE": ["2", "Rooftop"],
+            "bgm": "no",
+            "Characters": [
+                {
+                    "Object": "man",
+                    "Continuous Emotion": "V: 7, A: 12, D: 4",
+                    "Facial Attractiveness": "4.5 out of 5",
+                    "Shot Type": "Foreground",
+                    "Mood ring": 1,
+                }
+            ],
+            "Objects": ["umbrella"],
+            "Timestamp": "00:01:02.5",
+        },
+        issues,
+    )
     person = frame.people[0]
     assert frame.scene.number == 2 and frame.scene.name == "Rooftop" and frame.bgm.present is False
     assert (person.vad.valence, person.vad.arousal, person.vad.dominance) == (7.0, 9.0, 4.0)
@@ -102,6 +134,7 @@ def test_normalisation_converts_clamps_and_counts():
 
 
 # --- the generated corpus of broken replies --------------------------------------------------
+
 
 def _dump_with(value, braces="{}", brackets="[]", colon=":", comma=",", quotes='""') -> str:
     """JSON-like text with other punctuation; strings are left raw inside the new quotes."""
@@ -133,8 +166,11 @@ CORRUPTIONS = {
     "python_literals": lambda v: repr(v),
     "fence_and_trailing_comma": lambda v: "```json\n" + _trailing_commas(json.dumps(v, indent=2)) + "\n```",
     "unquoted_keys": lambda v: _unquote_keys(json.dumps(v, indent=1)),
-    "prose_around": lambda v: "Sure! Here is the annotation you asked for:\n\n" + json.dumps(v)
-                              + "\n\nI hope this helps. Let me know if {anything} else is needed.",
+    "prose_around": lambda v: (
+        "Sure! Here is the annotation you asked for:\n\n"
+        + json.dumps(v)
+        + "\n\nI hope this helps. Let me know if {anything} else is needed."
+    ),
     "full_width_punctuation": _full_width,
     "missing_commas": lambda v: re.sub(r'",\n', '"\n', json.dumps(v, indent=2)),
     "single_quotes": lambda v: _dump_with(v, quotes="''", comma=", ", colon=": "),
@@ -203,13 +239,16 @@ def test_truncated_single_frame_is_a_truncation_loss(sample_cases):
     assert (loss.item, loss.reason) == ("ep1/shot3/kf0", "truncated")
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("", "empty_output"),
-    ("   \n ", "empty_output"),
-    ("I'm sorry, I cannot describe this image.", "no_json"),
-    ('["just", "strings"]', "not_an_annotation"),
-    ('{"weather": "sunny"}', "not_an_annotation"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("", "empty_output"),
+        ("   \n ", "empty_output"),
+        ("I'm sorry, I cannot describe this image.", "no_json"),
+        ('["just", "strings"]', "not_an_annotation"),
+        ('{"weather": "sunny"}', "not_an_annotation"),
+    ],
+)
 def test_unrecoverable_replies_are_losses_with_reasons(text, reason):
     result = clean_raw_output(text, ["kf1", "kf2"])
     assert result.outcome is CleanOutcome.LOST
@@ -217,8 +256,14 @@ def test_unrecoverable_replies_are_losses_with_reasons(text, reason):
 
 
 def test_wrong_types_become_null_and_are_counted():
-    text = json.dumps({"scene": {"number": "one", "name": ["Park", "gate"]}, "people": "nobody",
-                       "objects": [{"name": "kite", "shot_type": 7}], "bgm": {"present": "maybe"}})
+    text = json.dumps(
+        {
+            "scene": {"number": "one", "name": ["Park", "gate"]},
+            "people": "nobody",
+            "objects": [{"name": "kite", "shot_type": 7}],
+            "bgm": {"present": "maybe"},
+        }
+    )
     result = clean_raw_output(text, ["kf"])
     frame = result.frames[0]
     assert isinstance(frame, FrameAnnotation)
@@ -272,18 +317,25 @@ def test_json_segments_report_open_depth():
 def test_cleaning_stats_separate_the_outcomes():
     stats = CleaningStats()
     frame = json.dumps(PROMPT_FORMAT_FRAME)
-    for text, items in [(frame, ["a"]), (frame + ",", ["b"]), ("nothing", ["c", "d"]),
-                        (json.dumps([PROMPT_FORMAT_FRAME]), ["e", "f"])]:
+    for text, items in [
+        (frame, ["a"]),
+        (frame + ",", ["b"]),
+        ("nothing", ["c", "d"]),
+        (json.dumps([PROMPT_FORMAT_FRAME]), ["e", "f"]),
+    ]:
         stats.add(clean_raw_output(text, items))
     assert dict(stats.replies) == {"parsed_as_is": 2, "fixed_locally": 1, "lost": 1}
     assert (stats.frames_kept, stats.frames_lost) == (3, 3)
     assert stats.frame_loss_rate == 0.5 and stats.unparseable_rate == 0.5
 
 
-@pytest.mark.parametrize("text", [
-    "Image 1:\n```json\n{}\n```\nImage 2:\n```json\n{}\n```",
-    "Image 1: {} \n\nImage 2: {}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Image 1:\n```json\n{}\n```\nImage 2:\n```json\n{}\n```",
+        "Image 1: {} \n\nImage 2: {}",
+    ],
+)
 def test_one_object_per_image_becomes_a_list_of_frames(text):
     frame = json.dumps(PROMPT_FORMAT_FRAME)
     result = clean_raw_output(text.replace("{}", frame), ["kf1", "kf2"])
@@ -300,8 +352,9 @@ def test_a_reply_cut_before_its_first_frame_never_goes_to_the_llm():
 def test_a_frame_that_still_fails_validation_is_a_loss_not_a_crash(monkeypatch):
     from skyscript_assets.stages.annotation import normalise as normalise_annotation
 
-    monkeypatch.setattr(normalise_annotation._Normaliser, "frame",
-                        lambda self, value: {"people": [{"vad": {"valence": 42}}]})
+    monkeypatch.setattr(
+        normalise_annotation._Normaliser, "frame", lambda self, value: {"people": [{"vad": {"valence": 42}}]}
+    )
     result = clean_raw_output(json.dumps([PROMPT_FORMAT_FRAME] * 2), ["kf1", "kf2"])
     assert [(f.item, f.reason) for f in result.losses] == [("kf1", "schema_violation"), ("kf2", "schema_violation")]
     assert "less than or equal to 9" in result.losses[0].detail
@@ -319,16 +372,22 @@ def test_a_reply_that_copies_the_prompts_form_invents_nothing():
 
 def test_full_width_structure_becomes_ascii_while_string_values_keep_their_punctuation():
     text = "｛“line”：“他说：“走，快走”，[笑]”，\n\u3000“vad”：［５、４．５］，“note”：‘it’s “fine”’｝"
-    assert json.loads(ascii_structure(text)) == {"line": "他说：“走，快走”，[笑]", "vad": [5, 4.5],
-                                                 "note": "it’s “fine”"}
+    assert json.loads(ascii_structure(text)) == {
+        "line": "他说：“走，快走”，[笑]",
+        "vad": [5, 4.5],
+        "note": "it’s “fine”",
+    }
     ascii_json = '{"line": "他说：“走，快走”", "n": 1}'
     assert ascii_structure(ascii_json) == ascii_json  # strings in ASCII quotes are left alone
 
 
 def test_a_reply_encoded_again_as_a_json_string_is_decoded_and_counted_unparseable():
     frame = json.dumps(PROMPT_FORMAT_FRAME, ensure_ascii=False, indent=2)
-    for text in (json.dumps(frame), "Here is the result: " + json.dumps(frame, ensure_ascii=False),
-                 json.dumps(json.dumps(frame))):  # encoded twice over
+    for text in (
+        json.dumps(frame),
+        "Here is the result: " + json.dumps(frame, ensure_ascii=False),
+        json.dumps(json.dumps(frame)),
+    ):  # encoded twice over
         result = clean_raw_output(text, ["kf"])
         assert result.outcome is CleanOutcome.FIXED_LOCALLY and result.unparseable
         assert result.frames == _expected(PROMPT_FORMAT_FRAME)

@@ -36,6 +36,7 @@ CUT = "@@CUT@@"  # put into the last frame of a reply that gets cut off, where t
 
 # --- the valid annotations -----------------------------------------------------------------
 
+
 @cache
 def _sample() -> dict:
     if not SAMPLE.is_file():
@@ -52,12 +53,16 @@ def _case(n: int) -> dict:
 
 _ZH_TEXT = {
     "scene": ["安静的西餐厅", "医院走廊"],
-    "description": ["室内，像是一家餐厅：桌上摆着牛排、薯条和一杯红酒；墙上挂着“营业中”的牌子。",
-                    "走廊很长（灯光昏暗），门上写着\"ICU\"，地上有{水渍}和[脚印]。"],
+    "description": [
+        "室内，像是一家餐厅：桌上摆着牛排、薯条和一杯红酒；墙上挂着“营业中”的牌子。",
+        '走廊很长（灯光昏暗），门上写着"ICU"，地上有{水渍}和[脚印]。',
+    ],
     "looks": "短黑发，穿着带毛领的黑色夹克，打着花纹领带。",
     "actions": "坐在桌旁，举着酒杯：“干杯！”",
-    "line": ["他说：“你别走，{我}马上回来！”[笑]\n她回答：\"好，我等你。\"",
-             "他喊道：“站住”，“别跑”！It's 老王的店：别乱来。"],
+    "line": [
+        '他说：“你别走，{我}马上回来！”[笑]\n她回答："好，我等你。"',
+        "他喊道：“站住”，“别跑”！It's 老王的店：别乱来。",
+    ],
     "temperament": "沉稳，友善",
     "object": "白色桌布：上面放着盘子、刀叉，还有一张写着“预订”的卡片。",
 }
@@ -68,30 +73,54 @@ def _chinese(case: dict, k: int) -> dict:
     people = []
     for p, person in enumerate(case["people"]):
         person = dict(person)
-        person.update(Looks=_ZH_TEXT["looks"], Actions=_ZH_TEXT["actions"], Temperament=_ZH_TEXT["temperament"],
-                      Line=_ZH_TEXT["line"][(k + p) % 2])
+        person.update(
+            Looks=_ZH_TEXT["looks"],
+            Actions=_ZH_TEXT["actions"],
+            Temperament=_ZH_TEXT["temperament"],
+            Line=_ZH_TEXT["line"][(k + p) % 2],
+        )
         people.append(person)
     objects = [dict(o, Description=_ZH_TEXT["object"]) for o in case["objects"]]
-    return {"场景": [case["Scene"][0], _ZH_TEXT["scene"][k % 2]], "背景音乐": ["True", "流行", "浪漫", "慢节奏"],
-            "场景描述": _ZH_TEXT["description"][k % 2], "人物": people, "物体": objects}
+    return {
+        "场景": [case["Scene"][0], _ZH_TEXT["scene"][k % 2]],
+        "背景音乐": ["True", "流行", "浪漫", "慢节奏"],
+        "场景描述": _ZH_TEXT["description"][k % 2],
+        "人物": people,
+        "物体": objects,
+    }
 
 
 def _prompt_format(case: dict) -> dict:
     """A sample case in the prompt's snake_case format, with real booleans and nulls."""
+
     def person(p):
         vad = p.get("Continuous Emotion")
-        return {"type": p["object"], "age": p["Age"], "gender": p["Gender"], "looks": p["Looks"],
-                "emotion": p.get("Emotion"), "actions": p.get("Actions"),
-                "vad": {"valence": vad["Valence (V)"], "arousal": vad["Arousal (A)"],
-                        "dominance": vad["Dominance (D)"]} if vad else None,
-                "temperament": p.get("Temperament"), "facial_attractiveness": p.get("Facial Attractiveness"),
-                "shot_type": p["Shot Type"], "line": None}
-    return {"scene": {"number": int(case["Scene"][0]), "name": case["Scene"][1]},
-            "bgm": {"present": case["BGM"][0] == "True", "genre": case["BGM"][1], "mood": None, "tempo": None},
-            "scene_description": case["Scene Description"].replace(". ", ".\n", 1),
-            "people": [person(p) for p in case["people"]],
-            "objects": [{"name": o["object"], "description": o["Description"], "shot_type": o["Shot Type"]}
-                        for o in case["objects"]]}
+        return {
+            "type": p["object"],
+            "age": p["Age"],
+            "gender": p["Gender"],
+            "looks": p["Looks"],
+            "emotion": p.get("Emotion"),
+            "actions": p.get("Actions"),
+            "vad": {"valence": vad["Valence (V)"], "arousal": vad["Arousal (A)"], "dominance": vad["Dominance (D)"]}
+            if vad
+            else None,
+            "temperament": p.get("Temperament"),
+            "facial_attractiveness": p.get("Facial Attractiveness"),
+            "shot_type": p["Shot Type"],
+            "line": None,
+        }
+
+    return {
+        "scene": {"number": int(case["Scene"][0]), "name": case["Scene"][1]},
+        "bgm": {"present": case["BGM"][0] == "True", "genre": case["BGM"][1], "mood": None, "tempo": None},
+        "scene_description": case["Scene Description"].replace(". ", ".\n", 1),
+        "people": [person(p) for p in case["people"]],
+        "objects": [
+            {"name": o["object"], "description": o["Description"], "shot_type": o["Shot Type"]}
+            for o in case["objects"]
+        ],
+    }
 
 
 def _numbers_as_strings(value):
@@ -104,8 +133,9 @@ def _numbers_as_strings(value):
 
 def _missing_fields(case: dict) -> dict:
     case = {k: v for k, v in case.items() if k not in ("BGM", "objects")}
-    case["people"] = [{k: v for k, v in p.items() if k not in ("Continuous Emotion", "Temperament")}
-                      for p in case["people"]]
+    case["people"] = [
+        {k: v for k, v in p.items() if k not in ("Continuous Emotion", "Temperament")} for p in case["people"]
+    ]
     return case
 
 
@@ -122,13 +152,15 @@ ANNOTATIONS = {
     "en_per_image": Annotation(lambda: [_case(4), _case(5)], per_image=True),
     "zh_frame_list": Annotation(lambda: [_chinese(_case(7), 0), _chinese(_case(8), 1)]),
     "prompt_format_frames": Annotation(lambda: {"frames": [_prompt_format(_case(9)), _prompt_format(_case(10))]}),
-    "numbers_as_strings": Annotation(lambda: _numbers_as_strings(_prompt_format(_case(11))),
-                                     original=lambda: _prompt_format(_case(11))),
+    "numbers_as_strings": Annotation(
+        lambda: _numbers_as_strings(_prompt_format(_case(11))), original=lambda: _prompt_format(_case(11))
+    ),
     "missing_fields": Annotation(lambda: _missing_fields(_case(12))),
 }
 
 
 # --- writing JSON in many ways -------------------------------------------------------------
+
 
 def _raw_body(text: str, quote: str, ascii_only: bool = False) -> str:
     """A string's text escaped as JSON does, except that `quote`'s character is left raw... or
@@ -186,8 +218,14 @@ def render(value, form: Form, indent: int | None, ascii_only: bool, level: int =
     pad = "\n" + form.indent_char * (indent * (level + 1)) if indent else ""
     end_pad = "\n" + form.indent_char * (indent * level) if indent else ""
     if isinstance(value, dict):
-        members = [(f"{form.key(k, ascii_only)}{form.colon}{' ' if form.spaced else ''}"
-                    f"{render(v, form, indent, ascii_only, level + 1)}", isinstance(v, str)) for k, v in value.items()]
+        members = [
+            (
+                f"{form.key(k, ascii_only)}{form.colon}{' ' if form.spaced else ''}"
+                f"{render(v, form, indent, ascii_only, level + 1)}",
+                isinstance(v, str),
+            )
+            for k, v in value.items()
+        ]
         opening, closing, comma = form.braces[0], form.braces[1], form.comma
         if form.comments:
             opening += (pad + "// the model's note: {keys} follow") if indent else "/* the model's note */"
@@ -204,8 +242,11 @@ def render(value, form: Form, indent: int | None, ascii_only: bool, level: int =
         if last:
             sep = comma if form.trailing_commas else ""
         else:
-            sep = "" if (form.missing_commas and is_string) or (form.missing_list_commas and is_string == "list") \
+            sep = (
+                ""
+                if (form.missing_commas and is_string) or (form.missing_list_commas and is_string == "list")
                 else comma
+            )
         gap = "" if last or indent else " " if form.spaced or not sep else ""
         parts.append(text + sep + gap)
     return opening + pad + pad.join(parts) + end_pad + closing
@@ -234,9 +275,13 @@ LAYOUTS = {"compact": None, "pretty": 2}
 WRAPPERS = ("bare", "prose", "fence", "prose_fence")
 ENCODINGS = ("plain", "json_string", "whole_reply_json_string")
 
-_PROSE = {"en": ("Sure! Here is the annotation you asked for:",
-                 "I hope this helps. Let me know if {anything} else is needed [or not]."),
-          "zh": ("好的，以下是标注结果：", "如需修改请告诉我（谢谢）。")}
+_PROSE = {
+    "en": (
+        "Sure! Here is the annotation you asked for:",
+        "I hope this helps. Let me know if {anything} else is needed [or not].",
+    ),
+    "zh": ("好的，以下是标注结果：", "如需修改请告诉我（谢谢）。"),
+}
 
 
 def _reply(name: str, kind: str, layout: str, wrapper: str, encoding: str) -> str:
@@ -267,7 +312,7 @@ def _reply(name: str, kind: str, layout: str, wrapper: str, encoding: str) -> st
         reply = json.dumps(reply, ensure_ascii=layout == "compact")
     if kind.startswith("truncated"):
         assert reply.count(CUT) == 1, "the cut marker is written once"
-        reply = reply[:reply.index(CUT)]
+        reply = reply[: reply.index(CUT)]
     return reply
 
 
@@ -286,13 +331,22 @@ def _plain_json(name: str, kind: str, layout: str, wrapper: str, encoding: str) 
     """Whether the reply is JSON as it comes, once fences are stripped (prose outside fences is
     dropped with them): the valid form, or a kind that finds nothing to break in this value
     (no list of strings to drop commas from)."""
-    return (wrapper != "prose" and encoding == "plain" and not ANNOTATIONS[name].per_image
-            and _reply(name, kind, layout, wrapper, encoding) == _reply(name, "valid", layout, wrapper, encoding))
+    return (
+        wrapper != "prose"
+        and encoding == "plain"
+        and not ANNOTATIONS[name].per_image
+        and _reply(name, kind, layout, wrapper, encoding) == _reply(name, "valid", layout, wrapper, encoding)
+    )
 
 
-CASES = [(name, kind, layout, wrapper, encoding)
-         for name in ANNOTATIONS for kind in KINDS for layout in LAYOUTS for wrapper in WRAPPERS
-         for encoding in ENCODINGS]
+CASES = [
+    (name, kind, layout, wrapper, encoding)
+    for name in ANNOTATIONS
+    for kind in KINDS
+    for layout in LAYOUTS
+    for wrapper in WRAPPERS
+    for encoding in ENCODINGS
+]
 
 
 @pytest.mark.parametrize("name, kind, layout, wrapper, encoding", CASES, ids=["-".join(c) for c in CASES])

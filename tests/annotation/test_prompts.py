@@ -19,8 +19,21 @@ def test_frame_annotation_prompt_names_the_image_count_and_every_field():
     assert template.version == "frame_annotation/v2"
     text = frame_annotation_prompt(3, template)
     assert "You receive 3 image(s)" in text and "$" not in text
-    for field in ("scene", "bgm", "scene_description", "valence", "arousal", "dominance", "temperament",
-                  "facial_attractiveness", "shot_type", "extreme_close_up", "foreground", "line", "objects"):
+    for field in (
+        "scene",
+        "bgm",
+        "scene_description",
+        "valence",
+        "arousal",
+        "dominance",
+        "temperament",
+        "facial_attractiveness",
+        "shot_type",
+        "extreme_close_up",
+        "foreground",
+        "line",
+        "objects",
+    ):
         assert field in text
 
 

@@ -113,8 +113,12 @@ def test_opening_the_catalog_waits_out_a_postgres_outage(proxy, postgres_url, qu
     started = time.monotonic()
     catalog = Catalog(proxy.url(postgres_url))  # connects and runs the migrations through the proxy
     assert time.monotonic() - started >= 1.5 and proxy.cut >= 1
-    catalog.replace_partition_rows(asset_key="keyframes", partition="d1", tables=[Loss],
-                                   rows=[Loss(drama_id="d1", stage="s", item="i", reason="r", partition="d1", **PROV)])
+    catalog.replace_partition_rows(
+        asset_key="keyframes",
+        partition="d1",
+        tables=[Loss],
+        rows=[Loss(drama_id="d1", stage="s", item="i", reason="r", partition="d1", **PROV)],
+    )
     assert catalog.count(Loss, partition="d1") == 1
     catalog.dispose()
 
@@ -122,8 +126,12 @@ def test_opening_the_catalog_waits_out_a_postgres_outage(proxy, postgres_url, qu
 @pytest.mark.postgres
 def test_reads_wait_out_a_postgres_outage(proxy, postgres_url, quick_retries):
     catalog = Catalog(proxy.url(postgres_url))
-    catalog.replace_partition_rows(asset_key="keyframes", partition="d1", tables=[Loss],
-                                   rows=[Loss(drama_id="d1", stage="s", item="i", reason="r", partition="d1", **PROV)])
+    catalog.replace_partition_rows(
+        asset_key="keyframes",
+        partition="d1",
+        tables=[Loss],
+        rows=[Loss(drama_id="d1", stage="s", item="i", reason="r", partition="d1", **PROV)],
+    )
     cut_before = proxy.cut
     proxy.outage(1.5)  # drops the pooled connection too
     assert [loss.item for loss in catalog.losses(partition="d1")] == ["i"]
@@ -177,14 +185,17 @@ def test_a_sql_error_is_not_retried(tmp_path, monkeypatch):
     catalog.dispose()
 
 
-@pytest.mark.parametrize("message, transient", [
-    ("server closed the connection unexpectedly", True),
-    ('connection to server at "127.0.0.1", port 5432 failed: Connection refused', True),
-    ("FATAL:  the database system is starting up", True),
-    ('FATAL:  database "x" does not exist', False),
-    ('FATAL:  password authentication failed for user "u"', False),
-    ('FATAL:  role "u" does not exist', False),
-])
+@pytest.mark.parametrize(
+    "message, transient",
+    [
+        ("server closed the connection unexpectedly", True),
+        ('connection to server at "127.0.0.1", port 5432 failed: Connection refused', True),
+        ("FATAL:  the database system is starting up", True),
+        ('FATAL:  database "x" does not exist', False),
+        ('FATAL:  password authentication failed for user "u"', False),
+        ('FATAL:  role "u" does not exist', False),
+    ],
+)
 def test_which_connection_errors_are_transient(message, transient):
     assert is_transient(OperationalError("connect", {}, Exception(message))) is transient
 

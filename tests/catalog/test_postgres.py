@@ -22,6 +22,7 @@ def test_catalog_migrates_and_replaces_partition_rows_on_postgres(postgres_url):
     assert {"dramas", "episodes", "losses", "skyscript_alembic_version"} <= tables
 
     prov = dict(run_id="r1", asset_key="drama_manifest", partition="d1", stage_version="1")
+
     def rows(n):
         return [Loss(drama_id="d1", stage="s", item=f"f{i}", reason="x", detail="d", **prov) for i in range(n)]
 
@@ -39,16 +40,23 @@ def test_catalog_migrates_and_replaces_partition_rows_on_postgres(postgres_url):
 
 def test_dagster_instance_on_postgres_materializes_a_drama(postgres_url, tmp_path, monkeypatch, make_video):
     url = urlparse(postgres_url.replace("postgresql+psycopg2", "postgresql"))
-    for name, value in {"DAGSTER_PG_HOST": url.hostname, "DAGSTER_PG_PORT": str(url.port), "DAGSTER_PG_USERNAME": url.username,
-                        "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": url.path.lstrip("/")}.items():
+    for name, value in {
+        "DAGSTER_PG_HOST": url.hostname,
+        "DAGSTER_PG_PORT": str(url.port),
+        "DAGSTER_PG_USERNAME": url.username,
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": url.path.lstrip("/"),
+    }.items():
         monkeypatch.setenv(name, value)
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(DEPLOYMENTS / "dagster.yaml", home / "dagster.yaml")
     make_video(tmp_path / "landing" / "pg-drama" / "ep1.mp4")
-    resources = {"catalog": CatalogResource(database_url=postgres_url),
-                 "landing": LandingZone(url=str(tmp_path / "landing")),
-                 "artifacts": ArtifactsResource(root_url=str(tmp_path / "artifacts"))}
+    resources = {
+        "catalog": CatalogResource(database_url=postgres_url),
+        "landing": LandingZone(url=str(tmp_path / "landing")),
+        "artifacts": ArtifactsResource(root_url=str(tmp_path / "artifacts")),
+    }
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"

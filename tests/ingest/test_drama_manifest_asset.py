@@ -10,8 +10,9 @@ from skyscript_assets.settings import database_url
 
 def _materialize(instance, drama_id, assets=(drama_manifest,)):
     instance.add_dynamic_partitions("dramas", [drama_id])
-    return dg.materialize(list(assets), partition_key=drama_id, instance=instance,
-                          resources=local_resources(), raise_on_error=False)
+    return dg.materialize(
+        list(assets), partition_key=drama_id, instance=instance, resources=local_resources(), raise_on_error=False
+    )
 
 
 def test_manifest_materializes_rows_and_metadata_and_is_idempotent(skyscript_home, make_video):

@@ -8,8 +8,15 @@ from skyscript_assets.stages.ingest.manifest import build_manifest, episode_id_f
 
 @pytest.mark.parametrize(
     "name, number",
-    [("ep03.mp4", 3), ("Episode 12.mkv", 12), ("drama_S01E07.mp4", 7), ("第5集.mp4", 5), ("10.mp4", 10),
-     ("trailer.mp4", None), ("love-2024-ep2.mp4", 2)],
+    [
+        ("ep03.mp4", 3),
+        ("Episode 12.mkv", 12),
+        ("drama_S01E07.mp4", 7),
+        ("第5集.mp4", 5),
+        ("10.mp4", 10),
+        ("trailer.mp4", None),
+        ("love-2024-ep2.mp4", 2),
+    ],
 )
 def test_episode_number_from_file_name(name, number):
     assert episode_number(name) == number
@@ -41,8 +48,12 @@ def test_manifest_orders_dedupes_and_records_losses(tmp_path, make_video):
     assert [e.position for e in manifest.episodes] == [0, 1, 2]
     assert manifest.info.title == "My Drama" and manifest.info.language == "zh"
     reasons = {loss.item: loss.reason for loss in manifest.losses}
-    assert reasons == {"ep1-copy.mp4": "duplicate", "notes.docx": "not_a_video", "ep99.mp4": "unreadable",
-                       "loop.mp4": "not_a_file"}
+    assert reasons == {
+        "ep1-copy.mp4": "duplicate",
+        "notes.docx": "not_a_video",
+        "ep99.mp4": "unreadable",
+        "loop.mp4": "not_a_file",
+    }
     assert all("\n" not in loss.detail and loss.detail.startswith("my-drama: ") for loss in manifest.losses)
 
 

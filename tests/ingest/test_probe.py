@@ -32,8 +32,12 @@ def test_rotation_and_sample_aspect_ratio_give_display_size(tmp_path, make_video
 
 @pytest.mark.parametrize(
     "coded, sar, rotation, expected",
-    [((720, 576), Fraction(16, 15), 0, (768, 576)), ((1920, 1080), Fraction(1), 270, (1080, 1920)),
-     ((800, 332), Fraction(399, 400), 0, (798, 332)), ((640, 360), Fraction(1), 180, (640, 360))],
+    [
+        ((720, 576), Fraction(16, 15), 0, (768, 576)),
+        ((1920, 1080), Fraction(1), 270, (1080, 1920)),
+        ((800, 332), Fraction(399, 400), 0, (798, 332)),
+        ((640, 360), Fraction(1), 180, (640, 360)),
+    ],
 )
 def test_display_size(coded, sar, rotation, expected):
     assert display_size(*coded, sar, rotation) == expected
@@ -90,8 +94,12 @@ def _bad_inputs(tmp_path, make_video):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    return {"text.mp4": "unreadable", "truncated.mp4": "unreadable", "empty.mp4": "unreadable",
-            "audio_only.m4a": "no_video_stream"}
+    return {
+        "text.mp4": "unreadable",
+        "truncated.mp4": "unreadable",
+        "empty.mp4": "unreadable",
+        "audio_only.m4a": "no_video_stream",
+    }
 
 
 def test_bad_inputs_raise_probe_error_with_one_line_reason(tmp_path, make_video):

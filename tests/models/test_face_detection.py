@@ -120,7 +120,7 @@ def _tilted_and_small(image: np.ndarray, face: FaceBox, angle: float, face_width
     frame = np.full((768, 432, 3), 90, np.uint8)
     h, w = small.shape[:2]
     y0, x0 = (768 - h) // 2, (432 - w) // 2
-    frame[y0:y0 + h, x0:x0 + w] = small
+    frame[y0 : y0 + h, x0 : x0 + w] = small
     matrix = cv2.getRotationMatrix2D((216.0, 384.0), angle, 1.0)
     frame = cv2.warpAffine(frame, matrix, (432, 768), borderValue=(90, 90, 90))
     box = rotated_box(face.x0 * scale + x0, face.y0 * scale + y0, face.x1 * scale + x0, face.y1 * scale + y0, matrix)
@@ -221,7 +221,7 @@ def test_tiles_cover_the_frame_with_overlap():
     tiles = face_detection._tiles(432, 768, 192, 0.25)
     covered = np.zeros((768, 432), bool)
     for x, y in tiles:
-        covered[y:y + 192, x:x + 192] = True
+        covered[y : y + 192, x : x + 192] = True
     assert covered.all()
     xs = sorted({x for x, _ in tiles})
     assert all(b - a <= 192 * 0.75 for a, b in zip(xs, xs[1:]))

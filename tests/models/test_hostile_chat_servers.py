@@ -11,8 +11,8 @@ import time
 import traceback
 
 import pytest
-
 from fake_chat_server import FakeChatServer
+
 from skyscript_assets.models.llm import LlmJsonRepairer
 from skyscript_assets.models.mllm import MllmRequest, load_backend
 from skyscript_assets.models.mllm.openai_chat import ChatError, OpenAIChatClient
@@ -39,8 +39,16 @@ def key(monkeypatch) -> str:
 
 
 def client_config(server, **overrides) -> dict:
-    return {"base_url": server.base_url, "model": "m", "api_key_env": KEY_ENV, "timeout_s": 1.0,
-            "deadline_s": 2.0, "max_retries": 3, "backoff_s": 0.01, **overrides}
+    return {
+        "base_url": server.base_url,
+        "model": "m",
+        "api_key_env": KEY_ENV,
+        "timeout_s": 1.0,
+        "deadline_s": 2.0,
+        "max_retries": 3,
+        "backoff_s": 0.01,
+        **overrides,
+    }
 
 
 def request(scenario: str) -> MllmRequest:
@@ -116,16 +124,27 @@ def _self_signed_tls(tmp_path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
 
     private = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(private, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .sign(private, hashes.SHA256())
+    )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+    key_file.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(cert_file, key_file)
     client_context = ssl.create_default_context(cafile=str(cert_file))
@@ -192,16 +211,19 @@ def test_text_generation_and_json_repair_losses_hold_no_key(server, key, caplog)
     assert_no_trace_of_the_key(caplog.text)
 
 
-@pytest.mark.parametrize("text", [
-    f"Authorization: Bearer {KEY}\r\nHost: x",
-    f'{{"authorization": "Bearer {KEY}"}}',
-    f"{{'Authorization': 'Bearer {KEY}'}}",
-    f"x-api-key: {KEY}",
-    f"key was {KEY[:20]}***",
-    f"proxy said: bearer {KEY}",
-    f"https://user:{KEY}@host/v1 failed",
-    f"https://host/v1?api-key={KEY}&x=1",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Authorization: Bearer {KEY}\r\nHost: x",
+        f'{{"authorization": "Bearer {KEY}"}}',
+        f"{{'Authorization': 'Bearer {KEY}'}}",
+        f"x-api-key: {KEY}",
+        f"key was {KEY[:20]}***",
+        f"proxy said: bearer {KEY}",
+        f"https://user:{KEY}@host/v1 failed",
+        f"https://host/v1?api-key={KEY}&x=1",
+    ],
+)
 def test_redact_removes_keys_and_credential_headers(text):
     assert_no_trace_of_the_key(redact(text))
 

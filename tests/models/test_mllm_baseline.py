@@ -12,7 +12,7 @@ import skimage.data
 
 from skyscript_assets.models.mllm import MllmReply, MllmRequest, load_backend
 from skyscript_assets.models.mllm.baseline import MODEL_ID, shot_size
-from skyscript_assets.schema import FrameAnnotation, LossRecord, ShotType
+from skyscript_assets.schema import FrameAnnotation, ShotType
 from skyscript_assets.stages.annotation.annotate import KeyframeInput, RawAnnotation, annotate_keyframes, shot_batches
 from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output
 
@@ -82,13 +82,15 @@ def test_baseline_batch_with_a_broken_image_fails_only_that_request(baseline, as
     assert len(json.loads(replies[1].text)["frames"]) == 2
 
 
-@pytest.mark.parametrize("share, size", [(0.6, "extreme_close_up"), (0.3, "close_up"), (0.15, "medium"),
-                                         (0.07, "full"), (0.01, "wide")])
+@pytest.mark.parametrize(
+    "share, size", [(0.6, "extreme_close_up"), (0.3, "close_up"), (0.15, "medium"), (0.07, "full"), (0.01, "wide")]
+)
 def test_shot_size_from_face_share(share, size):
     assert shot_size(share) == size
 
 
 # --- the stage around any backend ------------------------------------------------------------
+
 
 class RecordingBackend:
     """Answers each request with one frame per image, except requests it is told to fail."""
@@ -102,9 +104,12 @@ class RecordingBackend:
 
     def generate(self, requests):
         self.requests.extend(requests)
-        return [MllmReply(None, error="HTTP 500 after retries") if len(r.images) == self.fail_when_images
-                else MllmReply(json.dumps({"frames": [{"scene_description": "x"}] * len(r.images)}), seconds=0.1)
-                for r in requests]
+        return [
+            MllmReply(None, error="HTTP 500 after retries")
+            if len(r.images) == self.fail_when_images
+            else MllmReply(json.dumps({"frames": [{"scene_description": "x"}] * len(r.images)}), seconds=0.1)
+            for r in requests
+        ]
 
     def close(self):
         pass
@@ -123,7 +128,12 @@ def keyframes(tmp_path, layout: dict[str, int]) -> list[KeyframeInput]:
 def test_shot_batches_never_mix_shots():
     kfs = [KeyframeInput(f"i{n}", shot, "u") for n, shot in enumerate("aaaaabbc")]
     assert [[k.item for k in b] for b in shot_batches(kfs, 2)] == [
-        ["i0", "i1"], ["i2", "i3"], ["i4"], ["i5", "i6"], ["i7"]]
+        ["i0", "i1"],
+        ["i2", "i3"],
+        ["i4"],
+        ["i5", "i6"],
+        ["i7"],
+    ]
 
 
 def test_annotate_keyframes_keeps_verbatim_text_and_provenance(tmp_path):
@@ -131,8 +141,10 @@ def test_annotate_keyframes_keeps_verbatim_text_and_provenance(tmp_path):
     results, losses = annotate_keyframes(backend, keyframes(tmp_path, {"s1": 3, "s2": 1}), max_images_per_request=2)
     assert losses == []
     assert [r.items for r in results] == [("ep1/s1/kf0", "ep1/s1/kf1"), ("ep1/s1/kf2",), ("ep1/s2/kf0",)]
-    assert all(isinstance(r, RawAnnotation) and r.model_id == "recording/0"
-               and r.prompt_version == "frame_annotation/v2" for r in results)
+    assert all(
+        isinstance(r, RawAnnotation) and r.model_id == "recording/0" and r.prompt_version == "frame_annotation/v2"
+        for r in results
+    )
     assert results[0].text == backend_reply_text(2)
     assert [len(r.images) for r in backend.requests] == [2, 1, 1]
     assert "2 image(s)" in backend.requests[0].prompt and '"frames"' in backend.requests[0].prompt
@@ -150,12 +162,18 @@ def test_failed_requests_and_unreadable_images_are_losses_per_keyframe(tmp_path)
     results, lost = annotate_keyframes(RecordingBackend(fail_when_images=2), kfs, max_images_per_request=3)
     assert all(isinstance(r, RawAnnotation) for r in results)
     losses = {(r.item, r.reason) for r in lost}
-    assert losses == {("ep1/s2/kf0", "unreadable_image"), ("ep1/s1/kf0", "mllm_request_failed"),
-                      ("ep1/s1/kf1", "mllm_request_failed"), ("ep1/s2/kf1", "mllm_request_failed"),
-                      ("ep1/s2/kf2", "mllm_request_failed")}
+    assert losses == {
+        ("ep1/s2/kf0", "unreadable_image"),
+        ("ep1/s1/kf0", "mllm_request_failed"),
+        ("ep1/s1/kf1", "mllm_request_failed"),
+        ("ep1/s2/kf1", "mllm_request_failed"),
+        ("ep1/s2/kf2", "mllm_request_failed"),
+    }
     assert all(r.stage == "raw_mllm_json" and "\n" not in r.detail for r in lost)
     # a failed request may succeed next time (transient); an image that is gone will not
-    assert {r.item for r in lost if r.transient} == {item for item, reason in losses if reason == "mllm_request_failed"}
+    assert {r.item for r in lost if r.transient} == {
+        item for item, reason in losses if reason == "mllm_request_failed"
+    }
 
 
 def test_images_smaller_than_the_body_detector_window_do_not_crash():

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from fake_chat_server import FakeChatServer
 from PIL import Image
 
-from fake_chat_server import FakeChatServer
 from skyscript_assets.models.llm import LlmJsonRepairer
 from skyscript_assets.models.mllm import MllmRequest, load_backend
 from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output
@@ -30,8 +30,16 @@ def server():
 
 def backend_for(server, monkeypatch, **config):
     monkeypatch.setenv("SKYSCRIPT_TEST_API_KEY", "sk-test-secret")
-    config = {"base_url": server.base_url, "model": "internvl2-test", "api_key_env": "SKYSCRIPT_TEST_API_KEY",
-              "max_concurrency": 4, "backoff_s": 0.01, "max_retries": 3, "timeout_s": 0.5, **config}
+    config = {
+        "base_url": server.base_url,
+        "model": "internvl2-test",
+        "api_key_env": "SKYSCRIPT_TEST_API_KEY",
+        "max_concurrency": 4,
+        "backoff_s": 0.01,
+        "max_retries": 3,
+        "timeout_s": 0.5,
+        **config,
+    }
     return load_backend("openai", **config)
 
 
@@ -66,12 +74,15 @@ def test_transient_failures_are_retried(server, monkeypatch, scenario, attempts)
     assert server.attempts[scenario] == attempts
 
 
-@pytest.mark.parametrize("scenario, attempts, message", [
-    ("always_500", 4, "gave up after 4 attempts: HTTP 500"),
-    ("always_slow", 4, "no answer within 0.5 s"),
-    ("malformed", 1, "malformed chat-completions reply"),
-    ("empty_choices", 1, "malformed chat-completions reply"),
-])
+@pytest.mark.parametrize(
+    "scenario, attempts, message",
+    [
+        ("always_500", 4, "gave up after 4 attempts: HTTP 500"),
+        ("always_slow", 4, "no answer within 0.5 s"),
+        ("malformed", 1, "malformed chat-completions reply"),
+        ("empty_choices", 1, "malformed chat-completions reply"),
+    ],
+)
 def test_failures_become_one_line_errors_not_exceptions(server, monkeypatch, scenario, attempts, message):
     backend = backend_for(server, monkeypatch)
     replies = backend.generate([request(scenario), request("good")])
@@ -139,8 +150,15 @@ def test_a_server_that_is_not_there_is_retried_then_an_error(monkeypatch):
     with socket.socket() as probe:  # a port on 127.0.0.1 that nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    backend = load_backend("openai", base_url=f"http://127.0.0.1:{port}/v1", model="m", api_key_env="",
-                           max_retries=2, backoff_s=0.01, timeout_s=2)
+    backend = load_backend(
+        "openai",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        model="m",
+        api_key_env="",
+        max_retries=2,
+        backoff_s=0.01,
+        timeout_s=2,
+    )
     [reply] = backend.generate([request("good")])
     backend.close()
     assert reply.text is None and reply.error.startswith("gave up after 3 attempts: connection failed")

@@ -11,10 +11,10 @@ from PIL import Image
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from skyscript_assets.models.mllm import BackendUnavailable, MllmRequest, load_backend  # noqa: E402
-from skyscript_assets.schema import LossRecord  # noqa: E402
-from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output  # noqa: E402
 from tiny_vlm import build_tiny_internvl, build_tiny_llava  # noqa: E402
+
+from skyscript_assets.models.mllm import BackendUnavailable, MllmRequest, load_backend  # noqa: E402
+from skyscript_assets.stages.annotation.clean_json import CleanOutcome, clean_raw_output  # noqa: E402
 
 
 def png(seed: int) -> bytes:
@@ -31,9 +31,11 @@ def tiny_model(tmp_path_factory):
 def test_tiny_internvl_generates_and_its_garbage_ends_as_losses(tiny_model):
     backend = load_backend("transformers", model_path=str(tiny_model), batch_size=2, max_new_tokens=12)
     assert backend.model_id == "transformers:" + tiny_model.name and backend.needs_gpu is False
-    requests = [MllmRequest((png(1), png(2)), "Describe each image as JSON."),
-                MllmRequest((png(3),), "Describe each image as JSON."),
-                MllmRequest((b"not an image",), "x")]
+    requests = [
+        MllmRequest((png(1), png(2)), "Describe each image as JSON."),
+        MllmRequest((png(3),), "Describe each image as JSON."),
+        MllmRequest((b"not an image",), "x"),
+    ]
     replies = backend.generate(requests)
     backend.close()
     assert [r.text is not None for r in replies] == [True, True, False]
@@ -61,8 +63,9 @@ def test_a_model_with_a_loadable_processor_goes_through_it(tmp_path):
     """LLaVA's processor needs no torchvision: the generic AutoProcessor path, batched."""
     from skyscript_assets.models.mllm.transformers_backend import ProcessorInputs
 
-    backend = load_backend("transformers", model_path=str(build_tiny_llava(tmp_path / "llava")),
-                           batch_size=2, max_new_tokens=8)
+    backend = load_backend(
+        "transformers", model_path=str(build_tiny_llava(tmp_path / "llava")), batch_size=2, max_new_tokens=8
+    )
     assert isinstance(backend.inputs, ProcessorInputs)
     short, long = MllmRequest((png(1),), "describe"), MllmRequest((png(2), png(3)), "describe the image as JSON")
     together = backend.generate([short, long])

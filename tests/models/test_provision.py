@@ -199,8 +199,8 @@ def _quiet_hub(monkeypatch, tmp_path):
 def tiny_repos(tmp_path_factory) -> dict[str, dict]:
     """Every default model as a repository of the stand-in Hub: real tiny depth and DeepFace
     weights (checked after the pull), placeholders for the others."""
-    from vision.tiny_models import tiny_depth_anything
-    from vision.tiny_onnx import tiny_classifier, write_deepface_stand_ins
+    from refinement.tiny_models import tiny_depth_anything
+    from refinement.tiny_onnx import tiny_classifier, write_deepface_stand_ins
 
     depth = tiny_depth_anything(tmp_path_factory.mktemp("depth_src"))
     deepface = write_deepface_stand_ins(tmp_path_factory.mktemp("deepface_src"))
@@ -452,8 +452,8 @@ def test_check_on_cuda_without_a_gpu_is_not_run(monkeypatch, tmp_path):
 def test_check_loads_every_tiny_model_on_cpu_and_each_answers(tmp_path, capsys):
     from tiny_lm import build_tiny_causal_lm
     from tiny_vlm import build_tiny_internvl
-    from vision.tiny_models import tiny_depth_anything, tiny_grounding_dino, tiny_vitpose
-    from vision.tiny_onnx import tiny_classifier, write_deepface_stand_ins
+    from refinement.tiny_models import tiny_depth_anything, tiny_grounding_dino, tiny_vitpose
+    from refinement.tiny_onnx import tiny_classifier, write_deepface_stand_ins
 
     deepface = tmp_path / "deepface"
     weights = write_deepface_stand_ins(deepface, only=("age_model_weights.onnx", "gender_model_weights.onnx"))

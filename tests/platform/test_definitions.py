@@ -60,11 +60,15 @@ def _placement(env: dict) -> dict:
     import subprocess
     import sys
 
-    code = ("import json, skyscript_assets.definitions as d\n"
-            "print(json.dumps({a.key.to_user_string(): [a.node_def.pool, a.node_def.tags.get('dagster-k8s/config')]"
-            " for a in d.DRAMA_ASSETS}))")
+    code = (
+        "import json, skyscript_assets.definitions as d\n"
+        "print(json.dumps({a.key.to_user_string(): [a.node_def.pool, a.node_def.tags.get('dagster-k8s/config')]"
+        " for a in d.DRAMA_ASSETS}))"
+    )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SKYSCRIPT_")}
-    done = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -74,14 +78,20 @@ def test_a_step_holds_gpus_only_when_it_loads_its_model_in_process():
     assert local["detections"][0] == local["character_refinements"][0] == "gpu"  # models in the step's process
     cluster = _placement({"SKYSCRIPT_PROFILE": "k8s"})
     assert cluster["raw_mllm_json"][0] is None  # the lmdeploy server answers: no GPU reserved for the step
-    in_process = _placement({"SKYSCRIPT_PROFILE": "k8s", "SKYSCRIPT_MLLM_BACKEND": "lmdeploy", "SKYSCRIPT_MLLM_TP": "4"})
+    in_process = _placement(
+        {"SKYSCRIPT_PROFILE": "k8s", "SKYSCRIPT_MLLM_BACKEND": "lmdeploy", "SKYSCRIPT_MLLM_TP": "4"}
+    )
     pool, k8s_config = in_process["raw_mllm_json"]
-    limits = json.loads(k8s_config)["container_config"]["resources"]["limits"] if isinstance(k8s_config, str) else \
-        k8s_config["container_config"]["resources"]["limits"]
+    limits = (
+        json.loads(k8s_config)["container_config"]["resources"]["limits"]
+        if isinstance(k8s_config, str)
+        else k8s_config["container_config"]["resources"]["limits"]
+    )
     assert pool == "gpu" and limits["nvidia.com/gpu"] == "4"
     assert cluster["restored_scripts"][0] is None and local["restored_scripts"][0] is None  # renderer or server
-    restore_in_process = _placement({"SKYSCRIPT_PROFILE": "k8s", "SKYSCRIPT_RESTORE_MODEL_PATH": "/models/qwen",
-                                     "SKYSCRIPT_RESTORE_TP": "2"})
+    restore_in_process = _placement(
+        {"SKYSCRIPT_PROFILE": "k8s", "SKYSCRIPT_RESTORE_MODEL_PATH": "/models/qwen", "SKYSCRIPT_RESTORE_TP": "2"}
+    )
     pool, k8s_config = restore_in_process["restored_scripts"]
     config = json.loads(k8s_config) if isinstance(k8s_config, str) else k8s_config
     assert pool == "gpu" and config["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "2"

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from skyscript_assets.defs.platform import k8s as k8s_defs
 from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
+from skyscript_assets.defs.platform import k8s as k8s_defs
 from skyscript_assets.defs.platform.profiles import build_profile, current_profile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,12 +46,15 @@ def _user_code_env() -> dict[str, str]:
 def _render_lmdeploy(values: dict | None = None) -> dict[str, dict]:
     import helm_python as helm
 
-    rendered = helm.Chart.load(ROOT / "helm" / "lmdeploy").render(values or {}, name=LMDEPLOY_RELEASE, namespace=NAMESPACE)
+    rendered = helm.Chart.load(ROOT / "helm" / "lmdeploy").render(
+        values or {}, name=LMDEPLOY_RELEASE, namespace=NAMESPACE
+    )
     docs = [doc for text in rendered.values() for doc in yaml.safe_load_all(text) if doc]
     return {doc["kind"]: doc for doc in docs}
 
 
 # --- Helm --------------------------------------------------------------------------------------
+
 
 def test_lmdeploy_chart_renders_valid_manifests_serving_the_mllm_url():
     manifests = _render_lmdeploy({"apiKeySecret": "lmdeploy-api-key"})
@@ -108,7 +111,10 @@ def test_dagster_chart_values_agree_with_dagster_yaml():
     assert [s["name"] for s in launcher["envSecrets"]] == instance["run_launcher"]["config"]["env_secrets"]
     assert launcher["volumes"] == instance["run_launcher"]["config"]["volumes"]
     assert launcher["volumeMounts"] == instance["run_launcher"]["config"]["volume_mounts"]
-    assert launcher["runK8sConfig"]["containerConfig"] == instance["run_launcher"]["config"]["run_k8s_config"]["container_config"]
+    assert (
+        launcher["runK8sConfig"]["containerConfig"]
+        == instance["run_launcher"]["config"]["run_k8s_config"]["container_config"]
+    )
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == instance["run_coordinator"]["class"]
     assert values["concurrency"]["pools"]["defaultLimit"] == instance["concurrency"]["pools"]["default_limit"]
     assert values["concurrency"]["runs"]["maxConcurrentRuns"] == instance["concurrency"]["runs"]["max_concurrent_runs"]
@@ -125,19 +131,25 @@ def test_dagster_chart_values_agree_with_dagster_yaml():
 
 # --- Dockerfiles -------------------------------------------------------------------------------
 
+
 def _dockerfile(name: str) -> dict:
     lines = (ROOT / "deployments" / name).read_text().replace("\\\n", " ").splitlines()
-    instructions = [line.strip().split(None, 1) for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    instructions = [
+        line.strip().split(None, 1) for line in lines if line.strip() and not line.lstrip().startswith("#")
+    ]
     parsed: dict[str, list[str]] = {}
     for keyword, rest in instructions:
         parsed.setdefault(keyword.upper(), []).append(rest)
     return parsed
 
 
-@pytest.mark.parametrize(("name", "base", "install"), [
-    ("Dockerfile", r"^python:3\.11", r"pip install \.(\s|$)"),
-    ("Dockerfile.gpu", r"^nvidia/cuda:12\.\S+-runtime", r"pip install \"\.\[gpu\]\""),
-])
+@pytest.mark.parametrize(
+    ("name", "base", "install"),
+    [
+        ("Dockerfile", r"^python:3\.11", r"pip install \.(\s|$)"),
+        ("Dockerfile.gpu", r"^nvidia/cuda:12\.\S+-runtime", r"pip install \"\.\[gpu\]\""),
+    ],
+)
 def test_dockerfiles_serve_the_code_location_over_grpc(name, base, install):
     import json
 
@@ -153,15 +165,22 @@ def test_dockerfiles_serve_the_code_location_over_grpc(name, base, install):
 
 # --- the Dagster instance of deployments/dagster.yaml on the real Postgres ----------------------
 
+
 @pytest.fixture
 def k8s_instance(postgres_url, tmp_path, monkeypatch):
     """deployments/dagster.yaml as the cluster sees it; the in-cluster kube config loading of
     K8sRunLauncher is the one thing replaced (there is no cluster here)."""
     url = urlparse(postgres_url.replace("postgresql+psycopg2", "postgresql"))
-    for name, value in {"DAGSTER_PG_HOST": url.hostname, "DAGSTER_PG_PORT": str(url.port), "DAGSTER_PG_USERNAME": url.username,
-                        "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": url.path.lstrip("/"),
-                        "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "dagster-instance", "DAGSTER_K8S_SERVICE_ACCOUNT": "dagster",
-                        "DAGSTER_K8S_NAMESPACE": NAMESPACE}.items():
+    for name, value in {
+        "DAGSTER_PG_HOST": url.hostname,
+        "DAGSTER_PG_PORT": str(url.port),
+        "DAGSTER_PG_USERNAME": url.username,
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": url.path.lstrip("/"),
+        "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "dagster-instance",
+        "DAGSTER_K8S_SERVICE_ACCOUNT": "dagster",
+        "DAGSTER_K8S_NAMESPACE": NAMESPACE,
+    }.items():
         monkeypatch.setenv(name, value)
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -192,6 +211,7 @@ def test_dagster_yaml_loads_with_k8s_run_launcher_on_postgres(k8s_instance):
 
 # --- GPU step pods -----------------------------------------------------------------------------
 
+
 @dg.asset(pool="gpu", op_tags=k8s_defs.gpu_op_tags(gpus=2, memory="48Gi"))
 def big_gpu_stage() -> None:
     """Test-only GPU asset that declares its own demand."""
@@ -218,8 +238,11 @@ def _step_job(instance, job: dg.JobDefinition, op_name: str) -> dict:
     # the same path as dagster's create_executor: run config resolved for the job, then the executor
     executor_config = ResolvedRunConfig.build(job, {}).execution.execution_engine_config
     with mock.patch("kubernetes.config.load_incluster_config"):
-        executor = job.executor_def.executor_creation_fn(InitExecutorContext(
-            job=InMemoryJob(job), executor_def=job.executor_def, executor_config=executor_config, instance=instance))
+        executor = job.executor_def.executor_creation_fn(
+            InitExecutorContext(
+                job=InMemoryJob(job), executor_def=job.executor_def, executor_config=executor_config, instance=instance
+            )
+        )
     handler = executor._step_handler
     step_key = op_name
     context = SimpleNamespace(
@@ -232,11 +255,17 @@ def _step_job(instance, job: dg.JobDefinition, op_name: str) -> dict:
     container_context = handler._get_container_context(context)
     job_config = container_context.get_k8s_job_config(handler._executor_image, instance.run_launcher)
     if not job_config.job_image:
-        job_config = job_config.with_image(_user_deployment()["image"]["repository"] + ":" + _user_deployment()["image"]["tag"])
+        job_config = job_config.with_image(
+            _user_deployment()["image"]["repository"] + ":" + _user_deployment()["image"]["tag"]
+        )
     body = construct_dagster_k8s_job(
-        job_config=job_config, args=["dagster", "api", "execute_step"], job_name=f"dagster-step-{op_name}",
-        pod_name=f"dagster-step-{op_name}", component="step_worker",
-        user_defined_k8s_config=container_context.run_k8s_config, labels={"dagster/op": op_name},
+        job_config=job_config,
+        args=["dagster", "api", "execute_step"],
+        job_name=f"dagster-step-{op_name}",
+        pod_name=f"dagster-step-{op_name}",
+        component="step_worker",
+        user_defined_k8s_config=container_context.run_k8s_config,
+        labels={"dagster/op": op_name},
     )
     return ApiClient().sanitize_for_serialization(body)
 
@@ -272,10 +301,19 @@ def test_gpu_steps_get_gpu_pods_as_the_helm_values_place_them(k8s_instance, monk
         (weights,) = [v for v in pod["volumes"] if v["name"] == "model-weights"]
         assert weights["persistentVolumeClaim"] == {"claimName": "skyscript-model-weights", "readOnly": True}
         assert {"name": "model-weights", "mountPath": "/models", "readOnly": True} in container["volumeMounts"]
-    assert big["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "2", "memory": "48Gi"}
+    assert big["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
+        "nvidia.com/gpu": "2",
+        "memory": "48Gi",
+    }
     plain_resources = plain["spec"]["template"]["spec"]["containers"][0]["resources"]
-    assert plain_resources["limits"] == {"nvidia.com/gpu": env["SKYSCRIPT_GPUS_PER_STEP"], "memory": env["SKYSCRIPT_GPU_STEP_MEMORY"]}
-    assert plain_resources["requests"] == {"cpu": "2", "memory": env["SKYSCRIPT_GPU_STEP_MEMORY"]}  # cpu: the run launcher's
+    assert plain_resources["limits"] == {
+        "nvidia.com/gpu": env["SKYSCRIPT_GPUS_PER_STEP"],
+        "memory": env["SKYSCRIPT_GPU_STEP_MEMORY"],
+    }
+    assert plain_resources["requests"] == {
+        "cpu": "2",
+        "memory": env["SKYSCRIPT_GPU_STEP_MEMORY"],
+    }  # cpu: the run launcher's
 
     # the whole pipeline under the same executor: CPU steps stay off GPU nodes, with the run's image
     pipeline = defs.resolve_implicit_global_asset_job_def()
@@ -285,7 +323,10 @@ def test_gpu_steps_get_gpu_pods_as_the_helm_values_place_them(k8s_instance, monk
     assert "nodeSelector" not in cpu_pod and "tolerations" not in cpu_pod
     assert "nvidia.com/gpu" not in (cpu_pod["containers"][0].get("resources") or {}).get("limits", {})
     assert cpu_pod["containers"][0]["image"] != env["SKYSCRIPT_GPU_IMAGE"]
-    assert _step_job(instance, pipeline, "plain_gpu_stage")["spec"]["template"]["spec"]["nodeSelector"] == pod["nodeSelector"]
+    assert (
+        _step_job(instance, pipeline, "plain_gpu_stage")["spec"]["template"]["spec"]["nodeSelector"]
+        == pod["nodeSelector"]
+    )
 
 
 def test_gpu_placement_settings_parse_and_reject_malformed(monkeypatch):
@@ -305,6 +346,7 @@ def test_gpu_placement_settings_parse_and_reject_malformed(monkeypatch):
 
 
 # --- profiles ----------------------------------------------------------------------------------
+
 
 def test_profile_switch_selects_resources_and_executor(monkeypatch):
     monkeypatch.delenv("SKYSCRIPT_PROFILE", raising=False)
@@ -354,6 +396,7 @@ def test_code_location_loads_under_the_k8s_profile(monkeypatch):
 
 # --- a drama on the k8s profile: lineage in Postgres, artifacts in S3 ---------------------------
 
+
 @dg.asset(partitions_def=drama_manifest.partitions_def, deps=[drama_manifest], kinds={"python"})
 def episode_count(context: dg.AssetExecutionContext, artifacts: dg.ResourceParam[object]) -> dg.MaterializeResult:
     """Test-only child of drama_manifest, reading its artifact back from the store."""
@@ -368,8 +411,12 @@ def s3_server(monkeypatch):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    for name, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test-key-id",
-                        "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "test-key-id",
+        "AWS_SECRET_ACCESS_KEY": "test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     import fsspec
 
@@ -383,7 +430,8 @@ def s3_server(monkeypatch):
 
 @pytest.mark.postgres
 def test_k8s_profile_materializes_a_drama_from_s3_with_lineage_in_postgres(
-        k8s_instance, postgres_url, s3_server, tmp_path, monkeypatch, make_video):
+    k8s_instance, postgres_url, s3_server, tmp_path, monkeypatch, make_video
+):
     from sqlalchemy import create_engine, text
 
     video, _ = make_video(tmp_path / "ep1.mp4")
@@ -397,16 +445,20 @@ def test_k8s_profile_materializes_a_drama_from_s3_with_lineage_in_postgres(
 
     instance = k8s_instance.instance
     instance.add_dynamic_partitions("dramas", ["k8s-drama"])
-    result = dg.materialize([drama_manifest, episode_count], partition_key="k8s-drama", instance=instance, resources=resources)
+    result = dg.materialize(
+        [drama_manifest, episode_count], partition_key="k8s-drama", instance=instance, resources=resources
+    )
     assert result.success
     assert s3_server.exists("skyscript-artifacts/v1/k8s-drama/drama_manifest/manifest.json")
     assert result.asset_materializations_for_node("episode_count")[0].metadata["episodes"].value == 1
 
     # lineage, read back from Postgres: each materialization, and the child's pointer to its parent's event
-    parent = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("drama_manifest"),
-                                                                   asset_partitions=["k8s-drama"]), limit=1).records[0]
-    child = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("episode_count"),
-                                                                  asset_partitions=["k8s-drama"]), limit=1).records[0]
+    parent = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drama_manifest"), asset_partitions=["k8s-drama"]), limit=1
+    ).records[0]
+    child = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("episode_count"), asset_partitions=["k8s-drama"]), limit=1
+    ).records[0]
     assert parent.run_id == child.run_id == result.run_id
     child_tags = child.asset_materialization.tags
     assert int(child_tags["dagster/input_event_pointer/drama_manifest"]) == parent.storage_id
@@ -414,12 +466,21 @@ def test_k8s_profile_materializes_a_drama_from_s3_with_lineage_in_postgres(
 
     engine = create_engine(postgres_url)
     with engine.connect() as conn:  # the same facts straight from Dagster's tables in Postgres
-        rows = conn.execute(text("select asset_key, partition from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION' "
-                                 "and run_id = :run"), {"run": result.run_id}).all()
-        catalog_runs = conn.execute(text("select distinct run_id from episodes where partition = 'k8s-drama'")).scalars().all()
+        rows = conn.execute(
+            text(
+                "select asset_key, partition from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION' "
+                "and run_id = :run"
+            ),
+            {"run": result.run_id},
+        ).all()
+        catalog_runs = (
+            conn.execute(text("select distinct run_id from episodes where partition = 'k8s-drama'")).scalars().all()
+        )
         episode_uri = conn.execute(text("select uri from episodes where partition = 'k8s-drama'")).scalar()
     engine.dispose()
     assert sorted((dg.AssetKey.from_db_string(key).to_user_string(), partition) for key, partition in rows) == [
-        ("drama_manifest", "k8s-drama"), ("episode_count", "k8s-drama")]
+        ("drama_manifest", "k8s-drama"),
+        ("episode_count", "k8s-drama"),
+    ]
     assert catalog_runs == [result.run_id]  # catalog rows beside Dagster's, same run id
     assert episode_uri == "s3://skyscript-landing/k8s-drama/ep1.mp4"  # probed straight from the bucket

@@ -46,12 +46,28 @@ DAGSTER_RELEASE = "dagster"
 
 # --- the "restricted" Pod Security Standard (https://kubernetes.io/docs/concepts/security/pod-security-standards/)
 
-RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                           "projected", "secret"}
-SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-                "net.ipv4.tcp_keepalive_probes"}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}
 SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
 SECCOMP_TYPES = {"RuntimeDefault", "Localhost"}
 
@@ -77,8 +93,10 @@ def restricted_violations(manifest: dict) -> list[str]:
     for volume in pod.get("volumes") or []:
         kinds = set(volume) - {"name"}
         if not kinds <= RESTRICTED_VOLUME_TYPES:
-            found.append(f"volume {volume['name']}: type {sorted(kinds - RESTRICTED_VOLUME_TYPES)} is not allowed"
-                         + (" (hostPath)" if "hostPath" in kinds else ""))
+            found.append(
+                f"volume {volume['name']}: type {sorted(kinds - RESTRICTED_VOLUME_TYPES)} is not allowed"
+                + (" (hostPath)" if "hostPath" in kinds else "")
+            )
     for sysctl in pod_sc.get("sysctls") or []:
         if sysctl["name"] not in SAFE_SYSCTLS:
             found.append(f"pod: sysctl {sysctl['name']} is not in the safe set")
@@ -93,8 +111,9 @@ def restricted_violations(manifest: dict) -> list[str]:
     if pod_seccomp is not None and pod_seccomp not in SECCOMP_TYPES:
         found.append(f"pod: seccompProfile {pod_seccomp} is not RuntimeDefault or Localhost")
 
-    containers = [(kind, c) for kind in ("initContainers", "containers", "ephemeralContainers")
-                  for c in pod.get(kind) or []]
+    containers = [
+        (kind, c) for kind in ("initContainers", "containers", "ephemeralContainers") for c in pod.get(kind) or []
+    ]
     if not pod.get("containers"):
         found.append("pod: no containers")
     for kind, container in containers:
@@ -175,6 +194,7 @@ def hardening_violations(manifest: dict, writable: tuple[str, ...] = ("/tmp",)) 
 
 # --- the pods ----------------------------------------------------------------------------------
 
+
 def _render_chart(chart: str, release: str, values: dict | None = None) -> list[dict]:
     import helm_python as helm
 
@@ -183,8 +203,12 @@ def _render_chart(chart: str, release: str, values: dict | None = None) -> list[
 
 
 def _pod(name: str, labels: dict, spec: dict) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
-            "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+        "spec": spec,
+    }
 
 
 def _dagster_chart_pods() -> dict[str, dict]:
@@ -200,60 +224,111 @@ def _dagster_chart_pods() -> dict[str, dict]:
     instance_volume = {"name": "dagster-instance", "configMap": {"name": f"{DAGSTER_RELEASE}-instance"}}
     chart_labels = {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": DAGSTER_RELEASE}
     deployment = _user_deployment()
-    check_db = {"name": "check-db-ready", "image": "docker.io/library/postgres:14.6",
-                "command": ["sh", "-c", "until pg_isready -h postgres.skyscript.svc -p 5432; do sleep 2; done"]}
+    check_db = {
+        "name": "check-db-ready",
+        "image": "docker.io/library/postgres:14.6",
+        "command": ["sh", "-c", "until pg_isready -h postgres.skyscript.svc -p 5432; do sleep 2; done"],
+    }
 
     web = values["dagsterWebserver"]
-    webserver = _pod("dagster-webserver", {**chart_labels, "component": "dagster-webserver"}, {
-        "serviceAccountName": DAGSTER_RELEASE, "automountServiceAccountToken": True,
-        "securityContext": web["podSecurityContext"],
-        "initContainers": [
-            {**check_db, "securityContext": web["securityContext"]},
-            {"name": f"init-user-deployment-{deployment['name']}", "image": "docker.io/library/busybox:1.28",
-             "command": ["sh", "-c", f"until nslookup {deployment['name']}; do sleep 2; done"],
-             "securityContext": web["securityContext"]},
-        ],
-        "containers": [{
-            "name": "dagster", "image": image, "securityContext": web["securityContext"],
-            "command": ["/bin/bash", "-c", "dagster-webserver -h 0.0.0.0 -p 80 -w /dagster-workspace/workspace.yaml"],
-            "volumeMounts": [instance_mount, {"name": "dagster-workspace-yaml", "mountPath": "/dagster-workspace/"},
-                             *web["volumeMounts"]],
-            "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}],
-        }],
-        "volumes": [instance_volume,
-                    {"name": "dagster-workspace-yaml", "configMap": {"name": f"{DAGSTER_RELEASE}-workspace-yaml"}},
-                    *web["volumes"]],
-    })
+    webserver = _pod(
+        "dagster-webserver",
+        {**chart_labels, "component": "dagster-webserver"},
+        {
+            "serviceAccountName": DAGSTER_RELEASE,
+            "automountServiceAccountToken": True,
+            "securityContext": web["podSecurityContext"],
+            "initContainers": [
+                {**check_db, "securityContext": web["securityContext"]},
+                {
+                    "name": f"init-user-deployment-{deployment['name']}",
+                    "image": "docker.io/library/busybox:1.28",
+                    "command": ["sh", "-c", f"until nslookup {deployment['name']}; do sleep 2; done"],
+                    "securityContext": web["securityContext"],
+                },
+            ],
+            "containers": [
+                {
+                    "name": "dagster",
+                    "image": image,
+                    "securityContext": web["securityContext"],
+                    "command": [
+                        "/bin/bash",
+                        "-c",
+                        "dagster-webserver -h 0.0.0.0 -p 80 -w /dagster-workspace/workspace.yaml",
+                    ],
+                    "volumeMounts": [
+                        instance_mount,
+                        {"name": "dagster-workspace-yaml", "mountPath": "/dagster-workspace/"},
+                        *web["volumeMounts"],
+                    ],
+                    "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}],
+                }
+            ],
+            "volumes": [
+                instance_volume,
+                {"name": "dagster-workspace-yaml", "configMap": {"name": f"{DAGSTER_RELEASE}-workspace-yaml"}},
+                *web["volumes"],
+            ],
+        },
+    )
     daemon_values = values["dagsterDaemon"]
-    daemon = _pod("dagster-daemon", {**chart_labels, "component": "dagster-daemon", "deployment": "daemon"}, {
-        "serviceAccountName": DAGSTER_RELEASE,
-        "securityContext": daemon_values["podSecurityContext"],
-        "initContainers": [{**check_db, "securityContext": daemon_values["securityContext"]}],
-        "containers": [{
-            "name": "dagster", "image": image, "command": ["dagster-daemon"], "args": ["run"],
-            "securityContext": daemon_values["securityContext"],
-            "volumeMounts": [instance_mount, *daemon_values["volumeMounts"]],
-        }],
-        "volumes": [instance_volume, *daemon_values["volumes"]],
-    })
-    code_server = _pod(f"dagster-{deployment['name']}", {
-        "app.kubernetes.io/name": "dagster-user-deployments", "app.kubernetes.io/instance": DAGSTER_RELEASE,
-        "component": "user-deployments", "deployment": deployment["name"]}, {
-        "serviceAccountName": f"{DAGSTER_RELEASE}-dagster-user-deployments-user-deployments",
-        "automountServiceAccountToken": True,
-        "securityContext": deployment["podSecurityContext"],
-        "containers": [{
-            "name": "dagster-user-deployments", "securityContext": deployment["securityContext"],
-            "image": f"{deployment['image']['repository']}:{deployment['image']['tag']}",
-            "args": ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", str(deployment["port"]),
-                     *deployment["dagsterApiGrpcArgs"]],
-            "env": [{"name": "DAGSTER_HOME", "value": home}, *deployment["env"]],
-            "envFrom": [{"secretRef": s} for s in deployment["envSecrets"]],
-            "resources": deployment["resources"],
-            "volumeMounts": deployment["volumeMounts"],
-        }],
-        "volumes": deployment["volumes"],
-    })
+    daemon = _pod(
+        "dagster-daemon",
+        {**chart_labels, "component": "dagster-daemon", "deployment": "daemon"},
+        {
+            "serviceAccountName": DAGSTER_RELEASE,
+            "securityContext": daemon_values["podSecurityContext"],
+            "initContainers": [{**check_db, "securityContext": daemon_values["securityContext"]}],
+            "containers": [
+                {
+                    "name": "dagster",
+                    "image": image,
+                    "command": ["dagster-daemon"],
+                    "args": ["run"],
+                    "securityContext": daemon_values["securityContext"],
+                    "volumeMounts": [instance_mount, *daemon_values["volumeMounts"]],
+                }
+            ],
+            "volumes": [instance_volume, *daemon_values["volumes"]],
+        },
+    )
+    code_server = _pod(
+        f"dagster-{deployment['name']}",
+        {
+            "app.kubernetes.io/name": "dagster-user-deployments",
+            "app.kubernetes.io/instance": DAGSTER_RELEASE,
+            "component": "user-deployments",
+            "deployment": deployment["name"],
+        },
+        {
+            "serviceAccountName": f"{DAGSTER_RELEASE}-dagster-user-deployments-user-deployments",
+            "automountServiceAccountToken": True,
+            "securityContext": deployment["podSecurityContext"],
+            "containers": [
+                {
+                    "name": "dagster-user-deployments",
+                    "securityContext": deployment["securityContext"],
+                    "image": f"{deployment['image']['repository']}:{deployment['image']['tag']}",
+                    "args": [
+                        "dagster",
+                        "api",
+                        "grpc",
+                        "-h",
+                        "0.0.0.0",
+                        "-p",
+                        str(deployment["port"]),
+                        *deployment["dagsterApiGrpcArgs"],
+                    ],
+                    "env": [{"name": "DAGSTER_HOME", "value": home}, *deployment["env"]],
+                    "envFrom": [{"secretRef": s} for s in deployment["envSecrets"]],
+                    "resources": deployment["resources"],
+                    "volumeMounts": deployment["volumeMounts"],
+                }
+            ],
+            "volumes": deployment["volumes"],
+        },
+    )
     return {"webserver": webserver, "daemon": daemon, "code-server": code_server}
 
 
@@ -261,16 +336,18 @@ def _code_location_container_context() -> dict:
     """What the chart's code server hands to every run it launches (includeConfigInLaunchedRuns:
     the chart's dagsterUserDeployments.k8sContainerContext helper)."""
     deployment = _user_deployment()
-    return {"k8s": {
-        "image_pull_policy": deployment["image"]["pullPolicy"],
-        "env_config_maps": [f"{DAGSTER_RELEASE}-{deployment['name']}-user-env"],
-        "env_secrets": [s["name"] for s in deployment["envSecrets"]],
-        "volume_mounts": deployment["volumeMounts"],
-        "volumes": deployment["volumes"],
-        "resources": deployment["resources"],
-        "namespace": NAMESPACE,
-        "env": deployment["env"],
-    }}
+    return {
+        "k8s": {
+            "image_pull_policy": deployment["image"]["pullPolicy"],
+            "env_config_maps": [f"{DAGSTER_RELEASE}-{deployment['name']}-user-env"],
+            "env_secrets": [s["name"] for s in deployment["envSecrets"]],
+            "volume_mounts": deployment["volumeMounts"],
+            "volumes": deployment["volumes"],
+            "resources": deployment["resources"],
+            "namespace": NAMESPACE,
+            "env": deployment["env"],
+        }
+    }
 
 
 def _code_location_run(job_name: str) -> dg.DagsterRun:
@@ -278,11 +355,15 @@ def _code_location_run(job_name: str) -> dg.DagsterRun:
     from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
 
     deployment = _user_deployment()
-    origin = JobPythonOrigin(job_name, RepositoryPythonOrigin(
-        executable_path="/usr/local/bin/python",
-        code_pointer=ModuleCodePointer("skyscript_assets.definitions", "defs", "/opt/skyscript"),
-        container_image=f"{deployment['image']['repository']}:{deployment['image']['tag']}",
-        container_context=_code_location_container_context()))
+    origin = JobPythonOrigin(
+        job_name,
+        RepositoryPythonOrigin(
+            executable_path="/usr/local/bin/python",
+            code_pointer=ModuleCodePointer("skyscript_assets.definitions", "defs", "/opt/skyscript"),
+            container_image=f"{deployment['image']['repository']}:{deployment['image']['tag']}",
+            container_context=_code_location_container_context(),
+        ),
+    )
     return dg.DagsterRun(job_name=job_name, run_id="fedcba9876543210", job_code_origin=origin)
 
 
@@ -339,10 +420,21 @@ def bare_k8s_instance(tmp_path):
     """An instance whose K8sRunLauncher adds nothing to pods: what step pods get is k8s.py's alone."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(yaml.safe_dump({"run_launcher": {
-        "module": "dagster_k8s", "class": "K8sRunLauncher",
-        "config": {"instance_config_map": "dagster-instance", "service_account_name": "dagster",
-                   "job_namespace": NAMESPACE}}}))
+    (home / "dagster.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "run_launcher": {
+                    "module": "dagster_k8s",
+                    "class": "K8sRunLauncher",
+                    "config": {
+                        "instance_config_map": "dagster-instance",
+                        "service_account_name": "dagster",
+                        "job_namespace": NAMESPACE,
+                    },
+                }
+            }
+        )
+    )
     with mock.patch("dagster_k8s.launcher.load_kubernetes_config"):
         with dg.DagsterInstance.from_config(str(home)) as instance:
             yield instance
@@ -353,6 +445,7 @@ def _container(manifest: dict) -> dict:
 
 
 # --- the checker -------------------------------------------------------------------------------
+
 
 def _good_pod() -> dict:
     return _render_lmdeploy()["Deployment"]
@@ -375,8 +468,10 @@ BAD_PODS = {
     "host PID": (lambda p: _spec(p).update(hostPID=True), "hostPID"),
     "host IPC": (lambda p: _spec(p).update(hostIPC=True), "hostIPC"),
     "hostPath volume": (lambda p: _spec(p)["volumes"].append({"name": "root", "hostPath": {"path": "/"}}), "hostPath"),
-    "nfs volume": (lambda p: _spec(p)["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}}),
-                   "not allowed"),
+    "nfs volume": (
+        lambda p: _spec(p)["volumes"].append({"name": "n", "nfs": {"server": "x", "path": "/"}}),
+        "not allowed",
+    ),
     "privileged": (lambda p: _sc(p).update(privileged=True), "privileged"),
     "privilege escalation unset": (lambda p: _sc(p).pop("allowPrivilegeEscalation"), "allowPrivilegeEscalation"),
     "privilege escalation": (lambda p: _sc(p).update(allowPrivilegeEscalation=True), "allowPrivilegeEscalation"),
@@ -395,7 +490,9 @@ BAD_PODS = {
     "AppArmor unconfined": (lambda p: _sc(p).update(appArmorProfile={"type": "Unconfined"}), "appArmorProfile"),
     "Windows host process": (lambda p: _pod_sc(p).update(windowsOptions={"hostProcess": True}), "hostProcess"),
     "an init container without a security context": (
-        lambda p: _spec(p).update(initContainers=[{"name": "setup", "image": "busybox"}]), "initContainers[setup]"),
+        lambda p: _spec(p).update(initContainers=[{"name": "setup", "image": "busybox"}]),
+        "initContainers[setup]",
+    ),
 }
 
 
@@ -427,15 +524,27 @@ def test_hardening_check_rejects_a_writable_root_or_a_missing_scratch_dir():
 
 # --- every pod of the deployment -----------------------------------------------------------------
 
+
 @pytest.mark.postgres
 def test_every_pod_of_the_deployment_meets_the_restricted_standard(deployment_pods):
-    assert set(deployment_pods) == {"lmdeploy", "webserver", "daemon", "code-server", "run",
-                                    "step cpu_stage", "step big_gpu_stage", "step plain_gpu_stage"}
+    assert set(deployment_pods) == {
+        "lmdeploy",
+        "webserver",
+        "daemon",
+        "code-server",
+        "run",
+        "step cpu_stage",
+        "step big_gpu_stage",
+        "step plain_gpu_stage",
+    }
     for role, manifest in deployment_pods.items():
         _validate(manifest)
         assert restricted_violations(manifest) == [], role
-        writable = {"lmdeploy": ("/tmp", "/home/lmdeploy"), "webserver": ("/tmp", k8s_defs.DAGSTER_HOME),
-                    "daemon": ("/tmp", k8s_defs.DAGSTER_HOME)}.get(role, tuple(k8s_defs.WRITABLE_PATHS.values()))
+        writable = {
+            "lmdeploy": ("/tmp", "/home/lmdeploy"),
+            "webserver": ("/tmp", k8s_defs.DAGSTER_HOME),
+            "daemon": ("/tmp", k8s_defs.DAGSTER_HOME),
+        }.get(role, tuple(k8s_defs.WRITABLE_PATHS.values()))
         assert hardening_violations(manifest, writable) == [], role
     for role in ("run", "step cpu_stage", "step big_gpu_stage"):
         (container,) = _pod_template(deployment_pods[role])[1]["containers"]
@@ -449,9 +558,11 @@ def test_every_pod_of_the_deployment_meets_the_restricted_standard(deployment_po
 def test_k8s_module_alone_makes_step_pods_restricted(bare_k8s_instance, monkeypatch):
     defs = _profile_defs(monkeypatch)
     gpu_pipeline = defs.resolve_job_def("gpu_pipeline")
-    steps = {"cpu_stage": _step_job(bare_k8s_instance, defs.resolve_implicit_global_asset_job_def(), "cpu_stage"),
-             "big_gpu_stage": _step_job(bare_k8s_instance, gpu_pipeline, "big_gpu_stage"),
-             "plain_gpu_stage": _step_job(bare_k8s_instance, gpu_pipeline, "plain_gpu_stage")}
+    steps = {
+        "cpu_stage": _step_job(bare_k8s_instance, defs.resolve_implicit_global_asset_job_def(), "cpu_stage"),
+        "big_gpu_stage": _step_job(bare_k8s_instance, gpu_pipeline, "big_gpu_stage"),
+        "plain_gpu_stage": _step_job(bare_k8s_instance, gpu_pipeline, "plain_gpu_stage"),
+    }
     for name, manifest in steps.items():
         _validate(manifest)
         assert restricted_violations(manifest) == [], name
@@ -472,15 +583,21 @@ def test_values_and_dagster_yaml_give_run_pods_what_k8s_py_gives_step_pods():
     deployment = _user_deployment()
     pod_sc = _snake(k8s_client.V1PodSecurityContext, k8s_defs.POD_SECURITY_CONTEXT)
     container_sc = _snake(k8s_client.V1SecurityContext, k8s_defs.CONTAINER_SECURITY_CONTEXT)
-    for source in (launcher["runK8sConfig"]["podSpecConfig"]["securityContext"],
-                   instance["run_k8s_config"]["pod_spec_config"]["securityContext"],
-                   deployment["podSecurityContext"], values["dagsterWebserver"]["podSecurityContext"],
-                   values["dagsterDaemon"]["podSecurityContext"]):
+    for source in (
+        launcher["runK8sConfig"]["podSpecConfig"]["securityContext"],
+        instance["run_k8s_config"]["pod_spec_config"]["securityContext"],
+        deployment["podSecurityContext"],
+        values["dagsterWebserver"]["podSecurityContext"],
+        values["dagsterDaemon"]["podSecurityContext"],
+    ):
         assert _snake(k8s_client.V1PodSecurityContext, source) == pod_sc
-    for source in (launcher["runK8sConfig"]["containerConfig"]["securityContext"],
-                   instance["run_k8s_config"]["container_config"]["securityContext"],
-                   deployment["securityContext"], values["dagsterWebserver"]["securityContext"],
-                   values["dagsterDaemon"]["securityContext"]):
+    for source in (
+        launcher["runK8sConfig"]["containerConfig"]["securityContext"],
+        instance["run_k8s_config"]["container_config"]["securityContext"],
+        deployment["securityContext"],
+        values["dagsterWebserver"]["securityContext"],
+        values["dagsterDaemon"]["securityContext"],
+    ):
         assert _snake(k8s_client.V1SecurityContext, source) == container_sc
     assert launcher["runK8sConfig"]["podSpecConfig"] == instance["run_k8s_config"]["pod_spec_config"]
 
@@ -488,8 +605,10 @@ def test_values_and_dagster_yaml_give_run_pods_what_k8s_py_gives_step_pods():
     writable_mounts = [_snake(k8s_client.V1VolumeMount, m) for m in k8s_defs.WRITABLE_VOLUME_MOUNTS]
     assert [_snake(k8s_client.V1Volume, v) for v in deployment["volumes"]] == writable_volumes
     assert [_snake(k8s_client.V1VolumeMount, m) for m in deployment["volumeMounts"]] == writable_mounts
-    for volumes, mounts in ((launcher["volumes"], launcher["volumeMounts"]),
-                            (instance["volumes"], instance["volume_mounts"])):
+    for volumes, mounts in (
+        (launcher["volumes"], launcher["volumeMounts"]),
+        (instance["volumes"], instance["volume_mounts"]),
+    ):
         assert [_snake(k8s_client.V1Volume, v) for v in volumes if v["name"] != "model-weights"] == writable_volumes
         assert [_snake(k8s_client.V1VolumeMount, m) for m in mounts if m["name"] != "model-weights"] == writable_mounts
     for component in ("dagsterWebserver", "dagsterDaemon"):
@@ -512,14 +631,19 @@ def test_images_run_as_the_uid_the_pods_set(name):
 
 # --- NetworkPolicies ---------------------------------------------------------------------------
 
+
 def _selects(selector: dict, labels: dict) -> bool:
     """Kubernetes label selector semantics (matchLabels and matchExpressions, ANDed)."""
     if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
         return False
     for expression in selector.get("matchExpressions") or []:
         key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
-        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
-              "Exists": key in labels, "DoesNotExist": key not in labels}[operator]
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
         if not ok:
             return False
     return True
@@ -530,8 +654,10 @@ def _admits(policy: dict, labels: dict, port: int) -> bool:
     for rule in policy["spec"].get("ingress") or []:
         peers = rule.get("from") or []
         ports = [p["port"] for p in rule.get("ports") or []]
-        peer_ok = any("namespaceSelector" not in peer and "ipBlock" not in peer
-                      and _selects(peer["podSelector"], labels) for peer in peers)
+        peer_ok = any(
+            "namespaceSelector" not in peer and "ipBlock" not in peer and _selects(peer["podSelector"], labels)
+            for peer in peers
+        )
         if peer_ok and (not ports or port in ports):
             return True
     return False
@@ -580,6 +706,7 @@ def test_network_policies_chart_passes_helm_lint():
 
 # --- the MLLM API key: one Secret --------------------------------------------------------------
 
+
 def _secret_ref(container: dict, name: str) -> dict:
     (entry,) = [e for e in container.get("env") or [] if e["name"] == name]
     return entry["valueFrom"]["secretKeyRef"]
@@ -617,6 +744,7 @@ def test_the_mllm_api_key_comes_from_one_secret_at_both_ends(deployment_pods, mo
 
 # --- resources ---------------------------------------------------------------------------------
 
+
 @pytest.mark.postgres
 def test_step_pods_request_cpu_and_memory_and_gpu_pods_keep_their_gpus(deployment_pods):
     env = _user_code_env()
@@ -627,8 +755,10 @@ def test_step_pods_request_cpu_and_memory_and_gpu_pods_keep_their_gpus(deploymen
     assert big["limits"] == {"nvidia.com/gpu": "2", "memory": "48Gi"}
     assert big["requests"] == {"cpu": env["SKYSCRIPT_STEP_CPU"], "memory": "48Gi"}
     plain = _container(deployment_pods["step plain_gpu_stage"])["resources"]
-    assert plain["limits"] == {"nvidia.com/gpu": env["SKYSCRIPT_GPUS_PER_STEP"],
-                               "memory": env["SKYSCRIPT_GPU_STEP_MEMORY"]}
+    assert plain["limits"] == {
+        "nvidia.com/gpu": env["SKYSCRIPT_GPUS_PER_STEP"],
+        "memory": env["SKYSCRIPT_GPU_STEP_MEMORY"],
+    }
     assert plain["requests"]["cpu"] == env["SKYSCRIPT_STEP_CPU"]
     assert _container(deployment_pods["lmdeploy"])["resources"]["requests"]["cpu"]
 
@@ -637,8 +767,10 @@ def test_step_pod_size_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("SKYSCRIPT_STEP_CPU", "500m")
     monkeypatch.setenv("SKYSCRIPT_STEP_MEMORY", "3Gi")
     config = k8s_defs.step_k8s_config(k8s_defs.GpuPlacement.from_environment())
-    assert config["container_config"]["resources"] == {"requests": {"cpu": "500m", "memory": "3Gi"},
-                                                        "limits": {"memory": "3Gi"}}
+    assert config["container_config"]["resources"] == {
+        "requests": {"cpu": "500m", "memory": "3Gi"},
+        "limits": {"memory": "3Gi"},
+    }
     monkeypatch.delenv("SKYSCRIPT_STEP_CPU")
     monkeypatch.delenv("SKYSCRIPT_STEP_MEMORY")
     assert k8s_defs.GpuPlacement.from_environment().step_cpu == k8s_defs.DEFAULT_STEP_CPU
@@ -658,8 +790,13 @@ def test_gpu_pool_limit_is_one_figure_in_the_deployment_files():
 
 def _pool_figures(text: str) -> list[int]:
     """Every figure a document gives for the `gpu` pool limit."""
-    patterns = [r"concurrency set gpu (\d+)", r"defaultLimit:?\s*`?(\d+)", r"default_limit:?\s*`?(\d+)",
-                r"`gpu` pool limit[^.\n]*?\((\d+) here\)", r"pool limit[^.\n]*?\bis (\d+)\b"]
+    patterns = [
+        r"concurrency set gpu (\d+)",
+        r"defaultLimit:?\s*`?(\d+)",
+        r"default_limit:?\s*`?(\d+)",
+        r"`gpu` pool limit[^.\n]*?\((\d+) here\)",
+        r"pool limit[^.\n]*?\bis (\d+)\b",
+    ]
     return [int(m) for pattern in patterns for m in re.findall(pattern, text)]
 
 

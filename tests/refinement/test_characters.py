@@ -4,8 +4,16 @@ import skimage.data
 
 from skyscript_assets.models.faces import FaceAttributeModel, FaceAttributes, HaarFaceDetector
 from skyscript_assets.models.pose import BodyPose
-from skyscript_assets.stages.refinement.characters import (RefinementModels, augmentations, conflict_rate, match_faces_to_people,
-                                                mllm_age_range, normalize_gender, refine_frames, vote)
+from skyscript_assets.stages.refinement.characters import (
+    RefinementModels,
+    augmentations,
+    conflict_rate,
+    match_faces_to_people,
+    mllm_age_range,
+    normalize_gender,
+    refine_frames,
+    vote,
+)
 
 from .conftest import shared_image
 from .test_depth_pose import STANDING, _skeleton
@@ -75,8 +83,10 @@ def test_mllm_ages_and_genders_as_the_sample_writes_them():
 
 
 def test_vote_takes_the_median_age_and_the_most_probable_label():
-    answers = [FaceAttributes(age=a, gender=None, scores={"gender": {"man": m, "woman": 1 - m}})
-               for a, m in [(20, 0.9), (30, 0.4), (80, 0.45)]]
+    answers = [
+        FaceAttributes(age=a, gender=None, scores={"gender": {"man": m, "woman": 1 - m}})
+        for a, m in [(20, 0.9), (30, 0.4), (80, 0.45)]
+    ]
     voted = vote(answers)
     assert voted.age == 30 and voted.gender == "man"  # mean P(man) = 0.583
     assert voted.scores["gender"]["man"] == pytest.approx(0.5833, abs=1e-3)
@@ -103,7 +113,9 @@ def test_depth_and_posture_per_character(face_models, depth_dir):
 
 
 def test_absent_weights_are_listed_as_not_run(tmp_path):
-    models = RefinementModels.load(deepface_home=tmp_path, depth_model=tmp_path / "depth", pose_model=tmp_path / "pose")
+    models = RefinementModels.load(
+        deepface_home=tmp_path, depth_model=tmp_path / "depth", pose_model=tmp_path / "pose"
+    )
     assert models.attributes is None and models.depth is None and models.pose is None
     assert all(reason.startswith("not run: no weights at") for reason in models.not_run.values())
     frames, _, _ = refine_frames(models, [("kf", skimage.data.astronaut(), [{"gender": "male"}])])
@@ -114,7 +126,9 @@ def test_absent_weights_are_listed_as_not_run(tmp_path):
 
 
 def test_an_unusable_image_is_a_loss_and_the_rest_goes_on(face_models):
-    frames, losses, flags = refine_frames(face_models, [("bad", np.zeros((4, 4), np.float32), []),
-                                                 ("good", skimage.data.astronaut(), [{"type": "person"}])])
+    frames, losses, flags = refine_frames(
+        face_models,
+        [("bad", np.zeros((4, 4), np.float32), []), ("good", skimage.data.astronaut(), [{"type": "person"}])],
+    )
     assert [f.item for f in frames] == ["good"]
     assert [(loss.item, loss.reason) for loss in losses] == [("bad", "unusable_image")]

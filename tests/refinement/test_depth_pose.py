@@ -47,17 +47,45 @@ def _skeleton(**points) -> tuple[np.ndarray, np.ndarray]:
     return keypoints, scores
 
 
-STANDING = dict(left_shoulder=(90, 100), right_shoulder=(110, 100), left_hip=(93, 200), right_hip=(107, 200),
-                left_knee=(93, 290), right_knee=(107, 290), left_ankle=(94, 380), right_ankle=(106, 380))
+STANDING = dict(
+    left_shoulder=(90, 100),
+    right_shoulder=(110, 100),
+    left_hip=(93, 200),
+    right_hip=(107, 200),
+    left_knee=(93, 290),
+    right_knee=(107, 290),
+    left_ankle=(94, 380),
+    right_ankle=(106, 380),
+)
 POSTURES = {
     "standing": STANDING,
     "walking": {**STANDING, "left_ankle": (60, 375), "right_ankle": (140, 378)},
-    "sitting": {**STANDING, "left_knee": (150, 205), "right_knee": (165, 205), "left_ankle": (150, 290),
-                "right_ankle": (165, 290)},
-    "crouching": {**STANDING, "left_hip": (93, 230), "right_hip": (107, 230), "left_knee": (130, 210),
-                  "right_knee": (140, 210), "left_ankle": (100, 270), "right_ankle": (110, 270)},
-    "lying": dict(left_shoulder=(100, 300), right_shoulder=(100, 320), left_hip=(200, 305), right_hip=(200, 325),
-                  left_knee=(290, 305), right_knee=(290, 322), left_ankle=(380, 306), right_ankle=(380, 321)),
+    "sitting": {
+        **STANDING,
+        "left_knee": (150, 205),
+        "right_knee": (165, 205),
+        "left_ankle": (150, 290),
+        "right_ankle": (165, 290),
+    },
+    "crouching": {
+        **STANDING,
+        "left_hip": (93, 230),
+        "right_hip": (107, 230),
+        "left_knee": (130, 210),
+        "right_knee": (140, 210),
+        "left_ankle": (100, 270),
+        "right_ankle": (110, 270),
+    },
+    "lying": dict(
+        left_shoulder=(100, 300),
+        right_shoulder=(100, 320),
+        left_hip=(200, 305),
+        right_hip=(200, 325),
+        left_knee=(290, 305),
+        right_knee=(290, 322),
+        left_ankle=(380, 306),
+        right_ankle=(380, 321),
+    ),
 }
 
 

@@ -26,8 +26,24 @@ def test_tiny_grounding_dino_returns_named_boxes_in_image_coordinates(grounding_
 
 def test_long_vocabularies_are_split_to_fit_the_text_encoder(grounding_dino_dir):
     detector = OpenVocabularyDetector.load(grounding_dino_dir, box_threshold=0.0, text_threshold=0.0)
-    names = ["cup", "dog", "cat", "person", "chair", "remote control", "table", "lamp", "book", "phone", "car",
-             "tree", "hat", "door", "a table", "a lamp"]  # 35 prompt tokens + [CLS], [SEP] > the tiny model's 32
+    names = [
+        "cup",
+        "dog",
+        "cat",
+        "person",
+        "chair",
+        "remote control",
+        "table",
+        "lamp",
+        "book",
+        "phone",
+        "car",
+        "tree",
+        "hat",
+        "door",
+        "a table",
+        "a lamp",
+    ]  # 35 prompt tokens + [CLS], [SEP] > the tiny model's 32
     first, second = detector._prompt_chunks(names)
     assert first + second == names
     found = detector.detect([skimage.data.coffee()], [names])[0]
@@ -46,8 +62,11 @@ def test_thresholds_above_every_score_ground_nothing_and_flag_phantoms(grounding
 
 
 def test_each_object_takes_the_best_remaining_box_of_its_name():
-    detections = [Detection("cup", (0, 0, 5, 5), 0.4), Detection("cup", (10, 10, 20, 20), 0.9),
-                  Detection("dog", (1, 1, 2, 2), 0.5)]
+    detections = [
+        Detection("cup", (0, 0, 5, 5), 0.4),
+        Detection("cup", (10, 10, 20, 20), 0.9),
+        Detection("dog", (1, 1, 2, 2), 0.5),
+    ]
     objects = assign_boxes(["Cup", "cup", "cup", "lamp"], detections)
     assert [o.box for o in objects] == [(10, 10, 20, 20), (0, 0, 5, 5), None, None]
     assert [o.phantom for o in objects] == [False, False, True, True]
@@ -58,8 +77,9 @@ def test_missing_weights_mean_not_run_never_a_box(tmp_path):
         OpenVocabularyDetector.load(tmp_path / "grounding-dino-base")
     with pytest.raises(WeightsMissing, match="not run: no weights at"):
         OpenVocabularyDetector.load("IDEA-Research/not-a-cached-model")
-    frames, losses, flags = ground_frames(None, [("kf", np.zeros((8, 8, 3), np.uint8), ["cup"])],
-                                   "not run: no weights at /models/gdino")
+    frames, losses, flags = ground_frames(
+        None, [("kf", np.zeros((8, 8, 3), np.uint8), ["cup"])], "not run: no weights at /models/gdino"
+    )
     assert frames[0].status == "not run: no weights at /models/gdino"
     assert frames[0].objects[0].phantom is None and frames[0].objects[0].box is None
     assert losses == [] and phantom_rate(frames) is None
@@ -67,7 +87,8 @@ def test_missing_weights_mean_not_run_never_a_box(tmp_path):
 
 def test_an_unusable_keyframe_is_a_loss_and_the_rest_is_grounded(grounding_dino_dir):
     detector = OpenVocabularyDetector.load(grounding_dino_dir, box_threshold=0.0, text_threshold=0.0)
-    frames, losses, flags = ground_frames(detector, [("gray", np.zeros((20, 20), np.uint8), ["cup"]),
-                                              ("rgb", skimage.data.coffee(), ["cup"])])
+    frames, losses, flags = ground_frames(
+        detector, [("gray", np.zeros((20, 20), np.uint8), ["cup"]), ("rgb", skimage.data.coffee(), ["cup"])]
+    )
     assert [f.item for f in frames] == ["rgb"] and frames[0].objects[0].phantom is False
     assert [(loss.item, loss.reason) for loss in losses] == [("gray", "unusable_image")]

@@ -3,13 +3,23 @@ import numpy as np
 import pytest
 import skimage.data
 
-from skyscript_assets.models.ocr import TextReader
 from skyscript_assets.demo.demo_drama import demo_episodes
-from skyscript_assets.stages.refinement.dialogue import (SubtitleCue, bottom_band_cues, character_error_rate, episode_lines,
-                                              assign_lines, fill_missing_lines,
-                                              index_bitmap_lines, parse_srt, pick_speaker, read_srt, shot_lines,
-                                              subtitle_stream_cues)
 from skyscript_assets.demo.synthetic import burn_subtitle
+from skyscript_assets.models.ocr import TextReader
+from skyscript_assets.stages.refinement.dialogue import (
+    SubtitleCue,
+    assign_lines,
+    bottom_band_cues,
+    character_error_rate,
+    episode_lines,
+    fill_missing_lines,
+    index_bitmap_lines,
+    parse_srt,
+    pick_speaker,
+    read_srt,
+    shot_lines,
+    subtitle_stream_cues,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +44,10 @@ def test_srt_sidecar_is_parsed_with_times_and_joined_lines(popeye):
 
 
 def test_srt_markup_crlf_and_broken_blocks():
-    text = "1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> {\\an8}there\r\n\r\nno time here\r\n\r\n" \
-           "3\r\n00:01:00.5 --> 00:01:01,250\r\nBye\r\n"
+    text = (
+        "1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hello</i> {\\an8}there\r\n\r\nno time here\r\n\r\n"
+        "3\r\n00:01:00.5 --> 00:01:01,250\r\nBye\r\n"
+    )
     assert parse_srt(text) == [SubtitleCue(1.0, 2.5, "Hello there", "srt"), SubtitleCue(60.5, 61.25, "Bye", "srt")]
 
 
@@ -78,7 +90,12 @@ def test_popeye_lines_align_to_shots_once_each(popeye, reader):
     lines = shot_lines(srt + bitmap, shots)
     assert lines[0] == ["[squawk]"]  # two squawks from two sources: one line
     assert lines[1] == ["Oh! Oh! W-What happened?", "[screams]", "H-H-Help! P-P-Popeye!"]
-    assert lines[2] == ["H-H-Help! P-P-Popeye!", "Ohh! Let me go! Let me go!", "Let me go!", "Nonono! Don't drop me now!"]
+    assert lines[2] == [
+        "H-H-Help! P-P-Popeye!",
+        "Ohh! Let me go! Let me go!",
+        "Let me go!",
+        "Nonono! Don't drop me now!",
+    ]
     assert lines[3][0] == "Nonono! Don't drop me now!" and "Look at that fellow go" in lines[3]
     assert len(lines[3]) == len({line.lower() for line in lines[3]})
 
@@ -98,8 +115,12 @@ def test_burned_in_demo_subtitles_are_read_within_five_percent_cer(reader):
 
 
 def test_ocr_lines_of_several_keyframes_of_a_shot_are_kept_once():
-    cues = [SubtitleCue(1.0, 1.0, "I never left.", "ocr"), SubtitleCue(1.5, 1.5, "I never Ieft", "ocr"),
-            SubtitleCue(2.0, 2.0, "I'm Emma.", "ocr"), SubtitleCue(3.5, 3.5, "I'm Emma.", "ocr")]
+    cues = [
+        SubtitleCue(1.0, 1.0, "I never left.", "ocr"),
+        SubtitleCue(1.5, 1.5, "I never Ieft", "ocr"),
+        SubtitleCue(2.0, 2.0, "I'm Emma.", "ocr"),
+        SubtitleCue(3.5, 3.5, "I'm Emma.", "ocr"),
+    ]
     assert shot_lines(cues, [(0, 0.0, 3.0), (1, 3.0, 4.0)]) == {0: ["I never left.", "I'm Emma."], 1: ["I'm Emma."]}
 
 
@@ -136,8 +157,10 @@ def _video_with_text_subtitles(path, cues_ms, tracks=1):
         streams = []
         for _ in range(tracks):
             subtitles = out.add_stream("subrip")
-            subtitles.codec_context.subtitle_header = b"[Script Info]\nScriptType: v4.00+\n\n[Events]\n" \
+            subtitles.codec_context.subtitle_header = (
+                b"[Script Info]\nScriptType: v4.00+\n\n[Events]\n"
                 b"Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n"
+            )
             subtitles.time_base = fractions.Fraction(1, 1000)
             streams.append(subtitles)
         for i in range(30):
@@ -148,8 +171,11 @@ def _video_with_text_subtitles(path, cues_ms, tracks=1):
         for start, end, text in cues_ms:
             for track, subtitles in enumerate(streams):
                 body = (f"{track}:" if track else "") + text
-                packet = subtitles.codec_context.encode_subtitle(SubtitleSet.create(
-                    text=b"0,0,Default,,0,0,0,," + body.encode(), start=0, end=end - start, pts=start * 1000))
+                packet = subtitles.codec_context.encode_subtitle(
+                    SubtitleSet.create(
+                        text=b"0,0,Default,,0,0,0,," + body.encode(), start=0, end=end - start, pts=start * 1000
+                    )
+                )
                 packet.stream, packet.time_base = subtitles, subtitles.time_base
                 packet.pts = packet.dts = start
                 packet.duration = end - start
@@ -160,10 +186,15 @@ def _video_with_text_subtitles(path, cues_ms, tracks=1):
 
 
 def test_text_subtitle_stream_gives_timed_clean_cues(tmp_path):
-    path = _video_with_text_subtitles(tmp_path / "ep01.mkv", [(0, 900, "Hello there"), (1000, 2500, "{\\i1}Bye{\\i0} now")])
+    path = _video_with_text_subtitles(
+        tmp_path / "ep01.mkv", [(0, 900, "Hello there"), (1000, 2500, "{\\i1}Bye{\\i0} now")]
+    )
     cues, losses = subtitle_stream_cues(path)  # text needs no OCR reader
     assert losses == []
-    assert cues == [SubtitleCue(0.0, 0.9, "Hello there", "stream_text"), SubtitleCue(1.0, 2.5, "Bye now", "stream_text")]
+    assert cues == [
+        SubtitleCue(0.0, 0.9, "Hello there", "stream_text"),
+        SubtitleCue(1.0, 2.5, "Bye now", "stream_text"),
+    ]
 
 
 def test_every_subtitle_track_is_read_in_one_pass(tmp_path):
@@ -181,8 +212,9 @@ def test_an_unreadable_container_is_a_loss_not_a_crash(tmp_path):
 
 def test_an_episode_gathers_sidecar_stream_and_keyframe_lines(tmp_path, reader):
     video = _video_with_text_subtitles(tmp_path / "ep03.mkv", [(0, 900, "Hello there")])
-    (tmp_path / "ep03.eng.srt").write_text("1\n00:00:00,000 --> 00:00:00,900\nHello there!\n\n"
-                                           "2\n00:00:01,500 --> 00:00:02,500\nWhere were you?\n")
+    (tmp_path / "ep03.eng.srt").write_text(
+        "1\n00:00:00,000 --> 00:00:00,900\nHello there!\n\n2\n00:00:01,500 --> 00:00:02,500\nWhere were you?\n"
+    )
     (tmp_path / "ep031.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nanother episode\n")
     keyframe = burn_subtitle(cv2.resize(skimage.data.coffee(), (1280, 720)), "I kept your cup.")
     cues, losses = episode_lines(video, [(0, 0.0, 1.2), (1, 1.2, 3.0)], reader, keyframes=[(2.0, keyframe)])

@@ -42,15 +42,21 @@ def test_identities_use_the_embedder_and_the_library_keeps_first_appearances():
     blue = np.zeros((200, 200, 3), np.uint8)
     blue[..., 2] = 220
     box = (50, 50, 150, 150)
-    faces = [("ep1/kf0001", 0, red, box, "I'm Emma.", (0, 4.0)), ("ep1/kf0000", 0, blue, box, None, (0, 1.0)),
-             ("ep2/kf0000", 0, red, box, None, (1, 0.5)), ("ep2/kf0000", 1, blue, box, "My name is Leo.", (1, 0.5))]
+    faces = [
+        ("ep1/kf0001", 0, red, box, "I'm Emma.", (0, 4.0)),
+        ("ep1/kf0000", 0, blue, box, None, (0, 1.0)),
+        ("ep2/kf0000", 0, red, box, None, (1, 0.5)),
+        ("ep2/kf0000", 1, blue, box, "My name is Leo.", (1, 0.5)),
+    ]
     identities = identities_for_drama(faces, _Embedder())
     assert identities.embedding_kind == "deepface"
     assert identities.identity_of[("ep1/kf0000", 0)] == ("char-1", "Leo")  # first seen, first id
     assert identities.identity_of[("ep1/kf0001", 0)] == identities.identity_of[("ep2/kf0000", 0)] == ("char-2", "Emma")
     library = character_library(identities)
     assert [(e.character_id, e.name, e.named_from, e.observations, e.first_item, e.first_time_s) for e in library] == [
-        ("char-1", "Leo", "dialogue", 2, "ep1/kf0000", 1.0), ("char-2", "Emma", "dialogue", 2, "ep1/kf0001", 4.0)]
+        ("char-1", "Leo", "dialogue", 2, "ep1/kf0000", 1.0),
+        ("char-2", "Emma", "dialogue", 2, "ep1/kf0001", 4.0),
+    ]
     assert all(e.face_jpeg.startswith(b"\xff\xd8") for e in library)
     assert identities_for_drama(faces).embedding_kind == "hog"  # without an embedder
 
@@ -59,15 +65,27 @@ def test_a_name_card_next_to_a_face_names_the_character():
     from skyscript_assets.stages.scripts.identities import looks_like_name, name_caption
 
     assert looks_like_name("Emma") and looks_like_name("Li Wei") and looks_like_name("林晓")
-    assert not looks_like_name("I never left.") and not looks_like_name("CEO of the year ltd") and not looks_like_name("Sorry")
+    assert (
+        not looks_like_name("I never left.")
+        and not looks_like_name("CEO of the year ltd")
+        and not looks_like_name("Sorry")
+    )
     face = (100, 100, 200, 200)
-    texts = [("Li Wei", (220, 150, 320, 180)), ("Emma", (600, 40, 680, 70)),  # near the face / far away
-             ("Nora", (120, 900, 200, 930)), ("You came back.", (110, 210, 260, 240))]  # in the subtitle band / a sentence
+    texts = [
+        ("Li Wei", (220, 150, 320, 180)),
+        ("Emma", (600, 40, 680, 70)),  # near the face / far away
+        ("Nora", (120, 900, 200, 930)),
+        ("You came back.", (110, 210, 260, 240)),
+    ]  # in the subtitle band / a sentence
     assert name_caption(texts, face, image_height=1000) == "Li Wei"
     assert name_caption(texts[1:], face, image_height=1000) is None
     red = np.zeros((200, 200, 3), np.uint8)
     red[..., 0] = 220
-    faces = [("ep1/kf0000", 0, red, (50, 50, 150, 150), None, (0, 1.0), "Li Wei"),
-             ("ep1/kf0001", 0, red, (50, 50, 150, 150), "I'm Emma.", (0, 2.0), None)]
+    faces = [
+        ("ep1/kf0000", 0, red, (50, 50, 150, 150), None, (0, 1.0), "Li Wei"),
+        ("ep1/kf0001", 0, red, (50, 50, 150, 150), "I'm Emma.", (0, 2.0), None),
+    ]
     identities = identities_for_drama(faces, _Embedder())
-    assert [(c.name, c.named_from) for c in identities.characters] == [("Li Wei", "caption")]  # a caption beats dialogue
+    assert [(c.name, c.named_from) for c in identities.characters] == [
+        ("Li Wei", "caption")
+    ]  # a caption beats dialogue

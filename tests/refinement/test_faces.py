@@ -31,8 +31,14 @@ def test_deepface_attributes_from_weight_files_under_deepface_home(deepface_home
     assert len(results) == 3
     for r in results:
         assert 0 <= r.age <= 100
-        assert r.gender in {"man", "woman"} and r.race in {"asian", "indian", "black", "white", "middle eastern",
-                                                          "latino hispanic"}
+        assert r.gender in {"man", "woman"} and r.race in {
+            "asian",
+            "indian",
+            "black",
+            "white",
+            "middle eastern",
+            "latino hispanic",
+        }
         assert r.emotion in {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
         assert sum(r.scores["emotion"].values()) == pytest.approx(1.0)
     single = model.analyze([face])[0]

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from skyscript_assets.demo.synthetic import burn_subtitle
 from skyscript_assets.models.faces import HaarFaceDetector, box_iou
 from skyscript_assets.models.ocr import TextReader
 from skyscript_assets.stages.refinement.pixelation import (
@@ -13,7 +14,6 @@ from skyscript_assets.stages.refinement.pixelation import (
     release_keyframe,
     released_copy,
 )
-from skyscript_assets.demo.synthetic import burn_subtitle
 
 from .conftest import shared_image
 
@@ -112,8 +112,9 @@ def _frames_at(path, times_s):
 
 def test_released_frames_of_the_shared_clips_show_no_face(shared_videos, privacy_detector, gate):
     # Chaplin's faces, and the Tears of Steel frame where a first mosaic left a face-like patch
-    frames = _frames_at(shared_videos / "chaplin.mp4", [0.0, 4.0]) + \
-        _frames_at(shared_videos / "tears_of_steel_battle.webm", [24.0])
+    frames = _frames_at(shared_videos / "chaplin.mp4", [0.0, 4.0]) + _frames_at(
+        shared_videos / "tears_of_steel_battle.webm", [24.0]
+    )
     assert len(frames) == 3
     # Chaplin at 0 s shows the back of a man's head (Haar saw a face there); the other two show faces
     assert [bool(privacy_detector.detect(frame)) for frame in frames] == [False, True, True]

@@ -6,25 +6,35 @@ import numpy as np
 import skimage.data
 from sqlalchemy import select
 
-from skyscript_assets.catalog import CharacterObservation, Catalog, ReleasedKeyframe
+from skyscript_assets.catalog import Catalog, CharacterObservation, ReleasedKeyframe
 from skyscript_assets.definitions import DRAMA_ASSETS
 from skyscript_assets.defs.platform.resources import local_resources
+from skyscript_assets.demo.synthetic import ShotSpec, render_video
 from skyscript_assets.settings import database_url
 from skyscript_assets.stages.refinement.pixelation import gate_face_detector, privacy_face_detector
-from skyscript_assets.demo.synthetic import ShotSpec, render_video
 
 
 def test_refinement_releases_pixelated_keyframes_and_fills_lines(skyscript_home):
     folder = skyscript_home / "landing" / "vision-drama"
-    render_video(folder / "ep1.mp4", [ShotSpec(skimage.data.astronaut(), 1.0, subtitle="I never left.")], size=(360, 640))
+    render_video(
+        folder / "ep1.mp4", [ShotSpec(skimage.data.astronaut(), 1.0, subtitle="I never left.")], size=(360, 640)
+    )
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dramas", ["vision-drama"])
-        result = dg.materialize(DRAMA_ASSETS, partition_key="vision-drama", instance=instance, resources=local_resources(),
-                                run_config={"ops": {"keyframes": {"config": {"workers": 1}}}}, raise_on_error=False)
+        result = dg.materialize(
+            DRAMA_ASSETS,
+            partition_key="vision-drama",
+            instance=instance,
+            resources=local_resources(),
+            run_config={"ops": {"keyframes": {"config": {"workers": 1}}}},
+            raise_on_error=False,
+        )
         assert result.success
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert checks["no_face_after_pixelation"] is True
-        detections = next(e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "detections")
+        detections = next(
+            e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "detections"
+        )
         assert detections.materialization.metadata["phantom_rate"].value == "not run"  # no detector weights configured
 
     with Catalog(database_url()).session() as session:
@@ -56,8 +66,14 @@ def test_a_face_the_pixelation_missed_fails_the_release_and_names_the_keyframe(s
     render_video(folder / "ep1.mp4", [ShotSpec(cameraman, 1.0)], size=(360, 640))
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dramas", ["leaky-faces"])
-        result = dg.materialize(DRAMA_ASSETS, partition_key="leaky-faces", instance=instance, resources=local_resources(),
-                                run_config={"ops": {"keyframes": {"config": {"workers": 1}}}}, raise_on_error=False)
+        result = dg.materialize(
+            DRAMA_ASSETS,
+            partition_key="leaky-faces",
+            instance=instance,
+            resources=local_resources(),
+            run_config={"ops": {"keyframes": {"config": {"workers": 1}}}},
+            raise_on_error=False,
+        )
     assert not result.success
     [gate] = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_face_after_pixelation"]
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.ERROR

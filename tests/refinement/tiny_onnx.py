@@ -42,8 +42,13 @@ def _value_info(name: str, dims: list[int | str]) -> bytes:
 
 
 def _node(op: str, inputs: list[str], outputs: list[str], attributes: bytes = b"") -> bytes:
-    return (b"".join(_bytes(1, i) for i in inputs) + b"".join(_bytes(2, o) for o in outputs)
-            + _bytes(3, f"{op}_{outputs[0]}") + _bytes(4, op) + attributes)
+    return (
+        b"".join(_bytes(1, i) for i in inputs)
+        + b"".join(_bytes(2, o) for o in outputs)
+        + _bytes(3, f"{op}_{outputs[0]}")
+        + _bytes(4, op)
+        + attributes
+    )
 
 
 def tiny_classifier(path: Path, input_shape: tuple[int, int, int], classes: int, seed: int = 0) -> Path:
@@ -53,12 +58,15 @@ def tiny_classifier(path: Path, input_shape: tuple[int, int, int], classes: int,
     initializer = _int(1, channels) + _int(1, classes) + _int(2, 1) + _bytes(8, "W") + _bytes(9, weights.tobytes())
     axes = _bytes(1, "axes") + _int(20, 7) + _int(8, 1) + _int(8, 2)  # INTS [1, 2]
     keepdims = _bytes(1, "keepdims") + _int(20, 2) + _int(3, 0)  # INT 0
-    graph = (_bytes(1, _node("ReduceMean", ["input"], ["pooled"], _bytes(5, axes) + _bytes(5, keepdims)))
-             + _bytes(1, _node("MatMul", ["pooled", "W"], ["logits"]))
-             + _bytes(1, _node("Softmax", ["logits"], ["output"]))
-             + _bytes(2, "tiny") + _bytes(5, initializer)
-             + _bytes(11, _value_info("input", ["n", height, width, channels]))
-             + _bytes(12, _value_info("output", ["n", classes])))
+    graph = (
+        _bytes(1, _node("ReduceMean", ["input"], ["pooled"], _bytes(5, axes) + _bytes(5, keepdims)))
+        + _bytes(1, _node("MatMul", ["pooled", "W"], ["logits"]))
+        + _bytes(1, _node("Softmax", ["logits"], ["output"]))
+        + _bytes(2, "tiny")
+        + _bytes(5, initializer)
+        + _bytes(11, _value_info("input", ["n", height, width, channels]))
+        + _bytes(12, _value_info("output", ["n", classes]))
+    )
     model = _int(1, 7) + _bytes(2, "skyscript-tests") + _bytes(7, graph) + _bytes(8, _bytes(1, "") + _int(2, 13))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(model)
@@ -81,5 +89,3 @@ def write_deepface_stand_ins(home: Path, only: tuple[str, ...] | None = None) ->
         if only is None or name in only:
             tiny_classifier(weights / name, shape, classes, seed=seed)
     return weights
-
-

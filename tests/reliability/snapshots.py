@@ -31,5 +31,8 @@ def catalog_snapshot(home: Path, *, ignore: frozenset[str] = frozenset()) -> dic
 def artifact_snapshot(home: Path) -> dict[str, str]:
     """sha256 of every artifact, with `home` in its bytes written as `<home>` (manifests hold paths)."""
     root = home / "artifacts"
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes().replace(str(home).encode(), b"<home>")).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".tmp")}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes().replace(str(home).encode(), b"<home>")).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(".tmp")
+    }

@@ -63,12 +63,20 @@ def test_a_second_run_of_the_same_drama_stops_in_one_line_and_writes_nothing(sky
     resources = local_resources()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dramas", ["busy-drama"])
-        assert dg.materialize([drama_manifest], partition_key="busy-drama", instance=instance, resources=resources).success
+        assert dg.materialize(
+            [drama_manifest], partition_key="busy-drama", instance=instance, resources=resources
+        ).success
         db = Catalog(database_url())
         holder = _hold_in_another_process(database_url(), "keyframes@busy-drama")  # the first run, still working
         try:
-            second = dg.materialize([keyframes], partition_key="busy-drama", instance=instance, resources=resources,
-                                    run_config={"ops": {"keyframes": {"config": {"workers": 1}}}}, raise_on_error=False)
+            second = dg.materialize(
+                [keyframes],
+                partition_key="busy-drama",
+                instance=instance,
+                resources=resources,
+                run_config={"ops": {"keyframes": {"config": {"workers": 1}}}},
+                raise_on_error=False,
+            )
         finally:
             holder.send_signal(signal.SIGKILL)
             holder.wait()
@@ -78,8 +86,13 @@ def test_a_second_run_of_the_same_drama_stops_in_one_line_and_writes_nothing(sky
         assert message == "another run is already working on keyframes@busy-drama; this run stops without writing"
         assert db.count(EpisodeProgress, asset_key="keyframes") == 0
         # once the first run is gone, the drama goes on
-        again = dg.materialize([keyframes], partition_key="busy-drama", instance=instance, resources=resources,
-                               run_config={"ops": {"keyframes": {"config": {"workers": 1}}}})
+        again = dg.materialize(
+            [keyframes],
+            partition_key="busy-drama",
+            instance=instance,
+            resources=resources,
+            run_config={"ops": {"keyframes": {"config": {"workers": 1}}}},
+        )
         assert again.success and db.count(EpisodeProgress, asset_key="keyframes") == 1
 
 
@@ -91,9 +104,15 @@ def test_runs_left_started_by_a_dead_process_are_marked_failed():
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     with dg.instance_for_test() as instance:
+
         def started(pid: int) -> str:
-            run = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", status=dg.DagsterRunStatus.STARTED,
-                                                 tags={RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(pid)}))
+            run = instance.add_run(
+                dg.DagsterRun(
+                    job_name="__ASSET_JOB",
+                    status=dg.DagsterRunStatus.STARTED,
+                    tags={RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(pid)},
+                )
+            )
             return run.run_id
 
         dead, alive = started(gone.pid), started(os.getpid())

@@ -18,8 +18,13 @@ INPUT_IDENTITY = frozenset({"landing_fingerprint", "input_hash"})
 
 def _demo(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYSCRIPT_", "DAGSTER_"))}
-    done = subprocess.run([sys.executable, "-m", "skyscript_assets.cli", "--home", str(home), "demo"],
-                          env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "skyscript_assets.cli", "--home", str(home), "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -52,15 +57,21 @@ print(hashlib.sha256(Path(sys.argv[1]).read_bytes()).hexdigest())
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
-@pytest.mark.skipif(hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2,
-                    reason="one core: all cores and one core are the same render")
+@pytest.mark.skipif(
+    hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2,
+    reason="one core: all cores and one core are the same render",
+)
 def test_rendered_videos_do_not_depend_on_the_cores_available(tmp_path):
     """x264 picks its thread count from the cores, and its output bytes with it: the demo
     drama (and so every catalog row after it) must be the same on a laptop and in CI."""
     digests = {}
     for cores in ("all-cores", "one-core"):
-        done = subprocess.run([sys.executable, "-c", _RENDER, str(tmp_path / f"{cores}.mp4"), cores],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", _RENDER, str(tmp_path / f"{cores}.mp4"), cores],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         digests[cores] = done.stdout.strip()
     assert digests["all-cores"] == digests["one-core"]

@@ -23,10 +23,25 @@ KILL_POINTS = int(os.environ.get("SKYSCRIPT_KILL_POINTS", "4"))
 
 def _cli(home: Path, source: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYSCRIPT_", "DAGSTER_"))}
-    return subprocess.Popen([sys.executable, "-m", "skyscript_assets.cli", "--home", str(home), "ingest",
-                             str(source), "--drama-id", "kill-drama", "--run"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skyscript_assets.cli",
+            "--home",
+            str(home),
+            "ingest",
+            str(source),
+            "--drama-id",
+            "kill-drama",
+            "--run",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _reset(home: Path) -> None:

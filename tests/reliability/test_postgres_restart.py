@@ -29,8 +29,12 @@ def test_catalog_writes_survive_a_postgres_restart(postgres_url):
 
     def restart() -> None:
         time.sleep(0.3)
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "--", "-m", "fast"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "--", "-m", "fast"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         restarted.set()
 
     thread = threading.Thread(target=restart)
@@ -39,8 +43,18 @@ def test_catalog_writes_survive_a_postgres_restart(postgres_url):
     deadline = time.monotonic() + 60
     while (not restarted.is_set() or written < 30) and time.monotonic() < deadline:
         partition = f"d{written % 5}"
-        rows = [Loss(drama_id=partition, stage="s", item=f"i{n}", reason="r", detail=str(written), partition=partition, **prov)
-                for n in range(50)]
+        rows = [
+            Loss(
+                drama_id=partition,
+                stage="s",
+                item=f"i{n}",
+                reason="r",
+                detail=str(written),
+                partition=partition,
+                **prov,
+            )
+            for n in range(50)
+        ]
         catalog.replace_partition_rows(asset_key="keyframes", partition=partition, rows=rows, tables=[Loss])
         written += 1
     thread.join()

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from skyscript_assets.storage import ArtifactStore
 from skyscript_assets.ids import UnsafeIdError
+from skyscript_assets.storage import ArtifactStore
 
 
 @pytest.mark.parametrize("parts", [("..", "x"), ("a/b",), ("/etc",), ("x\x00y",)])
@@ -30,8 +30,13 @@ def test_database_password_is_never_printed(postgres_url, tmp_path):
     url = postgres_url.replace("postgres@", f"postgres:{secret}@")  # trust auth ignores the password
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYSCRIPT_", "DAGSTER_"))}
     env.update(SKYSCRIPT_HOME=str(tmp_path), SKYSCRIPT_DATABASE_URL=url)
-    proc = subprocess.run([sys.executable, "-m", "skyscript_assets.cli", "db", "upgrade"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "skyscript_assets.cli", "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "upgraded to head" in proc.stdout
     assert secret not in proc.stdout + proc.stderr
@@ -61,8 +66,12 @@ def test_a_server_that_echoes_the_api_key_leaks_it_nowhere(skyscript_home, monke
 
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
-            body = json.dumps({"error": f"invalid credentials: Authorization: {self.headers.get('Authorization')}",
-                               "headers": dict(self.headers)}).encode()
+            body = json.dumps(
+                {
+                    "error": f"invalid credentials: Authorization: {self.headers.get('Authorization')}",
+                    "headers": dict(self.headers),
+                }
+            ).encode()
             self.send_response(401)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -71,17 +80,27 @@ def test_a_server_that_echoes_the_api_key_leaks_it_nowhere(skyscript_home, monke
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EchoHeaders)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    render_video(skyscript_home / "landing" / "leaky" / "ep1.mp4", [ShotSpec(skimage.data.astronaut(), 1.0)],
-                 size=(160, 96))
+    render_video(
+        skyscript_home / "landing" / "leaky" / "ep1.mp4", [ShotSpec(skimage.data.astronaut(), 1.0)], size=(160, 96)
+    )
     monkeypatch.setenv("LEAKY_KEY", key)
-    mllm = MllmResource(backend="openai", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", model="m",
-                        api_key_env="LEAKY_KEY")
+    mllm = MllmResource(
+        backend="openai",
+        base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+        model="m",
+        api_key_env="LEAKY_KEY",
+    )
     try:
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("dramas", ["leaky"])
-            result = dg.materialize(DRAMA_ASSETS[:4], partition_key="leaky", instance=instance,
-                                    resources={**local_resources(), "mllm": mllm}, raise_on_error=False,
-                                    run_config={"ops": {"keyframes": {"config": {"workers": 1}}}})
+            result = dg.materialize(
+                DRAMA_ASSETS[:4],
+                partition_key="leaky",
+                instance=instance,
+                resources={**local_resources(), "mllm": mllm},
+                raise_on_error=False,
+                run_config={"ops": {"keyframes": {"config": {"workers": 1}}}},
+            )
             events = json.dumps([str(e) for e in instance.all_logs(result.run_id)])
     finally:
         server.shutdown()

@@ -13,8 +13,13 @@ VERSION_TABLE = "skyscript_alembic_version"
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True, version_table=VERSION_TABLE)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+        version_table=VERSION_TABLE,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -24,8 +29,9 @@ def run_migrations_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
         # render_as_batch: SQLite can only ALTER tables by copying them
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                          version_table=VERSION_TABLE)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, version_table=VERSION_TABLE
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -47,41 +47,86 @@ def keyframe_item(episode_id: str, keyframe_index: int) -> str:
     description="The multimodal LLM's output for every valid keyframe (a few images of one shot per "
     "request), kept verbatim with model id and prompt version; failed requests are losses, retried by the next run.",
 )
-def raw_mllm_json(context: dg.AssetExecutionContext, config: AnnotationConfig, catalog: CatalogResource,
-                  artifacts: ArtifactsResource, mllm: MllmResource) -> dg.MaterializeResult:
+def raw_mllm_json(
+    context: dg.AssetExecutionContext,
+    config: AnnotationConfig,
+    catalog: CatalogResource,
+    artifacts: ArtifactsResource,
+    mllm: MllmResource,
+) -> dg.MaterializeResult:
     db, store, drama_id = catalog.get(), artifacts.get(), context.partition_key
-    inputs = {episode: [KeyframeInput(item=keyframe_item(episode, k.keyframe_index), shot_key=f"{episode}/{k.shot_index}",
-                                      uri=k.uri, time_s=k.time_s) for k in frames]
-              for episode, frames in queries.valid_keyframes(db, drama_id).items()}
+    inputs = {
+        episode: [
+            KeyframeInput(
+                item=keyframe_item(episode, k.keyframe_index),
+                shot_key=f"{episode}/{k.shot_index}",
+                uri=k.uri,
+                time_s=k.time_s,
+            )
+            for k in frames
+        ]
+        for episode, frames in queries.valid_keyframes(db, drama_id).items()
+    }
     prompt_version, settings = load_prompt(FRAME_ANNOTATION).version, mllm.model_dump()
 
     def run(pending):
         backend = mllm.load()
         try:
             for episode_id, keyframes in pending:
-                result = annotate_episode(backend, episode_id, keyframes, max_images_per_request=mllm.max_images_per_request)
-                store.write_bytes(annotate.responses_jsonl(result.results), drama_id, "raw_mllm_json", episode_id,
-                                  "responses.jsonl")
+                result = annotate_episode(
+                    backend, episode_id, keyframes, max_images_per_request=mllm.max_images_per_request
+                )
+                store.write_bytes(
+                    annotate.responses_jsonl(result.results), drama_id, "raw_mllm_json", episode_id, "responses.jsonl"
+                )
                 yield result
         finally:
             backend.close()
 
     def rows(result, prov):
-        return [RawMllmOutput(drama_id=drama_id, episode_id=result.episode_id, request_index=i, items=list(r.items),
-                              text=r.text, prompt_version=r.prompt_version, seconds=round(r.seconds, 4), **prov.columns())
-                for i, r in enumerate(result.results)]
+        return [
+            RawMllmOutput(
+                drama_id=drama_id,
+                episode_id=result.episode_id,
+                request_index=i,
+                items=list(r.items),
+                text=r.text,
+                prompt_version=r.prompt_version,
+                seconds=round(r.seconds, 4),
+                **prov.columns(),
+            )
+            for i, r in enumerate(result.results)
+        ]
 
-    report = run_episode_step(context, db, EpisodeStep(
-        stage_version=version_of(annotate), inputs=inputs, run=run, rows=rows, tables=[RawMllmOutput],
-        digest=lambda kfs: input_digest(settings, prompt_version, [(k.item, k.uri) for k in kfs])), redo=config.redo)
+    report = run_episode_step(
+        context,
+        db,
+        EpisodeStep(
+            stage_version=version_of(annotate),
+            inputs=inputs,
+            run=run,
+            rows=rows,
+            tables=[RawMllmOutput],
+            digest=lambda kfs: input_digest(settings, prompt_version, [(k.item, k.uri) for k in kfs]),
+        ),
+        redo=config.redo,
+    )
     seconds, images = report.total("seconds"), report.total("images")
-    return dg.MaterializeResult(metadata={
-        "backend": mllm.backend, "prompt_version": prompt_version, **_episode_counts(report),
-        "model_id": next((s["model_id"] for s in report.summaries.values() if s.get("model_id")), "(no requests)"),
-        "valid_keyframes": report.given, "requests": report.total("requests"), "keyframes_lost": report.lost,
-        "keyframes_to_retry": report.total("transient"), "loss_rate": _rate(report.lost, report.given),
-        "images_per_s": round(images / seconds, 2) if seconds else 0.0, "loss_reasons": reasons_table(report.losses),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "backend": mllm.backend,
+            "prompt_version": prompt_version,
+            **_episode_counts(report),
+            "model_id": next((s["model_id"] for s in report.summaries.values() if s.get("model_id")), "(no requests)"),
+            "valid_keyframes": report.given,
+            "requests": report.total("requests"),
+            "keyframes_lost": report.lost,
+            "keyframes_to_retry": report.total("transient"),
+            "loss_rate": _rate(report.lost, report.given),
+            "images_per_s": round(images / seconds, 2) if seconds else 0.0,
+            "loss_reasons": reasons_table(report.losses),
+        }
+    )
 
 
 @dg.asset(
@@ -92,36 +137,81 @@ def raw_mllm_json(context: dg.AssetExecutionContext, config: AnnotationConfig, c
     description="Every raw reply parsed (fences, prose, json-repair, optional LLM repair), normalised "
     "(numbers as strings, shot-type spellings) and validated as schema.FrameAnnotation, one row per keyframe.",
     check_specs=[
-        drama_check("frame_loss_rate", asset="cleaned_json", blocking=True,
-                          description="Valid keyframes without a recovered annotation, whatever the cause (failed "
-                          f"requests, garbage replies, unrecoverable JSON); blocks above {FRAME_LOSS_BLOCK_RATE:.0%}."),
-        drama_check("unparseable_rate", asset="cleaned_json",
-                          description=f"Replies that were not valid JSON as they came (warns above {UNPARSEABLE_WARN_RATE:.0%})."),
+        drama_check(
+            "frame_loss_rate",
+            asset="cleaned_json",
+            blocking=True,
+            description="Valid keyframes without a recovered annotation, whatever the cause (failed "
+            f"requests, garbage replies, unrecoverable JSON); blocks above {FRAME_LOSS_BLOCK_RATE:.0%}.",
+        ),
+        drama_check(
+            "unparseable_rate",
+            asset="cleaned_json",
+            description=f"Replies that were not valid JSON as they came (warns above {UNPARSEABLE_WARN_RATE:.0%}).",
+        ),
     ],
 )
-def cleaned_json(context: dg.AssetExecutionContext, config: AnnotationConfig, catalog: CatalogResource,
-                 artifacts: ArtifactsResource, mllm: MllmResource) -> dg.MaterializeResult:
+def cleaned_json(
+    context: dg.AssetExecutionContext,
+    config: AnnotationConfig,
+    catalog: CatalogResource,
+    artifacts: ArtifactsResource,
+    mllm: MllmResource,
+) -> dg.MaterializeResult:
     db, store, drama_id = catalog.get(), artifacts.get(), context.partition_key
-    inputs = {episode: [RawReply(tuple(r.items), r.text) for r in raws] for episode, raws in queries.raw_outputs(db, drama_id).items()}
-    valid = {keyframe_item(e, k.keyframe_index): k.time_s for e, kfs in queries.valid_keyframes(db, drama_id).items() for k in kfs}
+    inputs = {
+        episode: [RawReply(tuple(r.items), r.text) for r in raws]
+        for episode, raws in queries.raw_outputs(db, drama_id).items()
+    }
+    valid = {
+        keyframe_item(e, k.keyframe_index): k.time_s
+        for e, kfs in queries.valid_keyframes(db, drama_id).items()
+        for k in kfs
+    }
     repair = {"base_url": mllm.repair_base_url, "model": mllm.repair_model}
 
     def run(pending):
         repairer = mllm.repairer()
-        for result in each_episode(lambda e, replies: clean_episode(e, replies, timestamps=valid, repairer=repairer))(pending):
-            store.write_json({f.item: f.annotation.model_dump(mode="json") for f in result.results}, drama_id,
-                             "cleaned_json", result.episode_id, "frames.json")
+        for result in each_episode(lambda e, replies: clean_episode(e, replies, timestamps=valid, repairer=repairer))(
+            pending
+        ):
+            store.write_json(
+                {f.item: f.annotation.model_dump(mode="json") for f in result.results},
+                drama_id,
+                "cleaned_json",
+                result.episode_id,
+                "frames.json",
+            )
             yield result
 
     def rows(result, prov):
-        return [FrameAnnotationRow(drama_id=drama_id, episode_id=result.episode_id, item=f.item,
-                                   keyframe_index=int(f.item.rsplit("kf", 1)[-1]), outcome=f.outcome.value,
-                                   annotation=f.annotation.model_dump(mode="json"), **prov.columns()) for f in result.results]
+        return [
+            FrameAnnotationRow(
+                drama_id=drama_id,
+                episode_id=result.episode_id,
+                item=f.item,
+                keyframe_index=int(f.item.rsplit("kf", 1)[-1]),
+                outcome=f.outcome.value,
+                annotation=f.annotation.model_dump(mode="json"),
+                **prov.columns(),
+            )
+            for f in result.results
+        ]
 
-    report = run_episode_step(context, db, EpisodeStep(
-        stage_version=version_of(clean_json), inputs=inputs, run=run, rows=rows, tables=[FrameAnnotationRow],
-        model_id=mllm.repair_model, digest=lambda replies: input_digest(repair, [(r.items, r.text) for r in replies])),
-        redo=config.redo)
+    report = run_episode_step(
+        context,
+        db,
+        EpisodeStep(
+            stage_version=version_of(clean_json),
+            inputs=inputs,
+            run=run,
+            rows=rows,
+            tables=[FrameAnnotationRow],
+            model_id=mllm.repair_model,
+            digest=lambda replies: input_digest(repair, [(r.items, r.text) for r in replies]),
+        ),
+        redo=config.redo,
+    )
     return _cleaned_result(db, drama_id, report, given=len(valid))
 
 
@@ -137,16 +227,34 @@ def _cleaned_result(db, drama_id: str, report: StepReport, *, given: int) -> dg.
         field_issues.update(summary.get("field_issues", {}))
     outcomes = queries.annotation_outcomes(db, drama_id)
     return dg.MaterializeResult(
-        metadata={**_episode_counts(report), "valid_keyframes": given, "replies": replies, "frames_kept": kept,
-                  "frames_lost": given - kept, "frame_loss_rate": round(frame_loss, 4),
-                  "unparseable_rate": round(unparseable_rate, 4), **{f"outcome_{k}": v for k, v in sorted(outcomes.items())},
-                  "field_issues": dg.MetadataValue.json(dict(field_issues.most_common(30))),
-                  "loss_reasons": reasons_table(lost)},
+        metadata={
+            **_episode_counts(report),
+            "valid_keyframes": given,
+            "replies": replies,
+            "frames_kept": kept,
+            "frames_lost": given - kept,
+            "frame_loss_rate": round(frame_loss, 4),
+            "unparseable_rate": round(unparseable_rate, 4),
+            **{f"outcome_{k}": v for k, v in sorted(outcomes.items())},
+            "field_issues": dg.MetadataValue.json(dict(field_issues.most_common(30))),
+            "loss_reasons": reasons_table(lost),
+        },
         check_results=[
-            check("frame_loss_rate", frame_loss <= FRAME_LOSS_BLOCK_RATE, severity="error", why=why,
-                  frame_loss_rate=round(frame_loss, 4), frames=given, lost=given - kept),
-            check("unparseable_rate", unparseable_rate <= UNPARSEABLE_WARN_RATE, replies=replies,
-                  unparseable_rate=round(unparseable_rate, 4)),
+            check(
+                "frame_loss_rate",
+                frame_loss <= FRAME_LOSS_BLOCK_RATE,
+                severity="error",
+                why=why,
+                frame_loss_rate=round(frame_loss, 4),
+                frames=given,
+                lost=given - kept,
+            ),
+            check(
+                "unparseable_rate",
+                unparseable_rate <= UNPARSEABLE_WARN_RATE,
+                replies=replies,
+                unparseable_rate=round(unparseable_rate, 4),
+            ),
         ],
     )
 

@@ -7,16 +7,15 @@ first run. Folders with unsafe names are never used as paths: they are logged an
 in the losses table under stage `landing` until renamed.
 """
 
-
 import hashlib
 
 import dagster as dg
 
 from skyscript_assets.catalog import Loss, queries
-from skyscript_assets.stages.ingest.landing import RejectedFolder, scan_landing_zone
 from skyscript_assets.defs.platform.jobs import drama_pipeline
 from skyscript_assets.defs.platform.partitions import dramas_partitions
 from skyscript_assets.defs.platform.resources import CatalogResource, LandingZone
+from skyscript_assets.stages.ingest.landing import RejectedFolder, scan_landing_zone
 
 LANDING_STAGE = "landing"
 
@@ -36,7 +35,9 @@ def new_dramas(context: dg.SensorEvaluationContext, landing: LandingZone, catalo
     known = set(context.instance.get_dynamic_partitions(dramas_partitions.name))
     new = [d.drama_id for d in found if d.drama_id not in known]
     if not new:
-        return dg.SensorResult(skip_reason=f"no new drama ({len(found)} known, {len(rejected)} rejected)", cursor=cursor)
+        return dg.SensorResult(
+            skip_reason=f"no new drama ({len(found)} known, {len(rejected)} rejected)", cursor=cursor
+        )
     context.log.info(f"new dramas: {', '.join(new)}")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=drama_id, partition_key=drama_id) for drama_id in new],
@@ -59,7 +60,9 @@ def landing_zone_rescan(context: dg.ScheduleEvaluationContext, landing: LandingZ
         context.instance.add_dynamic_partitions(dramas_partitions.name, missing)
     seen = queries.landing_fingerprints(catalog.get())
     requests = [
-        dg.RunRequest(run_key=f"{d.drama_id}@{d.fingerprint}", partition_key=d.drama_id, tags={"skyscript/trigger": "rescan"})
+        dg.RunRequest(
+            run_key=f"{d.drama_id}@{d.fingerprint}", partition_key=d.drama_id, tags={"skyscript/trigger": "rescan"}
+        )
         for d in found
         if seen.get(d.drama_id) != d.fingerprint
     ]
@@ -70,11 +73,28 @@ def landing_zone_rescan(context: dg.ScheduleEvaluationContext, landing: LandingZ
 
 def _record_rejected(catalog: CatalogResource, rejected: list[RejectedFolder], cursor: str | None) -> str:
     """Keep the losses table in step with the currently rejected folders; write only on change."""
-    state = hashlib.sha256("\n".join(f"{r.name}|{r.reason}" for r in rejected).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    state = hashlib.sha256(
+        "\n".join(f"{r.name}|{r.reason}" for r in rejected).encode("utf-8", "surrogateescape")
+    ).hexdigest()[:16]
     if state == cursor:
         return state
-    catalog.get().replace_partition_rows(asset_key="new_dramas", partition="", tables=[Loss], rows=[
-        Loss(drama_id="", stage=LANDING_STAGE, item=r.name.encode("utf-8", "backslashreplace").decode(),
-             reason=r.kind, detail=r.reason, run_id="", asset_key="new_dramas", partition="", stage_version="1")
-        for r in rejected])
+    catalog.get().replace_partition_rows(
+        asset_key="new_dramas",
+        partition="",
+        tables=[Loss],
+        rows=[
+            Loss(
+                drama_id="",
+                stage=LANDING_STAGE,
+                item=r.name.encode("utf-8", "backslashreplace").decode(),
+                reason=r.kind,
+                detail=r.reason,
+                run_id="",
+                asset_key="new_dramas",
+                partition="",
+                stage_version="1",
+            )
+            for r in rejected
+        ],
+    )
     return state

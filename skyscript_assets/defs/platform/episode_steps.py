@@ -79,8 +79,9 @@ class StepReport:
         return self.lost / self.given if self.given else None
 
 
-def run_episode_step(context: dg.AssetExecutionContext, db: Catalog, step: EpisodeStep, *,
-                     redo: bool = False) -> StepReport:
+def run_episode_step(
+    context: dg.AssetExecutionContext, db: Catalog, step: EpisodeStep, *, redo: bool = False
+) -> StepReport:
     """Run the step for the drama, alone: a second run of the same asset on the same drama stops in one line."""
     with exclusive(context, db):
         return _run(context, db, step, redo=redo)
@@ -99,21 +100,27 @@ def exclusive(context: dg.AssetExecutionContext, db: Catalog) -> Iterator[None]:
 def _run(context: dg.AssetExecutionContext, db: Catalog, step: EpisodeStep, *, redo: bool) -> StepReport:
     prov = provenance(context, step.stage_version, step.model_id)
     drama_id, asset_key = prov.drama_id, prov.asset_key
-    db.forget_episodes_except(asset_key=asset_key, partition=drama_id, keep=set(step.inputs),
-                              tables=[*step.tables, Loss, Flag])
+    db.forget_episodes_except(
+        asset_key=asset_key, partition=drama_id, keep=set(step.inputs), tables=[*step.tables, Loss, Flag]
+    )
     hashes = {episode: step.digest(value) for episode, value in step.inputs.items()}
     todo = _pending(db, prov, hashes, redo=redo)
     context.log.info(f"{drama_id}: {len(todo)} of {len(hashes)} episodes to process ({asset_key})")
     if todo:
         for number, result in enumerate(step.run([(e, step.inputs[e]) for e in todo]), start=1):
             _write(db, prov.with_model(result.model_id or prov.model_id), result, step, hashes[result.episode_id])
-            context.log.info(f"[{number}/{len(todo)}] {result.episode_id}: {len(result.results)} results, "
-                             f"{len(result.losses)} lost of {result.given}"
-                             + (f", not run: {result.not_run}" if result.not_run else ""))
-    return StepReport(processed=len(todo), skipped=len(hashes) - len(todo),
-                      summaries=queries.step_summaries(db, drama_id, asset_key),
-                      losses=queries.losses(db, drama_id, asset_key=asset_key),
-                      flags=queries.flags(db, drama_id, asset_key=asset_key))
+            context.log.info(
+                f"[{number}/{len(todo)}] {result.episode_id}: {len(result.results)} results, "
+                f"{len(result.losses)} lost of {result.given}"
+                + (f", not run: {result.not_run}" if result.not_run else "")
+            )
+    return StepReport(
+        processed=len(todo),
+        skipped=len(hashes) - len(todo),
+        summaries=queries.step_summaries(db, drama_id, asset_key),
+        losses=queries.losses(db, drama_id, asset_key=asset_key),
+        flags=queries.flags(db, drama_id, asset_key=asset_key),
+    )
 
 
 def _pending(db: Catalog, prov: Provenance, hashes: dict[str, str], *, redo: bool) -> list[str]:
@@ -121,26 +128,53 @@ def _pending(db: Catalog, prov: Provenance, hashes: dict[str, str], *, redo: boo
     if redo:
         return list(hashes)
     done = db.done_episodes(asset_key=prov.asset_key, partition=prov.drama_id, stage_version=prov.stage_version)
-    return [episode for episode, digest in hashes.items()
-            if episode not in done or done[episode].input_hash != digest
-            or (done[episode].summary or {}).get("transient", 0)]
+    return [
+        episode
+        for episode, digest in hashes.items()
+        if episode not in done
+        or done[episode].input_hash != digest
+        or (done[episode].summary or {}).get("transient", 0)
+    ]
 
 
 def _write(db: Catalog, prov: Provenance, result: EpisodeResult, step: EpisodeStep, input_hash: str) -> None:
     """Replace the episode's rows (and its losses and flags) and mark it, atomically."""
-    summary = {**result.summary, "given": result.given, "lost": len(result.losses), "flagged": len(result.flags),
-               "transient": result.transient_losses, "not_run": result.not_run}
-    rows = [*step.rows(result, prov), *loss_rows(result.losses, prov, result.episode_id),
-            *flag_rows(result.flags, prov, result.episode_id)]
-    db.replace_episode_rows(asset_key=prov.asset_key, partition=prov.drama_id, episode_id=result.episode_id,
-                            rows=rows, tables=[*step.tables, Loss, Flag],
-                            progress=EpisodeProgress(drama_id=prov.drama_id, episode_id=result.episode_id,
-                                                     input_hash=input_hash, summary=summary, **prov.columns()))
+    summary = {
+        **result.summary,
+        "given": result.given,
+        "lost": len(result.losses),
+        "flagged": len(result.flags),
+        "transient": result.transient_losses,
+        "not_run": result.not_run,
+    }
+    rows = [
+        *step.rows(result, prov),
+        *loss_rows(result.losses, prov, result.episode_id),
+        *flag_rows(result.flags, prov, result.episode_id),
+    ]
+    db.replace_episode_rows(
+        asset_key=prov.asset_key,
+        partition=prov.drama_id,
+        episode_id=result.episode_id,
+        rows=rows,
+        tables=[*step.tables, Loss, Flag],
+        progress=EpisodeProgress(
+            drama_id=prov.drama_id,
+            episode_id=result.episode_id,
+            input_hash=input_hash,
+            summary=summary,
+            **prov.columns(),
+        ),
+    )
 
 
-def each_episode(process: Callable[[str, Any], EpisodeResult]) -> Callable[[list[tuple[str, Any]]], Iterator[EpisodeResult]]:
+def each_episode(
+    process: Callable[[str, Any], EpisodeResult],
+) -> Callable[[list[tuple[str, Any]]], Iterator[EpisodeResult]]:
     """A step's `run` from a function of one episode (the stages whose model is already loaded)."""
+
     def run(pending: list[tuple[str, Any]]) -> Iterator[EpisodeResult]:
         for episode_id, value in pending:
             yield process(episode_id, value)
+
     return run

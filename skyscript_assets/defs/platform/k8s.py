@@ -122,7 +122,9 @@ class GpuPlacement:
 
     image: str = ""
     node_selector: Mapping[str, str] = field(default_factory=lambda: _parse_labels(DEFAULT_GPU_NODE_SELECTOR))
-    tolerations: Sequence[Mapping[str, str]] = field(default_factory=lambda: _parse_tolerations(DEFAULT_GPU_TOLERATION))
+    tolerations: Sequence[Mapping[str, str]] = field(
+        default_factory=lambda: _parse_tolerations(DEFAULT_GPU_TOLERATION)
+    )
     gpus_per_step: int = 1
     memory_per_step: str = "32Gi"
     max_step_pods_per_run: int = 4

@@ -40,8 +40,12 @@ def mllm_placement(env: Mapping[str, str] = os.environ) -> ModelPlacement:
 def restoration_placement(env: Mapping[str, str] = os.environ) -> ModelPlacement:
     """The restoration LLM: a server when its URL is set, in-process lmdeploy when only weights are, else none."""
     backend = env.get("SKYSCRIPT_RESTORE_BACKEND") or (
-        "openai" if env.get("SKYSCRIPT_RESTORE_BASE_URL") else "lmdeploy" if env.get("SKYSCRIPT_RESTORE_MODEL_PATH")
-        else "")
+        "openai"
+        if env.get("SKYSCRIPT_RESTORE_BASE_URL")
+        else "lmdeploy"
+        if env.get("SKYSCRIPT_RESTORE_MODEL_PATH")
+        else ""
+    )
     return ModelPlacement(backend, _gpus(env.get("SKYSCRIPT_RESTORE_TP")))
 
 

@@ -2,7 +2,6 @@
 resolved when the resource is used, so nothing reads the environment at import time.
 In production the values come from `dg.EnvVar` (see defs/profiles in the k8s profile)."""
 
-
 import dagster as dg
 
 from skyscript_assets import settings
@@ -50,8 +49,14 @@ class ArtifactsResource(dg.ConfigurableResource):
 
 def local_resources() -> dict[str, dg.ConfigurableResource]:
     """Embedded defaults: SQLite catalog, local folders, all under SKYSCRIPT_HOME."""
-    return {"catalog": CatalogResource(), "landing": LandingZone(), "artifacts": ArtifactsResource(), "mllm": MllmResource(),
-            "vision": VisionModelsResource(), "restoration_llm": RestorationLlmResource()}
+    return {
+        "catalog": CatalogResource(),
+        "landing": LandingZone(),
+        "artifacts": ArtifactsResource(),
+        "mllm": MllmResource(),
+        "vision": VisionModelsResource(),
+        "restoration_llm": RestorationLlmResource(),
+    }
 
 
 class MllmResource(dg.ConfigurableResource):
@@ -84,11 +89,22 @@ class MllmResource(dg.ConfigurableResource):
         from skyscript_assets.models.mllm import load_backend
 
         if self.backend == "openai":
-            return load_backend("openai", base_url=self.base_url, model=self.model,
-                                max_concurrency=self.max_concurrency, api_key_env=self.api_key_env)
+            return load_backend(
+                "openai",
+                base_url=self.base_url,
+                model=self.model,
+                max_concurrency=self.max_concurrency,
+                api_key_env=self.api_key_env,
+            )
         if self.backend == "lmdeploy":
-            return load_backend("lmdeploy", model_path=self.model_path, tp=self.tp, session_len=self.session_len,
-                                cache_max_entry_count=self.cache_max_entry_count, chat_template=self.chat_template)
+            return load_backend(
+                "lmdeploy",
+                model_path=self.model_path,
+                tp=self.tp,
+                session_len=self.session_len,
+                cache_max_entry_count=self.cache_max_entry_count,
+                chat_template=self.chat_template,
+            )
         if self.backend == "transformers":
             return load_backend("transformers", model_path=self.model_path)
         return load_backend(self.backend)
@@ -136,14 +152,25 @@ class RestorationLlmResource(dg.ConfigurableResource):
         if self.backend == "openai":
             if not (self.base_url and self.model):
                 raise ValueError("the openai restoration backend needs base_url and model")
-            return load_text_generator("openai", base_url=self.base_url, model=self.model, api_key_env=self.api_key_env,
-                                       max_concurrency=self.max_concurrency, max_retries=self.max_retries)
+            return load_text_generator(
+                "openai",
+                base_url=self.base_url,
+                model=self.model,
+                api_key_env=self.api_key_env,
+                max_concurrency=self.max_concurrency,
+                max_retries=self.max_retries,
+            )
         if self.backend == "transformers":
             return load_text_generator("transformers", model_path=self.model_path, device=self.device)
         if self.backend == "lmdeploy":
-            return load_text_generator("lmdeploy", model_path=self.model_path, tp=self.tp,
-                                       session_len=self.session_len, cache_max_entry_count=self.cache_max_entry_count,
-                                       chat_template=self.chat_template)
+            return load_text_generator(
+                "lmdeploy",
+                model_path=self.model_path,
+                tp=self.tp,
+                session_len=self.session_len,
+                cache_max_entry_count=self.cache_max_entry_count,
+                chat_template=self.chat_template,
+            )
         return load_text_generator(self.backend, model_path=self.model_path)
 
 
@@ -167,7 +194,8 @@ class VisionModelsResource(dg.ConfigurableResource):
         from skyscript_assets.models.detector import OpenVocabularyDetector
 
         try:
-            return OpenVocabularyDetector.load(self.detector_path, self.device, box_threshold=self.box_threshold,
-                                               text_threshold=self.text_threshold), None
+            return OpenVocabularyDetector.load(
+                self.detector_path, self.device, box_threshold=self.box_threshold, text_threshold=self.text_threshold
+            ), None
         except WeightsMissing as exc:
             return None, str(exc)

@@ -44,8 +44,9 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     with `kill -9`, or the machine slept): without it they would show STARTED forever.
     Returns their run ids."""
     host, dead = socket.gethostname(), []
-    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED],
-                                                         tags={RUN_HOST_TAG: host})):
+    for record in instance.get_run_records(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={RUN_HOST_TAG: host})
+    ):
         run = record.dagster_run
         pid = int(run.tags.get(RUN_PID_TAG, "0") or 0)
         if pid and not _alive(pid):
@@ -87,8 +88,13 @@ def materialize_drama(
         if asset_config and name in asset_config:
             run_config["ops"] = {name: {"config": asset_config[name]}}
         result = dg.materialize(
-            assets, selection=[asset.key], partition_key=drama_id, instance=instance,
-            resources=resources, raise_on_error=False, run_config=run_config,
+            assets,
+            selection=[asset.key],
+            partition_key=drama_id,
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+            run_config=run_config,
             tags={"skyscript/trigger": "cli", RUN_HOST_TAG: socket.gethostname(), RUN_PID_TAG: str(os.getpid())},
         )
         outcome = AssetOutcome(asset=name, ok=result.success, seconds=time.perf_counter() - started)
@@ -100,9 +106,15 @@ def materialize_drama(
                 outcome.failed_checks.append(f"{event.check_name} ({event.severity.value.lower()}){why}")
         if not result.success:
             failures = [e for e in result.all_events if e.is_step_failure]
-            outcome.error = failures[0].step_failure_data.error.message.strip().splitlines()[0] if failures and failures[0].step_failure_data.error else "run failed"
+            outcome.error = (
+                failures[0].step_failure_data.error.message.strip().splitlines()[0]
+                if failures and failures[0].step_failure_data.error
+                else "run failed"
+            )
         outcomes.append(outcome)
-        summary = ", ".join(f"{k}={v}" for k, v in outcome.metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        summary = ", ".join(
+            f"{k}={v}" for k, v in outcome.metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
         checks = f"; failed checks: {', '.join(outcome.failed_checks)}" if outcome.failed_checks else ""
         status = "done" if outcome.ok else f"FAILED: {outcome.error}"
         on_progress(f"[{number}/{len(assets)}] {name} {status} in {outcome.seconds:.1f}s  {summary}{checks}")
@@ -116,8 +128,9 @@ def summary_lines(drama_id: str, outcomes: Sequence[AssetOutcome], losses: Seque
     lines = [f"\nSummary for drama {drama_id!r}"]
     rows = [("asset", "status", "seconds", "key figures")]
     for o in outcomes:
-        figures = ", ".join(f"{k}={v}" for k, v in o.metadata.items()
-                            if isinstance(v, (int, float)) and not isinstance(v, bool))
+        figures = ", ".join(
+            f"{k}={v}" for k, v in o.metadata.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
         rows.append((o.asset, "ok" if o.ok else "FAILED", f"{o.seconds:.1f}", figures))
     widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
     lines += [f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}" for r in rows]
@@ -126,8 +139,13 @@ def summary_lines(drama_id: str, outcomes: Sequence[AssetOutcome], losses: Seque
     return lines
 
 
-def run_drama(drama_id: str, instance: dg.DagsterInstance, assets: Sequence[dg.AssetsDefinition],
-              reports: Sequence[dg.AssetsDefinition], on_progress: Callable[[str], None] = print) -> list[AssetOutcome]:
+def run_drama(
+    drama_id: str,
+    instance: dg.DagsterInstance,
+    assets: Sequence[dg.AssetsDefinition],
+    reports: Sequence[dg.AssetsDefinition],
+    on_progress: Callable[[str], None] = print,
+) -> list[AssetOutcome]:
     """The drama's assets in order, then (if they all passed) the cross-drama reports."""
     outcomes = materialize_drama(drama_id, assets, instance=instance, on_progress=on_progress)
     if all(o.ok for o in outcomes):

@@ -98,8 +98,10 @@ def decode_rgb(data: bytes):
 
 def replies_in_order(count: int, texts: dict[int, str], errors: dict[int, str], seconds: float) -> list[MllmReply]:
     """One reply per request index: its text, or else its error."""
-    return [MllmReply(texts[i], seconds=seconds) if i in texts else MllmReply(None, error=errors[i], seconds=seconds)
-            for i in range(count)]
+    return [
+        MllmReply(texts[i], seconds=seconds) if i in texts else MllmReply(None, error=errors[i], seconds=seconds)
+        for i in range(count)
+    ]
 
 
 def one_line(text: object, limit: int = 300) -> str:

@@ -72,8 +72,10 @@ class BaselineAnnotator:
             try:
                 from rapidocr_onnxruntime import RapidOCR
             except ImportError:
-                raise BackendUnavailable("the baseline's subtitle reader needs rapidocr-onnxruntime "
-                                         "(a dependency of skyscript-assets); or pass ocr=False") from None
+                raise BackendUnavailable(
+                    "the baseline's subtitle reader needs rapidocr-onnxruntime "
+                    "(a dependency of skyscript-assets); or pass ocr=False"
+                ) from None
             self.ocr = RapidOCR()
 
     def generate(self, requests: Sequence[MllmRequest]) -> list[MllmReply]:
@@ -96,8 +98,9 @@ class BaselineAnnotator:
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         people = self.people(gray)
         line = self.subtitle(bgr) if self.ocr is not None else None
-        persons = [{"type": "person", "shot_type": size, "line": line if len(people) == 1 else None}
-                   for size in people]
+        persons = [
+            {"type": "person", "shot_type": size, "line": line if len(people) == 1 else None} for size in people
+        ]
         count = f"{len(people)} person{'s' if len(people) != 1 else ''} detected"
         light = brightness_word(float(gray.mean()))
         description = f"{'An' if light[0] in 'aeiou' else 'A'} {light} frame; {count} (baseline from pixels)."
@@ -107,24 +110,34 @@ class BaselineAnnotator:
         """The shot size of each person found, largest first."""
         height = gray.shape[0]
         min_face = max(24, height // 40)
-        faces = [Box(*map(int, f)) for f in self.faces.detectMultiScale(
-            cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=6, minSize=(min_face, min_face))]
+        faces = [
+            Box(*map(int, f))
+            for f in self.faces.detectMultiScale(
+                cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=6, minSize=(min_face, min_face)
+            )
+        ]
         bodies = []
         window_w, window_h = self.bodies.winSize
         if gray.shape[0] >= window_h and gray.shape[1] >= window_w:  # OpenCV's HOG crashes on smaller images
             rects, weights = self.bodies.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
             bodies = [Box(*map(int, r)) for r, w in zip(rects, np.ravel(weights)) if w >= MIN_BODY_SCORE]
         sizes = [(f.h, shot_size(f.h / height)) for f in faces]
-        sizes += [(b.h, shot_size(b.h / height, BODY_SHOT_SIZES))
-                  for b in bodies if not any(b.contains_centre_of(f) for f in faces)]
+        sizes += [
+            (b.h, shot_size(b.h / height, BODY_SHOT_SIZES))
+            for b in bodies
+            if not any(b.contains_centre_of(f) for f in faces)
+        ]
         return [size for _, size in sorted(sizes, key=lambda s: -s[0])]
 
     def subtitle(self, bgr: np.ndarray) -> str | None:
         top = int(bgr.shape[0] * SUBTITLE_ZONE)
         result, _ = self.ocr(np.ascontiguousarray(bgr[top:]))
         # reading order: rows (top edges within ~a text height of each other), then left to right
-        words = [((round(box[0][1] / 24), box[0][0]), text.strip()) for box, text, score in (result or [])
-                 if float(score) >= MIN_OCR_CONFIDENCE and text.strip()]
+        words = [
+            ((round(box[0][1] / 24), box[0][0]), text.strip())
+            for box, text, score in (result or [])
+            if float(score) >= MIN_OCR_CONFIDENCE and text.strip()
+        ]
         return " ".join(text for _, text in sorted(words)) or None
 
     def _shrink(self, bgr: np.ndarray) -> np.ndarray:

@@ -80,13 +80,21 @@ class OpenAIChatClient:
         """`text` as one line without the API key, credential headers or key-like strings."""
         return redact(text, (self._api_key,))
 
-    def complete(self, messages: list[dict], *, max_tokens: int = 2048, temperature: float = 0.0,
-                 json_schema: dict | None = None) -> str:
+    def complete(
+        self,
+        messages: list[dict],
+        *,
+        max_tokens: int = 2048,
+        temperature: float = 0.0,
+        json_schema: dict | None = None,
+    ) -> str:
         """The text of the first choice; raises ChatError when the request fails for good."""
         body = {"model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         if json_schema is not None and not self._schema_refused.is_set():
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "frame_annotations", "schema": json_schema}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "frame_annotations", "schema": json_schema},
+            }
         with _Deadline(self.deadline_s) as deadline:
             try:
                 return self._post_with_retries(body, deadline)
@@ -101,8 +109,15 @@ class OpenAIChatClient:
             self._schema_refused.set()  # e.g. a server without guided decoding: stop sending it
             return text
 
-    def complete_choices(self, messages: list[dict], *, n: int, max_tokens: int = 2048, temperature: float = 1.0,
-                         seed: int | None = None) -> list[str]:
+    def complete_choices(
+        self,
+        messages: list[dict],
+        *,
+        n: int,
+        max_tokens: int = 2048,
+        temperature: float = 1.0,
+        seed: int | None = None,
+    ) -> list[str]:
         """The texts of every choice of one request asking for `n` samples (a server may return
         fewer); raises ChatError when the request fails for good. A server that refuses `n` > 1
         (400/422) is asked again for one sample, and not asked for more again."""
@@ -136,8 +151,14 @@ class OpenAIChatClient:
                 delay = self._delay(attempt, exc.retry_after)
                 if delay >= deadline.remaining():  # no time for another attempt: fail now, not at the deadline
                     raise ChatError(self.redact(f"{deadline.reason}; last attempt: {exc}")) from None
-                log.warning("chat request to %s failed (%s); retry %d of %d in %.1f s", self.redact(self.url),
-                            exc, attempt + 1, self.max_retries, delay)
+                log.warning(
+                    "chat request to %s failed (%s); retry %d of %d in %.1f s",
+                    self.redact(self.url),
+                    exc,
+                    attempt + 1,
+                    self.max_retries,
+                    delay,
+                )
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -170,7 +191,9 @@ class OpenAIChatClient:
                 deadline.check()
                 detail = self.redact(body.decode("utf-8", "replace"))
                 if exc.code in _RETRY_STATUS:
-                    raise _Transient(f"HTTP {exc.code} {detail}", _retry_after(exc.headers.get("Retry-After"))) from None
+                    raise _Transient(
+                        f"HTTP {exc.code} {detail}", _retry_after(exc.headers.get("Retry-After"))
+                    ) from None
                 raise _Rejected(self.redact(f"HTTP {exc.code} from {self.url}: {detail}")) from None
             deadline.check()  # a body cut short by the deadline is no reply, whatever it parses as
         except (_Transient, _Rejected):
@@ -180,7 +203,9 @@ class OpenAIChatClient:
                 raise ChatError(deadline.reason) from None
             if isinstance(exc, (TimeoutError, socket.timeout)):
                 raise _Transient(f"no answer within {timeout:g} s") from None
-            if isinstance(exc, (urllib.error.URLError, http.client.HTTPException, OSError)):  # refused, reset, cut short
+            if isinstance(
+                exc, (urllib.error.URLError, http.client.HTTPException, OSError)
+            ):  # refused, reset, cut short
                 reason = getattr(exc, "reason", exc)
                 if isinstance(reason, (TimeoutError, socket.timeout)):
                     raise _Transient(f"no answer within {timeout:g} s") from None
@@ -283,7 +308,8 @@ class _GuardedHTTPSConnection(http.client.HTTPSConnection):
         self._deadline.check()
         server_hostname = self._tunnel_host or self.host
         self.sock = self._deadline.watch(
-            self._context.wrap_socket(self.sock, server_hostname=server_hostname, do_handshake_on_connect=False))
+            self._context.wrap_socket(self.sock, server_hostname=server_hostname, do_handshake_on_connect=False)
+        )
         self._deadline.check()
         self.sock.do_handshake()
 
@@ -385,7 +411,8 @@ class OpenAIBackend:
         max_tokens: int = 2048,
         temperature: float = 0.0,
         json_schema: bool = True,
-        **client_config,  # api_key_env, timeout_s, deadline_s, max_retries, backoff_s, max_backoff_s: see OpenAIChatClient
+        # api_key_env, timeout_s, deadline_s, max_retries, backoff_s, max_backoff_s: see OpenAIChatClient
+        **client_config,
     ):
         self.client = OpenAIChatClient(base_url, model, **client_config)
         self.model_id = f"openai:{model}"
@@ -405,8 +432,12 @@ class OpenAIBackend:
         started = time.perf_counter()
         try:
             content = [image_part(image) for image in request.images] + [{"type": "text", "text": request.prompt}]
-            text = self.client.complete([{"role": "user", "content": content}], max_tokens=self.max_tokens,
-                                        temperature=self.temperature, json_schema=self._schema)
+            text = self.client.complete(
+                [{"role": "user", "content": content}],
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                json_schema=self._schema,
+            )
             return MllmReply(text, seconds=time.perf_counter() - started)
         except (ChatError, ValueError) as exc:
             return MllmReply(None, error=self.client.redact(exc), seconds=time.perf_counter() - started)

@@ -60,7 +60,7 @@ def shot_batches(keyframes: Sequence[KeyframeInput], max_images: int) -> list[li
     batches = []
     for _, group in groupby(keyframes, key=lambda kf: kf.shot_key):
         shot = list(group)
-        batches.extend(shot[i:i + max_images] for i in range(0, len(shot), max_images))
+        batches.extend(shot[i : i + max_images] for i in range(0, len(shot), max_images))
     return batches
 
 
@@ -91,30 +91,52 @@ def annotate_keyframes(
     results: list[RawAnnotation] = []
     for (batch, _), reply in zip(batches, replies, strict=True):
         if reply.text is None:  # the server may answer next time: retried by the next run
-            losses.extend(_loss(kf.item, "mllm_request_failed", reply.error or "no reply", transient=True)
-                          for kf in batch)
+            losses.extend(
+                _loss(kf.item, "mllm_request_failed", reply.error or "no reply", transient=True) for kf in batch
+            )
         else:
-            results.append(RawAnnotation(tuple(kf.item for kf in batch), reply.text, backend.model_id,
-                                         template.version, reply.seconds))
+            results.append(
+                RawAnnotation(
+                    tuple(kf.item for kf in batch), reply.text, backend.model_id, template.version, reply.seconds
+                )
+            )
     return results, losses
 
 
-def annotate_episode(backend: MllmBackend, episode_id: str, keyframes: Sequence[KeyframeInput], *,
-                     max_images_per_request: int = 4) -> EpisodeResult[RawAnnotation]:
+def annotate_episode(
+    backend: MllmBackend, episode_id: str, keyframes: Sequence[KeyframeInput], *, max_images_per_request: int = 4
+) -> EpisodeResult[RawAnnotation]:
     """The stage entry point: one episode's valid keyframes annotated."""
     raws, losses = annotate_keyframes(backend, keyframes, max_images_per_request=max_images_per_request)
     seconds = sum(r.seconds for r in raws)
-    return EpisodeResult(episode_id, raws, losses, given=len(keyframes), model_id=backend.model_id,
-                         summary={"requests": len(raws), "images": sum(len(r.items) for r in raws),
-                                  "model_id": backend.model_id,
-                                  "seconds": round(seconds, 4)})
+    return EpisodeResult(
+        episode_id,
+        raws,
+        losses,
+        given=len(keyframes),
+        model_id=backend.model_id,
+        summary={
+            "requests": len(raws),
+            "images": sum(len(r.items) for r in raws),
+            "model_id": backend.model_id,
+            "seconds": round(seconds, 4),
+        },
+    )
 
 
 def responses_jsonl(raws: Sequence[RawAnnotation]) -> bytes:
     """The replies of an episode as JSON lines, verbatim: the artifact beside the catalog rows."""
-    return "".join(json.dumps({"items": list(r.items), "text": r.text, "model_id": r.model_id,
-                               "prompt_version": r.prompt_version}, ensure_ascii=False) + "\n" for r in raws).encode()
+    return "".join(
+        json.dumps(
+            {"items": list(r.items), "text": r.text, "model_id": r.model_id, "prompt_version": r.prompt_version},
+            ensure_ascii=False,
+        )
+        + "\n"
+        for r in raws
+    ).encode()
 
 
 def _loss(item: str, reason: str, detail: str, *, transient: bool = False) -> LossRecord:
-    return LossRecord(stage=STAGE, item=item, reason=reason, detail=" ".join(detail.split())[:300], transient=transient)
+    return LossRecord(
+        stage=STAGE, item=item, reason=reason, detail=" ".join(detail.split())[:300], transient=transient
+    )

@@ -100,6 +100,7 @@ def frame_dicts(value: Any) -> tuple[list[Any], int] | None:
 
 # --- the stage entry points ----------------------------------------------------------------
 
+
 def clean_raw_output(
     raw_text: str,
     items: Sequence[str] | None = None,
@@ -131,11 +132,23 @@ def clean_raw_output(
         except NotRecoverable:
             frames = []
         except Exception as repair_error:  # a failing repair service loses these frames, not the batch
-            return _all_lost(raw_text, items, "llm_repair_failed", unparseable, issues,
-                             detail=_one_line(f"{type(repair_error).__name__}: {repair_error}"))
+            return _all_lost(
+                raw_text,
+                items,
+                "llm_repair_failed",
+                unparseable,
+                issues,
+                detail=_one_line(f"{type(repair_error).__name__}: {repair_error}"),
+            )
         if not any(looks_like_frame(f) for f in frames) or parsed.open_depth:
-            return _all_lost(raw_text, items, reason, unparseable, issues,
-                             detail=f"{_REASON_TEXT[reason]}; the LLM repair did not fix it")
+            return _all_lost(
+                raw_text,
+                items,
+                reason,
+                unparseable,
+                issues,
+                detail=f"{_REASON_TEXT[reason]}; the LLM repair did not fix it",
+            )
         outcome = CleanOutcome.FIXED_BY_LLM
 
     names = list(items) if items is not None else [f"frame_{i + 1}" for i in range(len(frames))]
@@ -148,7 +161,9 @@ def clean_raw_output(
         elif cut_last and index == len(frames) - 1:
             results.append((name, _loss(name, "truncated", "the reply was cut off inside this frame")))
         elif not looks_like_frame(frames[index]):
-            results.append((name, _loss(name, "not_an_annotation", f"frame {index + 1} is {_describe(frames[index])}")))
+            results.append(
+                (name, _loss(name, "not_an_annotation", f"frame {index + 1} is {_describe(frames[index])}"))
+            )
         else:
             try:
                 annotation = normalise_frame(frames[index], issues)
@@ -167,9 +182,15 @@ def clean_raw_output(
     kept = [(name, r) for name, r in results if isinstance(r, FrameAnnotation)]
     if not kept:
         outcome = CleanOutcome.LOST
-    return CleanedOutput(outcome, [r for _, r in kept], [name for name, _ in kept],
-                         [r for _, r in results if isinstance(r, LossRecord)], issues, unparseable,
-                         single_frame=frame_depth == 1)
+    return CleanedOutput(
+        outcome,
+        [r for _, r in kept],
+        [name for name, _ in kept],
+        [r for _, r in results if isinstance(r, LossRecord)],
+        issues,
+        unparseable,
+        single_frame=frame_depth == 1,
+    )
 
 
 @dataclass
@@ -246,6 +267,7 @@ def _describe(value: Any) -> str:
 
 # --- the per-episode entry point of the cleaned_json asset -----------------------------------
 
+
 @dataclass(frozen=True)
 class RawReply:
     items: tuple[str, ...]  # the keyframes the request covered, in image order
@@ -259,18 +281,34 @@ class CleanedFrame:
     outcome: CleanOutcome
 
 
-def clean_episode(episode_id: str, replies: Sequence[RawReply], *, timestamps: dict[str, float | None],
-                  repairer: JsonRepairer | None = None) -> EpisodeResult[CleanedFrame]:
-    """Every raw reply of one episode cleaned: a CleanedFrame per keyframe recovered, a LossRecord per keyframe lost."""
+def clean_episode(
+    episode_id: str,
+    replies: Sequence[RawReply],
+    *,
+    timestamps: dict[str, float | None],
+    repairer: JsonRepairer | None = None,
+) -> EpisodeResult[CleanedFrame]:
+    """Every raw reply of one episode cleaned: a CleanedFrame per keyframe recovered, a LossRecord per
+    keyframe lost."""
     stats = CleaningStats()
     frames: list[CleanedFrame] = []
     losses: list[LossRecord] = []
     for reply in replies:
-        result = clean_raw_output(reply.text, reply.items, timestamps=[timestamps.get(i) for i in reply.items],
-                                  repairer=repairer)
+        result = clean_raw_output(
+            reply.text, reply.items, timestamps=[timestamps.get(i) for i in reply.items], repairer=repairer
+        )
         stats.add(result)
         frames += [CleanedFrame(item, frame, result.outcome) for item, frame in zip(result.items, result.frames)]
         losses += result.losses
-    return EpisodeResult(episode_id, frames, losses, given=sum(len(r.items) for r in replies),
-                         summary={"replies": sum(stats.replies.values()), "unparseable": stats.unparseable_replies,
-                                  "kept": stats.frames_kept, "field_issues": dict(stats.field_issues)})
+    return EpisodeResult(
+        episode_id,
+        frames,
+        losses,
+        given=sum(len(r.items) for r in replies),
+        summary={
+            "replies": sum(stats.replies.values()),
+            "unparseable": stats.unparseable_replies,
+            "kept": stats.frames_kept,
+            "field_issues": dict(stats.field_issues),
+        },
+    )

@@ -106,7 +106,7 @@ def _next_opening(text: str, start: int) -> int:
 
 _OPENING_QUOTES = "“„‟〝‘‚‛"  # typographic quotes that open a quotation (may nest inside a string)
 _CLOSING_QUOTES = "”〞〟’"
-_DOUBLE_LIKE = "\"“”„‟〝〞〟＂"
+_DOUBLE_LIKE = '"“”„‟〝〞〟＂'
 _SINGLE_LIKE = "'‘’‚‛＇"
 _LITERAL_START = re.compile(r"(?:true|false|null|none|nan)\b", re.IGNORECASE)
 
@@ -144,8 +144,12 @@ def _ends_string(text: str, k: int) -> bool:
     if k >= len(text):
         return True
     nxt = _outside(text[k])
-    return (nxt in "{[}]\"'-/" or nxt.isdigit() or text[k] in _DOUBLE_LIKE + _SINGLE_LIKE
-            or bool(_LITERAL_START.match(text, k)))
+    return (
+        nxt in "{[}]\"'-/"
+        or nxt.isdigit()
+        or text[k] in _DOUBLE_LIKE + _SINGLE_LIKE
+        or bool(_LITERAL_START.match(text, k))
+    )
 
 
 def ascii_structure(text: str, *, nested_quotes: bool = True) -> str:
@@ -165,7 +169,7 @@ def ascii_structure(text: str, *, nested_quotes: bool = True) -> str:
             i = _copy_string(text, i, out, closers='"＂')
             last = '"'
             continue
-        if depth > 0 and last in "{[,:\"" and raw in _DOUBLE_LIKE + _SINGLE_LIKE:
+        if depth > 0 and last in '{[,:"' and raw in _DOUBLE_LIKE + _SINGLE_LIKE:
             if ch == "'":  # an ASCII single-quoted string: requote_single_quotes reads it later
                 i = _copy_single_quoted(text, i, out)
             else:
@@ -189,7 +193,7 @@ def _copy_string(text: str, i: int, out: list[str], closers: str) -> int:
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
-            out.append(text[i:i + 2])
+            out.append(text[i : i + 2])
             i += 2
             continue
         i += 1
@@ -206,7 +210,7 @@ def _copy_single_quoted(text: str, i: int, out: list[str]) -> int:
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
-            out.append(text[i:i + 2])
+            out.append(text[i : i + 2])
             i += 2
             continue
         out.append(ch)
@@ -225,7 +229,7 @@ def _typographic_string(text: str, i: int, out: list[str], nested_quotes: bool) 
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
-            out.append(text[i:i + 2])
+            out.append(text[i : i + 2])
             i += 2
             continue
         i += 1
@@ -249,8 +253,10 @@ _ESCAPED_OPENING = re.compile(r'[{\[｛［]\s*\\(?:["\\nrt]|u[0-9a-fA-F]{4})')
 _STRING_OF_JSON = re.compile(r'(?<!\\)"(?=\s*(?:[{\[｛［]|\\u[0-9a-fA-F]{4}|\\n|```))')
 _FULL_WIDTH_BRACKETS = str.maketrans("｛［", "{[")
 # A key and its colon right after an opening bracket or a comma: text that is JSON, not "[笑] 好".
-_JSON_KEY = re.compile(r"""[{,｛，]\s*(?:["“'][^"”'\n]{1,80}["”']"""
-                       r"""|[A-Za-z_\u4e00-\u9fff][\w ()\u4e00-\u9fff]{0,40})\s*[:：]""")
+_JSON_KEY = re.compile(
+    r"""[{,｛，]\s*(?:["“'][^"”'\n]{1,80}["”']"""
+    r"""|[A-Za-z_\u4e00-\u9fff][\w ()\u4e00-\u9fff]{0,40})\s*[:：]"""
+)
 _ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4})?|["\\/bfnrt])')
 
 
@@ -290,7 +296,7 @@ def _encoded(text: str) -> tuple[str, bool] | None:
         try:
             value, end = decoder.raw_decode(text, quote)
         except ValueError:  # cut off inside the string
-            value, end = unescape_json_string(text[quote + 1:]), len(text)
+            value, end = unescape_json_string(text[quote + 1 :]), len(text)
         if isinstance(value, str) and _JSON_KEY.search(value):
             leading = leading or quote < first
             pieces += [text[pos:quote], value]
@@ -303,6 +309,7 @@ def _encoded(text: str) -> tuple[str, bool] | None:
 
 
 # --- the ladder ----------------------------------------------------------------------------
+
 
 def parse_json_text(raw_text: str) -> ParsedText:
     """The JSON value in a model's reply, repaired locally if need be; raises NotRecoverable."""
@@ -350,8 +357,9 @@ def _parse(raw_text: str, encodings: int) -> ParsedText:
     raise NotRecoverable("no_json")
 
 
-_NON_ASCII_STRUCTURE = re.compile("[\uff01-\uff5e\u3000、\u00a0\u2000-\u200a\u202f\u205f\ufeff"
-                                  + _DOUBLE_LIKE[1:] + _SINGLE_LIKE[1:] + "]")
+_NON_ASCII_STRUCTURE = re.compile(
+    "[\uff01-\uff5e\u3000、\u00a0\u2000-\u200a\u202f\u205f\ufeff" + _DOUBLE_LIKE[1:] + _SINGLE_LIKE[1:] + "]"
+)
 
 
 def _variants(text: str) -> list[str]:
@@ -478,7 +486,7 @@ def requote_single_quotes(text: str) -> str:
             elif ch == '"':
                 quote, last = None, '"'
         elif quote == "'":
-            if ch == "\\" and text[i + 1:i + 2] == "'":
+            if ch == "\\" and text[i + 1 : i + 2] == "'":
                 out.append("'")
                 i += 1
             elif ch == "'" and _CLOSES_STRING.match(text, i + 1):

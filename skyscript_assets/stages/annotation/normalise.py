@@ -24,37 +24,102 @@ def _key(name: Any) -> str:
 
 
 _FRAME_KEYS = {
-    "scene": "scene", "scene_info": "scene", "场景": "scene",
-    "bgm": "bgm", "background_music": "bgm", "music": "bgm", "背景音乐": "bgm",
-    "scene_description": "scene_description", "description": "scene_description", "场景描述": "scene_description",
-    "people": "people", "persons": "people", "person": "people", "characters": "people", "人物": "people",
-    "objects": "objects", "items": "objects", "things": "objects", "物体": "objects",
-    "timestamp": "timestamp_s", "timestamp_s": "timestamp_s", "time": "timestamp_s", "time_s": "timestamp_s",
+    "scene": "scene",
+    "scene_info": "scene",
+    "场景": "scene",
+    "bgm": "bgm",
+    "background_music": "bgm",
+    "music": "bgm",
+    "背景音乐": "bgm",
+    "scene_description": "scene_description",
+    "description": "scene_description",
+    "场景描述": "scene_description",
+    "people": "people",
+    "persons": "people",
+    "person": "people",
+    "characters": "people",
+    "人物": "people",
+    "objects": "objects",
+    "items": "objects",
+    "things": "objects",
+    "物体": "objects",
+    "timestamp": "timestamp_s",
+    "timestamp_s": "timestamp_s",
+    "time": "timestamp_s",
+    "time_s": "timestamp_s",
 }
 _PERSON_KEYS = {
-    "object": "type", "type": "type", "category": "type",
-    "age": "age", "gender": "gender", "sex": "gender",
-    "looks": "looks", "appearance": "looks", "look": "looks",
-    "emotion": "emotion", "actions": "actions", "action": "actions",
-    "continuous_emotion": "vad", "vad": "vad", "continuous_emotions": "vad",
-    "temperament": "temperament", "personality": "temperament",
-    "facial_attractiveness": "facial_attractiveness", "attractiveness": "facial_attractiveness",
-    "shot_type": "shot_type", "shot": "shot_type", "shot_size": "shot_type",
-    "line": "line", "lines": "line", "dialogue": "line", "speech": "line",
+    "object": "type",
+    "type": "type",
+    "category": "type",
+    "age": "age",
+    "gender": "gender",
+    "sex": "gender",
+    "looks": "looks",
+    "appearance": "looks",
+    "look": "looks",
+    "emotion": "emotion",
+    "actions": "actions",
+    "action": "actions",
+    "continuous_emotion": "vad",
+    "vad": "vad",
+    "continuous_emotions": "vad",
+    "temperament": "temperament",
+    "personality": "temperament",
+    "facial_attractiveness": "facial_attractiveness",
+    "attractiveness": "facial_attractiveness",
+    "shot_type": "shot_type",
+    "shot": "shot_type",
+    "shot_size": "shot_type",
+    "line": "line",
+    "lines": "line",
+    "dialogue": "line",
+    "speech": "line",
 }
 _OBJECT_KEYS = {
-    "object": "name", "name": "name", "label": "name",
-    "description": "description", "shot_type": "shot_type", "shot": "shot_type", "shot_size": "shot_type",
+    "object": "name",
+    "name": "name",
+    "label": "name",
+    "description": "description",
+    "shot_type": "shot_type",
+    "shot": "shot_type",
+    "shot_size": "shot_type",
 }
-_SCENE_KEYS = {"number": "number", "scene_number": "number", "no": "number", "id": "number", "index": "number",
-               "name": "name", "scene_name": "name", "location": "name", "title": "name"}
-_BGM_KEYS = {"present": "present", "has_bgm": "present", "exists": "present", "bgm": "present",
-             "genre": "genre", "style": "genre", "mood": "mood", "emotion": "mood", "tempo": "tempo", "speed": "tempo"}
-_VAD_KEYS = {"valence": "valence", "v": "valence", "arousal": "arousal", "a": "arousal",
-             "dominance": "dominance", "d": "dominance"}
+_SCENE_KEYS = {
+    "number": "number",
+    "scene_number": "number",
+    "no": "number",
+    "id": "number",
+    "index": "number",
+    "name": "name",
+    "scene_name": "name",
+    "location": "name",
+    "title": "name",
+}
+_BGM_KEYS = {
+    "present": "present",
+    "has_bgm": "present",
+    "exists": "present",
+    "bgm": "present",
+    "genre": "genre",
+    "style": "genre",
+    "mood": "mood",
+    "emotion": "mood",
+    "tempo": "tempo",
+    "speed": "tempo",
+}
+_VAD_KEYS = {
+    "valence": "valence",
+    "v": "valence",
+    "arousal": "arousal",
+    "a": "arousal",
+    "dominance": "dominance",
+    "d": "dominance",
+}
 
-_NULL_WORDS = frozenset({"", "none", "null", "n/a", "na", "nil", "unknown", "not visible", "not applicable", "-",
-                        "无"})
+_NULL_WORDS = frozenset(
+    {"", "none", "null", "n/a", "na", "nil", "unknown", "not visible", "not applicable", "-", "无"}
+)
 _TRUE_WORDS = frozenset({"true", "yes", "y", "1", "present", "on", "有", "是"})
 _FALSE_WORDS = frozenset({"false", "no", "n", "0", "absent", "off", "none", "无", "否"})
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
@@ -182,8 +247,10 @@ class _Normaliser:
             return None
         raw = self.mapping(value, _SCENE_KEYS, "scene")
         number = self.number(raw.get("number"), "scene.number", low=0)
-        scene = {"number": int(number) if number is not None else None,
-                 "name": self.text(raw.get("name"), "scene.name")}
+        scene = {
+            "number": int(number) if number is not None else None,
+            "name": self.text(raw.get("name"), "scene.name"),
+        }
         return _none_if_empty(scene)
 
     def bgm(self, value: Any) -> dict | None:
@@ -197,8 +264,10 @@ class _Normaliser:
             self.note("bgm", "wrong_type")
             return None
         raw = self.mapping(value, _BGM_KEYS, "bgm")
-        bgm = {"present": self.boolean(raw.get("present"), "bgm.present"),
-               **{k: self.text(raw.get(k), f"bgm.{k}") for k in ("genre", "mood", "tempo")}}
+        bgm = {
+            "present": self.boolean(raw.get("present"), "bgm.present"),
+            **{k: self.text(raw.get(k), f"bgm.{k}") for k in ("genre", "mood", "tempo")},
+        }
         return _none_if_empty(bgm)
 
     def vad(self, value: Any) -> dict | None:
@@ -221,11 +290,14 @@ class _Normaliser:
             self.note("people", "not_an_object")
             return None
         raw = self.mapping(value, _PERSON_KEYS, "people")
-        person = {k: self.text(raw.get(k), f"people.{k}")
-                  for k in ("type", "age", "gender", "looks", "emotion", "actions", "temperament", "line")}
+        person = {
+            k: self.text(raw.get(k), f"people.{k}")
+            for k in ("type", "age", "gender", "looks", "emotion", "actions", "temperament", "line")
+        }
         person["vad"] = self.vad(raw.get("vad"))
         person["facial_attractiveness"] = self.number(
-            raw.get("facial_attractiveness"), "people.facial_attractiveness", 1, 5)
+            raw.get("facial_attractiveness"), "people.facial_attractiveness", 1, 5
+        )
         person["shot_type"] = self.shot_type(raw.get("shot_type"), "people.shot_type", person=True)
         return _none_if_empty(person)
 
@@ -236,9 +308,11 @@ class _Normaliser:
             self.note("objects", "not_an_object")
             return None
         raw = self.mapping(value, _OBJECT_KEYS, "objects")
-        obj = {"name": self.text(raw.get("name"), "objects.name"),
-               "description": self.text(raw.get("description"), "objects.description"),
-               "shot_type": self.shot_type(raw.get("shot_type"), "objects.shot_type", person=False)}
+        obj = {
+            "name": self.text(raw.get("name"), "objects.name"),
+            "description": self.text(raw.get("description"), "objects.description"),
+            "shot_type": self.shot_type(raw.get("shot_type"), "objects.shot_type", person=False),
+        }
         return _none_if_empty(obj)
 
     def timestamp(self, value: Any) -> float | None:
@@ -257,4 +331,3 @@ def normalise_frame(value: dict, issues: Counter | None = None) -> FrameAnnotati
 def looks_like_frame(value: Any) -> bool:
     """A dictionary with at least one key of a frame annotation (scene, people, ...)."""
     return isinstance(value, dict) and any(_canonical(k, _FRAME_KEYS) for k in value)
-

@@ -70,7 +70,6 @@ class Manifest:
     episodes: list[EpisodeEntry] = field(default_factory=list)
     losses: list[LossRecord] = field(default_factory=list)
 
-
     @property
     def files(self) -> int:
         """Files looked at: the episodes kept and those lost by this stage (the loss rate's denominator)."""
@@ -82,10 +81,23 @@ class Manifest:
 
     def document(self, landing_uri: str) -> dict:
         """The manifest as written beside the catalog rows (`manifest.json`)."""
-        return {"drama_id": self.drama_id, "info": self.info.model_dump(), "landing_uri": landing_uri,
-                "episodes": [{"episode_id": e.episode_id, "file_name": e.file_name, "uri": e.uri, "sha256": e.sha256,
-                              "episode_number": e.episode_number, **e.probe.as_dict()} for e in self.episodes],
-                "losses": [loss.model_dump() for loss in self.losses]}
+        return {
+            "drama_id": self.drama_id,
+            "info": self.info.model_dump(),
+            "landing_uri": landing_uri,
+            "episodes": [
+                {
+                    "episode_id": e.episode_id,
+                    "file_name": e.file_name,
+                    "uri": e.uri,
+                    "sha256": e.sha256,
+                    "episode_number": e.episode_number,
+                    **e.probe.as_dict(),
+                }
+                for e in self.episodes
+            ],
+            "losses": [loss.model_dump() for loss in self.losses],
+        }
 
 
 def episode_number(file_name: str) -> int | None:

@@ -42,7 +42,7 @@ def parse_srt(text: str) -> list[SubtitleCue]:
         if timing is None:
             continue
         times = _SRT_TIME.findall(lines[timing])
-        body = clean_text(" ".join(lines[timing + 1:]))
+        body = clean_text(" ".join(lines[timing + 1 :]))
         if len(times) == 2 and body:
             start, end = (_seconds(*t) for t in times)
             cues.append(SubtitleCue(start, end, body, "srt"))
@@ -77,13 +77,21 @@ def subtitle_stream_cues(video_path: Path, reader=None) -> tuple[list[SubtitleCu
     try:
         container = av.open(str(video_path))
     except (av.error.FFmpegError, OSError) as err:
-        return [], [LossRecord(stage=STAGE, item=str(video_path), reason="unreadable_video", detail=str(err).splitlines()[0])]
+        return [], [
+            LossRecord(stage=STAGE, item=str(video_path), reason="unreadable_video", detail=str(err).splitlines()[0])
+        ]
     with container:
         wanted = []
         for stream in container.streams.subtitles:
             if stream.codec_context.name in BITMAP_CODECS and reader is None:
-                losses.append(LossRecord(stage=STAGE, item=f"{name}#{stream.index}", reason="not_run",
-                                         detail=f"bitmap subtitles ({stream.codec_context.name}) need an OCR reader"))
+                losses.append(
+                    LossRecord(
+                        stage=STAGE,
+                        item=f"{name}#{stream.index}",
+                        reason="not_run",
+                        detail=f"bitmap subtitles ({stream.codec_context.name}) need an OCR reader",
+                    )
+                )
             else:
                 wanted.append(stream)
         open_bitmaps: dict[int, tuple[float, str]] = {}  # a PGS cue without duration lasts until the next one
@@ -92,8 +100,9 @@ def subtitle_stream_cues(video_path: Path, reader=None) -> tuple[list[SubtitleCu
                 if packet.pts is not None:
                     cues += _packet_cues(packet, reader, open_bitmaps)
         except av.error.FFmpegError as err:  # a damaged file: keep what was read before the damage
-            losses.append(LossRecord(stage=STAGE, item=name, reason="undecodable_subtitles",
-                                     detail=str(err).splitlines()[0]))
+            losses.append(
+                LossRecord(stage=STAGE, item=name, reason="undecodable_subtitles", detail=str(err).splitlines()[0])
+            )
     cues += [SubtitleCue(start, start + 2.0, text, "stream_bitmap") for start, text in open_bitmaps.values()]
     return sorted(cues, key=lambda c: c.start_s), losses
 
@@ -128,7 +137,7 @@ def bitmap_subtitle_lines(subtitle) -> list[np.ndarray]:
     most common index is the transparent background, and the most common index inside the
     opaque shapes (eroded, so outlines drop out) is the letters' fill.
     """
-    indices = np.frombuffer(bytes(subtitle.planes[0]), np.uint8).reshape(subtitle.height, -1)[:, :subtitle.width]
+    indices = np.frombuffer(bytes(subtitle.planes[0]), np.uint8).reshape(subtitle.height, -1)[:, : subtitle.width]
     return index_bitmap_lines(indices)
 
 
@@ -139,14 +148,16 @@ def index_bitmap_lines(indices: np.ndarray) -> list[np.ndarray]:
     if not opaque.any():
         return []
     inner = cv2.erode(opaque, np.ones((3, 3), np.uint8))
-    fill_values, fill_counts = np.unique(indices[inner > 0] if inner.any() else indices[opaque > 0], return_counts=True)
+    fill_values, fill_counts = np.unique(
+        indices[inner > 0] if inner.any() else indices[opaque > 0], return_counts=True
+    )
     page = np.where(indices == fill_values[np.argmax(fill_counts)], 0, 255).astype(np.uint8)
     crops = []
     for top, bottom in _row_runs(opaque.any(axis=1)):
         if bottom - top < 4:  # specks, not text
             continue
         columns = np.flatnonzero(opaque[top:bottom].any(axis=0))
-        crop = page[top:bottom, columns[0]:columns[-1] + 1]
+        crop = page[top:bottom, columns[0] : columns[-1] + 1]
         crop = cv2.copyMakeBorder(crop, 6, 6, 10, 10, cv2.BORDER_CONSTANT, value=255)
         crops.append(cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB))
     return crops
@@ -166,7 +177,7 @@ def _row_runs(rows: np.ndarray) -> list[tuple[int, int]]:
 def bottom_band_cues(reader, frames: list[tuple[float, np.ndarray]], band: float = 0.25) -> list[SubtitleCue]:
     """Burned-in subtitles: OCR of the bottom `band` of each (time_s, RGB frame); a cue per
     frame with text, lasting an instant (alignment to shots puts it in the shot at time_s)."""
-    crops = [frame[int(frame.shape[0] * (1 - band)):] for _, frame in frames]
+    crops = [frame[int(frame.shape[0] * (1 - band)) :] for _, frame in frames]
     cues = []
     for (time_s, _), boxes in zip(frames, reader.read_text_lines(crops)):
         text = clean_text(" ".join(b.text for b in boxes))
@@ -179,8 +190,9 @@ def normalize_line(text: str) -> str:
     return re.sub(r"[^\w]+", " ", text.lower()).strip()
 
 
-def shot_cues(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], similarity: float = 0.85
-              ) -> dict[int, list[SubtitleCue]]:
+def shot_cues(
+    cues: list[SubtitleCue], shots: list[tuple[int, float, float]], similarity: float = 0.85
+) -> dict[int, list[SubtitleCue]]:
     """Cues per shot (shot index, start s, end s): a cue belongs to every shot its time span
     overlaps (an instant cue: the shot that contains it); within a shot, cues that read the
     same (OCR of several keyframes, or the same cue from two sources) are kept once, the
@@ -190,7 +202,9 @@ def shot_cues(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], si
         kept: list[SubtitleCue] = []
         keys: list[str] = []
         for cue in sorted(cues, key=lambda c: c.start_s):
-            inside = (start <= cue.start_s < end) if cue.end_s <= cue.start_s else (cue.start_s < end and cue.end_s > start)
+            inside = (
+                (start <= cue.start_s < end) if cue.end_s <= cue.start_s else (cue.start_s < end and cue.end_s > start)
+            )
             if not inside:
                 continue
             key = normalize_line(cue.text)
@@ -201,8 +215,9 @@ def shot_cues(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], si
     return result
 
 
-def shot_lines(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], similarity: float = 0.85
-               ) -> dict[int, list[str]]:
+def shot_lines(
+    cues: list[SubtitleCue], shots: list[tuple[int, float, float]], similarity: float = 0.85
+) -> dict[int, list[str]]:
     """The text of `shot_cues`."""
     return {index: [c.text for c in found] for index, found in shot_cues(cues, shots, similarity).items()}
 
@@ -210,8 +225,11 @@ def shot_lines(cues: list[SubtitleCue], shots: list[tuple[int, float, float]], s
 def srt_sidecars(video_path: Path) -> list[Path]:
     """`.srt` files beside a video that belong to it: `ep01.srt`, `ep01.eng.srt`, ..."""
     video_path = Path(video_path)
-    return sorted(p for p in video_path.parent.glob(f"{glob.escape(video_path.stem)}*.srt")
-                  if p.name[len(video_path.stem)] == ".")
+    return sorted(
+        p
+        for p in video_path.parent.glob(f"{glob.escape(video_path.stem)}*.srt")
+        if p.name[len(video_path.stem)] == "."
+    )
 
 
 def sidecar_srts(video_uri: str) -> list[tuple[str, bytes]]:
@@ -240,9 +258,13 @@ def decode_srt(name: str, raw: bytes) -> tuple[list[SubtitleCue], list[LossRecor
     return [], [LossRecord(stage=STAGE, item=name, reason="unreadable_subtitles", detail="not UTF-8 or cp1252")]
 
 
-def episode_lines(video_path: Path, shots: list[tuple[int, float, float]], reader=None,
-                  keyframes: list[tuple[float, np.ndarray]] = (),
-                  sidecars: list[tuple[str, bytes]] | None = None) -> tuple[dict[int, list[SubtitleCue]], list[LossRecord]]:
+def episode_lines(
+    video_path: Path,
+    shots: list[tuple[int, float, float]],
+    reader=None,
+    keyframes: list[tuple[float, np.ndarray]] = (),
+    sidecars: list[tuple[str, bytes]] | None = None,
+) -> tuple[dict[int, list[SubtitleCue]], list[LossRecord]]:
     """Every source of dialogue of one episode, aligned to its shots: the `.srt` sidecars
     (`sidecars`, or those beside `video_path`), the container's subtitle streams and, with a
     `reader`, OCR of the keyframes' bottom band ((time s, RGB image) pairs)."""

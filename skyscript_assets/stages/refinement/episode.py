@@ -16,7 +16,14 @@ import numpy as np
 
 from skyscript_assets.schema import LossRecord
 from skyscript_assets.stages.refinement.characters import RefinementModels, refine_frames
-from skyscript_assets.stages.refinement.dialogue import SubtitleCue, assign_lines, episode_lines, pick_speaker, sidecar_srts
+from skyscript_assets.stages.refinement.dialogue import (
+    SubtitleCue,
+    assign_lines,
+    episode_lines,
+    pick_speaker,
+    sidecar_srts,
+)
+from skyscript_assets.stages.refinement.inputs import AnnotatedKeyframe, decode_image
 from skyscript_assets.stages.refinement.pixelation import (
     faces_left,
     gate_face_detector,
@@ -24,7 +31,6 @@ from skyscript_assets.stages.refinement.pixelation import (
     release_keyframe,
 )
 from skyscript_assets.stages.scripts.identities import name_caption
-from skyscript_assets.stages.refinement.inputs import AnnotatedKeyframe, decode_image
 from skyscript_assets.stages.step import EpisodeResult
 from skyscript_assets.storage import local_file
 
@@ -55,18 +61,26 @@ class RefinementTools:
     gate: object  # a detector of another family that checks the released copies
 
     @classmethod
-    def load(cls, *, deepface_home: str | None, depth_model: str | None, pose_model: str | None,
-             device: str = "cpu") -> RefinementTools:
+    def load(
+        cls, *, deepface_home: str | None, depth_model: str | None, pose_model: str | None, device: str = "cpu"
+    ) -> RefinementTools:
         from skyscript_assets.models.ocr import TextReader
 
-        models = RefinementModels.load(deepface_home=deepface_home, depth_model=depth_model, pose_model=pose_model,
-                                       device=device)
+        models = RefinementModels.load(
+            deepface_home=deepface_home, depth_model=depth_model, pose_model=pose_model, device=device
+        )
         pixelation = privacy_face_detector()
         return cls(models, TextReader.load(), pixelation, gate_face_detector(pixelation))
 
 
-def refine_episode(tools: RefinementTools, episode_id: str, frames: list[AnnotatedKeyframe], *, video_uri: str,
-                   shots: dict[int, tuple[float, float]]) -> EpisodeResult[RefinedKeyframe]:
+def refine_episode(
+    tools: RefinementTools,
+    episode_id: str,
+    frames: list[AnnotatedKeyframe],
+    *,
+    video_uri: str,
+    shots: dict[int, tuple[float, float]],
+) -> EpisodeResult[RefinedKeyframe]:
     images = {f.item: decode_image(f.uri) for f in frames}
     refined, losses, flags = refine_frames(tools.models, [(f.item, images[f.item], f.people) for f in frames])
     lines, line_losses = _dialogue(tools, frames, images, video_uri, shots)
@@ -75,27 +89,52 @@ def refine_episode(tools: RefinementTools, episode_id: str, frames: list[Annotat
         texts = tools.reader.read([images[frame.item]])[0]
         people = _people(frame, refinement, texts, images[frame.item].shape[0], lines.get(frame.shot_index, []))
         faces = [tuple(c.face_box) for c in refinement.characters if c.face_box]
-        released[frame.item], _ = release_keyframe(tools.pixelation, images[frame.item],
-                                                   text_boxes=[t.box for t in texts], face_boxes=faces)
-        jpeg = cv2.imencode(".jpg", cv2.cvtColor(released[frame.item], cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
-        results.append(RefinedKeyframe(frame.item, frame.keyframe_index, people, jpeg, 0, refinement.conflict_count,
-                                       sum(1 for c in refinement.characters if c.face_box)))
+        released[frame.item], _ = release_keyframe(
+            tools.pixelation, images[frame.item], text_boxes=[t.box for t in texts], face_boxes=faces
+        )
+        jpeg = cv2.imencode(
+            ".jpg", cv2.cvtColor(released[frame.item], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )[1].tobytes()
+        results.append(
+            RefinedKeyframe(
+                frame.item,
+                frame.keyframe_index,
+                people,
+                jpeg,
+                0,
+                refinement.conflict_count,
+                sum(1 for c in refinement.characters if c.face_box),
+            )
+        )
     leaks = faces_left(tools.gate, released, stage="character_refinements")
     for result in results:
         result.faces_left = sum(1 for leak in leaks if leak.item == result.item)
     return EpisodeResult(
-        episode_id, results, [*losses, *line_losses, *leaks], flags, given=len(frames),
-        summary={"people": sum(len(r.people) for r in results), "matched": sum(r.matched for r in results),
-                 "conflicts": sum(r.conflicts for r in results), "released": len(results),
-                 "faces_left": len(leaks), "lines_filled": sum(1 for r in results for p in r.people if p.get("line_source") in ("subtitle", "ocr")),
-                 "lines_guessed": sum(1 for r in results for p in r.people if p.get("line_source") == "mllm_guess"),
-                 "models_not_run": dict(tools.models.not_run)})
+        episode_id,
+        results,
+        [*losses, *line_losses, *leaks],
+        flags,
+        given=len(frames),
+        summary={
+            "people": sum(len(r.people) for r in results),
+            "matched": sum(r.matched for r in results),
+            "conflicts": sum(r.conflicts for r in results),
+            "released": len(results),
+            "faces_left": len(leaks),
+            "lines_filled": sum(1 for r in results for p in r.people if p.get("line_source") in ("subtitle", "ocr")),
+            "lines_guessed": sum(1 for r in results for p in r.people if p.get("line_source") == "mllm_guess"),
+            "models_not_run": dict(tools.models.not_run),
+        },
+    )
 
 
-def _dialogue(tools: RefinementTools, frames: list[AnnotatedKeyframe], images: dict[str, np.ndarray],
-              video_uri: str, shots: dict[int, tuple[float, float]]
-              ) -> tuple[dict[int, list[SubtitleCue]], list[LossRecord]]:
+def _dialogue(
+    tools: RefinementTools,
+    frames: list[AnnotatedKeyframe],
+    images: dict[str, np.ndarray],
+    video_uri: str,
+    shots: dict[int, tuple[float, float]],
+) -> tuple[dict[int, list[SubtitleCue]], list[LossRecord]]:
     """Lines per shot from subtitle streams, .srt sidecars and OCR; an unreadable video loses its lines only."""
     shot_spans = sorted({(f.shot_index, *shots[f.shot_index]) for f in frames if f.shot_index in shots})
     keyframes = [(f.time_s, images[f.item]) for f in frames]
@@ -103,21 +142,27 @@ def _dialogue(tools: RefinementTools, frames: list[AnnotatedKeyframe], images: d
         with local_file(video_uri) as video:
             return episode_lines(video, shot_spans, tools.reader, keyframes, sidecars=sidecar_srts(video_uri))
     except (OSError, ValueError) as exc:
-        return {}, [LossRecord(stage="dialogue", item=video_uri, reason="unreadable_video",
-                               detail=" ".join(str(exc).split())[:300])]
+        return {}, [
+            LossRecord(
+                stage="dialogue", item=video_uri, reason="unreadable_video", detail=" ".join(str(exc).split())[:300]
+            )
+        ]
 
 
 def _people(frame: AnnotatedKeyframe, refinement, texts, height: int, lines: list[SubtitleCue]) -> list[dict]:
     """The refined people of a keyframe with their lines (what was read beats the MLLM's guess) and name captions."""
-    areas = [(c.face_box[2] - c.face_box[0]) * (c.face_box[3] - c.face_box[1]) if c.face_box else None
-             for c in refinement.characters]
+    areas = [
+        (c.face_box[2] - c.face_box[0]) * (c.face_box[3] - c.face_box[1]) if c.face_box else None
+        for c in refinement.characters
+    ]
     filled, _ = assign_lines(frame.people, lines, pick_speaker(frame.people, areas))
     people = []
     for character in refinement.characters:
         data = asdict(character)
         said = filled[character.person_index] if character.person_index < len(filled) else {}
         data["line"], data["line_source"] = said.get("line"), said.get("line_source")
-        data["caption"] = (name_caption([(t.text, t.box) for t in texts], character.face_box, height)
-                           if character.face_box else None)
+        data["caption"] = (
+            name_caption([(t.text, t.box) for t in texts], character.face_box, height) if character.face_box else None
+        )
         people.append(json.loads(json.dumps(data, default=str)))
     return people

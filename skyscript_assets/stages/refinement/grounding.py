@@ -40,8 +40,9 @@ class FrameGrounding:
         return sum(1 for o in self.objects if o.phantom)
 
 
-def ground_frames(detector, frames: list[tuple[str, np.ndarray, list[str]]], not_run_reason: str | None = None
-                  ) -> tuple[list[FrameGrounding], list[LossRecord], list[FlagRecord]]:
+def ground_frames(
+    detector, frames: list[tuple[str, np.ndarray, list[str]]], not_run_reason: str | None = None
+) -> tuple[list[FrameGrounding], list[LossRecord], list[FlagRecord]]:
     """Ground the object names of each (item id, RGB image, MLLM object names) frame.
 
     `detector` is an `OpenVocabularyDetector`, or None with `not_run_reason` (e.g. the
@@ -58,9 +59,16 @@ def ground_frames(detector, frames: list[tuple[str, np.ndarray, list[str]]], not
         frame = FrameGrounding(item, assign_boxes(names, found))
         results.append(frame)
         # a phantom is kept in the annotation and flagged: a quality signal, not a loss
-        flags += [FlagRecord(stage=STAGE, item=item, reason="ungrounded_object",
-                             detail=f"phantom object {o.name!r}: no box above the detector's thresholds")
-                  for o in frame.objects if o.phantom]
+        flags += [
+            FlagRecord(
+                stage=STAGE,
+                item=item,
+                reason="ungrounded_object",
+                detail=f"phantom object {o.name!r}: no box above the detector's thresholds",
+            )
+            for o in frame.objects
+            if o.phantom
+        ]
     return results, losses, flags
 
 
@@ -86,16 +94,24 @@ def phantom_rate(frames: list[FrameGrounding]) -> float | None:
     return sum(1 for o in checked if o.phantom) / len(checked) if checked else None
 
 
-def ground_episode(detector, episode_id: str, frames: list[AnnotatedKeyframe], *,
-                   not_run: str | None = None) -> EpisodeResult:
+def ground_episode(
+    detector, episode_id: str, frames: list[AnnotatedKeyframe], *, not_run: str | None = None
+) -> EpisodeResult:
     """Ground every keyframe's object names (the detector loaded once by the caller, or None with `not_run`)."""
     named = [f for f in frames if f.object_names]
-    inputs = [(f.item, decode_image(f.uri) if detector is not None else np.zeros((1, 1, 3), np.uint8), f.object_names)
-              for f in named]
+    inputs = [
+        (f.item, decode_image(f.uri) if detector is not None else np.zeros((1, 1, 3), np.uint8), f.object_names)
+        for f in named
+    ]
     grounded, losses, flags = ground_frames(detector, inputs, not_run_reason=not_run)
     objects = sum(len(f.object_names) for f in named)
-    return EpisodeResult(episode_id, grounded, losses, flags, given=objects if detector is not None else 0,
-                         model_id=getattr(detector, "model_id", "") if detector is not None else "",
-                         not_run=not_run if detector is None and objects else None,
-                         summary={"objects": objects, "checked": objects if detector is not None else 0,
-                                  "phantoms": len(flags)})
+    return EpisodeResult(
+        episode_id,
+        grounded,
+        losses,
+        flags,
+        given=objects if detector is not None else 0,
+        model_id=getattr(detector, "model_id", "") if detector is not None else "",
+        not_run=not_run if detector is None and objects else None,
+        summary={"objects": objects, "checked": objects if detector is not None else 0, "phantoms": len(flags)},
+    )

@@ -21,7 +21,12 @@ def pad_box(box: tuple[float, float, float, float], pad_fraction: float, width: 
     """Grow a box by `pad_fraction` of its size on every side, clipped to the image."""
     x0, y0, x1, y1 = box
     dx, dy = (x1 - x0) * pad_fraction, (y1 - y0) * pad_fraction
-    return (max(0, int(x0 - dx)), max(0, int(y0 - dy)), min(width, int(np.ceil(x1 + dx))), min(height, int(np.ceil(y1 + dy))))
+    return (
+        max(0, int(x0 - dx)),
+        max(0, int(y0 - dy)),
+        min(width, int(np.ceil(x1 + dx))),
+        min(height, int(np.ceil(y1 + dy))),
+    )
 
 
 def mosaic(image: np.ndarray, boxes: list[Box], cells: int = 6) -> np.ndarray:
@@ -35,14 +40,20 @@ def mosaic(image: np.ndarray, boxes: list[Box], cells: int = 6) -> np.ndarray:
         region = out[y0:y1, x0:x1]
         for by in range(0, region.shape[0], block):
             for bx in range(0, region.shape[1], block):
-                cell = region[by:by + block, bx:bx + block]
+                cell = region[by : by + block, bx : bx + block]
                 cell[...] = cell.reshape(-1, cell.shape[-1]).mean(axis=0).astype(image.dtype)
     return out
 
 
-def released_copy(image: np.ndarray, face_boxes: list[tuple[float, float, float, float]],
-                  text_boxes: list[tuple[float, float, float, float]], *, face_pad: float = 0.5,
-                  text_pad: float = 0.15, face_cells: int = 4) -> np.ndarray:
+def released_copy(
+    image: np.ndarray,
+    face_boxes: list[tuple[float, float, float, float]],
+    text_boxes: list[tuple[float, float, float, float]],
+    *,
+    face_pad: float = 0.5,
+    text_pad: float = 0.15,
+    face_cells: int = 4,
+) -> np.ndarray:
     """The keyframe as it may leave the building: faces (padded by half their size to take hair,
     ears and chin) and on-screen text (subtitles, name cards) mosaicked. Faces get about four
     blocks across: six left the dark-hair-over-light-face pattern that BlazeFace, the gate, still
@@ -53,8 +64,13 @@ def released_copy(image: np.ndarray, face_boxes: list[tuple[float, float, float,
     return mosaic(out, [pad_box(b, text_pad, width, height) for b in text_boxes], cells=2)
 
 
-def release_keyframe(detector, image: np.ndarray, text_boxes: list[tuple[float, float, float, float]] = (),
-                     face_boxes: list[tuple[float, float, float, float]] = (), rounds: int = 3) -> tuple[np.ndarray, list[Box]]:
+def release_keyframe(
+    detector,
+    image: np.ndarray,
+    text_boxes: list[tuple[float, float, float, float]] = (),
+    face_boxes: list[tuple[float, float, float, float]] = (),
+    rounds: int = 3,
+) -> tuple[np.ndarray, list[Box]]:
     """Pixelate until `detector` finds no face: the faces it finds (plus `face_boxes` from
     elsewhere, e.g. the refinement) and `text_boxes` are mosaicked; whatever it then finds
     in the mosaicked copy (a face it missed, or a face-like patch the mosaic left) is
@@ -104,7 +120,14 @@ def faces_left(detector, released: dict[str, np.ndarray], stage: str = "pixelati
     """Every face `detector` still finds in the released copies (item id -> RGB image)."""
     items = list(released)
     found = detector.detect_all([released[item] for item in items])
-    return [LossRecord(stage=stage, item=item, reason="face_visible_after_pixelation",
-                       detail=f"{getattr(detector, 'model_id', 'the gate')} still finds {len(faces)} face(s) "
-                              f"in the released copy, first at {faces[0].box}")
-            for item, faces in zip(items, found) if faces]
+    return [
+        LossRecord(
+            stage=stage,
+            item=item,
+            reason="face_visible_after_pixelation",
+            detail=f"{getattr(detector, 'model_id', 'the gate')} still finds {len(faces)} face(s) "
+            f"in the released copy, first at {faces[0].box}",
+        )
+        for item, faces in zip(items, found)
+        if faces
+    ]

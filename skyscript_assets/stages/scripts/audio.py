@@ -58,7 +58,7 @@ def analyse(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> AudioSignals
 
 
 def analyse_range(samples: np.ndarray, start_s: float, end_s: float, sample_rate: int = SAMPLE_RATE) -> AudioSignals:
-    return analyse(samples[int(start_s * sample_rate):int(end_s * sample_rate)], sample_rate)
+    return analyse(samples[int(start_s * sample_rate) : int(end_s * sample_rate)], sample_rate)
 
 
 def _db(samples: np.ndarray) -> float:
@@ -74,7 +74,7 @@ def _spectrogram(samples: np.ndarray) -> np.ndarray:
 
 def _tonality(spectra: np.ndarray) -> float:
     """Share of energy in the strongest bins that stay the strongest across frames."""
-    energy = spectra ** 2
+    energy = spectra**2
     total = energy.sum(axis=1) + 1e-12
     peaks = np.argsort(energy, axis=1)[:, -8:]
     stable = []
@@ -89,7 +89,7 @@ def _tempo(spectra: np.ndarray, sample_rate: int) -> float | None:
     flux = flux - flux.mean()
     if not np.any(flux):
         return None
-    autocorrelation = np.correlate(flux, flux, mode="full")[len(flux) - 1:]
+    autocorrelation = np.correlate(flux, flux, mode="full")[len(flux) - 1 :]
     frames_per_s = sample_rate / HOP
     lags = np.arange(len(autocorrelation))
     valid = (lags >= frames_per_s * 60 / MAX_BPM) & (lags <= frames_per_s * 60 / MIN_BPM)

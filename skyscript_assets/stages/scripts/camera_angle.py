@@ -51,8 +51,9 @@ def line_segments(gray: np.ndarray, min_length_share: float = 0.08) -> np.ndarra
     blurred = cv2.GaussianBlur(gray, (5, 5), 0)
     edges = cv2.Canny(blurred, 50, 150)
     min_length = max(12, int(min(gray.shape) * min_length_share))
-    found = cv2.HoughLinesP(edges, 1, np.pi / 360, threshold=max(20, min_length // 2), minLineLength=min_length,
-                            maxLineGap=3)
+    found = cv2.HoughLinesP(
+        edges, 1, np.pi / 360, threshold=max(20, min_length // 2), minLineLength=min_length, maxLineGap=3
+    )
     return np.zeros((0, 4)) if found is None else found[:, 0, :].astype(float)
 
 
@@ -78,8 +79,13 @@ def estimate_camera_angle(rgb: np.ndarray, hfov_deg: float | None = None) -> Cam
     if roll is None:
         tilts = -((from_vertical[horizontal] + 180) % 180 - 90)  # 0 for a level line, positive clockwise
         roll = horizon_roll(tilts, lengths[horizontal])
-    return CameraAngle(classify_angle(roll, pitch), None if roll is None else round(roll, 2),
-                       None if pitch is None else round(pitch, 2), int(vertical.sum()), int(horizontal.sum()))
+    return CameraAngle(
+        classify_angle(roll, pitch),
+        None if roll is None else round(roll, 2),
+        None if pitch is None else round(pitch, 2),
+        int(vertical.sum()),
+        int(horizontal.sum()),
+    )
 
 
 def vertical_direction(segments: np.ndarray, weights: np.ndarray, intrinsics: np.ndarray) -> np.ndarray | None:
@@ -127,7 +133,9 @@ def horizon_roll(tilts_deg: np.ndarray, weights: np.ndarray) -> float | None:
         return None
     median = _weighted_median(tilts_deg, weights)
     agree = np.abs(tilts_deg - median) <= INLIER_DEG
-    return median if agree.sum() >= MIN_HORIZONTAL_LINES and weights[agree].sum() >= MIN_SUPPORT * weights.sum() else None
+    return (
+        median if agree.sum() >= MIN_HORIZONTAL_LINES and weights[agree].sum() >= MIN_SUPPORT * weights.sum() else None
+    )
 
 
 def classify_angle(roll_deg: float | None, pitch_deg: float | None) -> str | None:
@@ -159,7 +167,9 @@ def _misses_deg(starts: np.ndarray, ends: np.ndarray, direction: np.ndarray) -> 
         towards = direction[:2] / direction[2] - mid[:, :2]
     else:
         towards = np.broadcast_to(direction[:2], mid[:, :2].shape)
-    cos = np.abs(np.sum(along * towards, axis=1)) / (np.linalg.norm(along, axis=1) * np.linalg.norm(towards, axis=1) + 1e-12)
+    cos = np.abs(np.sum(along * towards, axis=1)) / (
+        np.linalg.norm(along, axis=1) * np.linalg.norm(towards, axis=1) + 1e-12
+    )
     return np.degrees(np.arccos(np.clip(cos, 0, 1)))
 
 

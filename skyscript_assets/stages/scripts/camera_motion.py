@@ -52,7 +52,9 @@ def estimate_camera_motion(frames: list[np.ndarray], fps: float) -> CameraMotion
     tilt = float(-np.median(ty) / width * fps)
     zoom = float(np.median(np.log(scale)) * fps)
     jitter = float(np.hypot(np.std(tx), np.std(ty)) / width * fps)
-    return CameraMotion(_label(pan, tilt, zoom, jitter), round(pan, 4), round(tilt, 4), round(zoom, 4), round(jitter, 4), len(moves))
+    return CameraMotion(
+        _label(pan, tilt, zoom, jitter), round(pan, 4), round(tilt, 4), round(zoom, 4), round(jitter, 4), len(moves)
+    )
 
 
 def _label(pan: float, tilt: float, zoom: float, jitter: float) -> str:

@@ -23,8 +23,36 @@ from skyscript_assets.schema import ShotScript
 
 MAX_EVENT_GAP_S = 3.0
 MAX_EVENT_TEXT = 240
-STOP_WORDS = {"a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "with", "his", "her", "their", "is", "are",
-              "he", "she", "they", "it", "while", "for", "from", "by", "up", "down", "into", "out"}
+STOP_WORDS = {
+    "a",
+    "an",
+    "the",
+    "and",
+    "or",
+    "of",
+    "to",
+    "in",
+    "on",
+    "at",
+    "with",
+    "his",
+    "her",
+    "their",
+    "is",
+    "are",
+    "he",
+    "she",
+    "they",
+    "it",
+    "while",
+    "for",
+    "from",
+    "by",
+    "up",
+    "down",
+    "into",
+    "out",
+}
 
 
 @dataclass
@@ -46,10 +74,12 @@ def group_events(shots: list[ShotScript]) -> list[Event]:
         words = _content_words(shot.action)
         speaks = any(c.line for c in shot.characters)
         answers = speaks and has_line
-        new = (previous is None
-               or shot.start_s - previous.end_s > MAX_EVENT_GAP_S
-               or (not answers and bool(people and cast and not people & cast))
-               or (not answers and bool(words and action_words and not words & action_words)))
+        new = (
+            previous is None
+            or shot.start_s - previous.end_s > MAX_EVENT_GAP_S
+            or (not answers and bool(people and cast and not people & cast))
+            or (not answers and bool(words and action_words and not words & action_words))
+        )
         if new:
             events.append(Event(len(events) + 1))
             cast, action_words, has_line = set(), set(), False
@@ -76,7 +106,7 @@ def event_text(shots: list[ShotScript]) -> str | None:
     if names and (actions or not line):  # who acts; a line alone already names its speaker
         text = f"{', '.join(names)}: {text}" if text else ", ".join(names)
     if len(text) > MAX_EVENT_TEXT:
-        text = text[:MAX_EVENT_TEXT - 1].rstrip() + "…"
+        text = text[: MAX_EVENT_TEXT - 1].rstrip() + "…"
     return text or None
 
 

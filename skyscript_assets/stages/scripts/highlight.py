@@ -30,8 +30,11 @@ def emotional_intensity(vad: list[tuple[float, float, float]]) -> float | None:
         return None
     values = []
     for valence, arousal, dominance in vad:
-        values.append(AROUSAL_WEIGHT * (arousal - 1) / 8 + VALENCE_WEIGHT * abs(valence - 5) / 4
-                      + DOMINANCE_WEIGHT * (dominance - 1) / 8)
+        values.append(
+            AROUSAL_WEIGHT * (arousal - 1) / 8
+            + VALENCE_WEIGHT * abs(valence - 5) / 4
+            + DOMINANCE_WEIGHT * (dominance - 1) / 8
+        )
     return float(max(values))  # the most intense character carries the shot
 
 

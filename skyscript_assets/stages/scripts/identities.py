@@ -19,10 +19,23 @@ import numpy as np
 
 # HOG vectors are non-negative, so unrelated faces already score ~0.8: the bar sits higher.
 SAME_PERSON_SIMILARITY = {"deepface": 0.68, "hog": 0.90}
-INTRODUCTION = re.compile(
-    r"\b(?i:I'?m|I am|my name is|call me|this is)\s+([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)\b"
-)
-NOT_NAMES = {"Sorry", "Fine", "Here", "Home", "Back", "Not", "Just", "So", "Okay", "Ok", "Going", "The", "Glad", "Sure"}
+INTRODUCTION = re.compile(r"\b(?i:I'?m|I am|my name is|call me|this is)\s+([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)\b")
+NOT_NAMES = {
+    "Sorry",
+    "Fine",
+    "Here",
+    "Home",
+    "Back",
+    "Not",
+    "Just",
+    "So",
+    "Okay",
+    "Ok",
+    "Going",
+    "The",
+    "Glad",
+    "Sure",
+}
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,14 @@ def cluster_identities(observations: list[FaceObservation], embedding_kind: str 
     characters = []
     for number, group in enumerate(members, start=1):
         name, source = name_for(group)
-        characters.append(Character(f"char-{number}", name or f"Character {number}",
-                                    [o.observation_id for o in group], source if name else "default"))
+        characters.append(
+            Character(
+                f"char-{number}",
+                name or f"Character {number}",
+                [o.observation_id for o in group],
+                source if name else "default",
+            )
+        )
     return characters
 
 
@@ -109,8 +128,12 @@ def looks_like_name(text: str) -> bool:
     return 1 <= len(words) <= 3 and all(NAME_WORD.match(w) for w in words) and words[0] not in NOT_NAMES
 
 
-def name_caption(texts: list[tuple[str, tuple[float, float, float, float]]], face_box: tuple[float, float, float, float],
-                 image_height: int, subtitle_band: float = 0.25) -> str | None:
+def name_caption(
+    texts: list[tuple[str, tuple[float, float, float, float]]],
+    face_box: tuple[float, float, float, float],
+    image_height: int,
+    subtitle_band: float = 0.25,
+) -> str | None:
     """The name card next to a face: text that looks like a name, outside the subtitle band,
     within a few face sizes of the face; the nearest one wins. None when there is none."""
     fx0, fy0, fx1, fy1 = face_box

@@ -37,7 +37,9 @@ def back_project(u: float, v: float, distance_cm: float, intrinsics: np.ndarray)
     return np.array([x, CAMERA_HEIGHT_CM - y_down, distance_cm])
 
 
-def projection_matrix(intrinsics: np.ndarray, yaw_deg: float = 0.0, position_cm=(0.0, CAMERA_HEIGHT_CM, 0.0)) -> np.ndarray:
+def projection_matrix(
+    intrinsics: np.ndarray, yaw_deg: float = 0.0, position_cm=(0.0, CAMERA_HEIGHT_CM, 0.0)
+) -> np.ndarray:
     """3x4 matrix mapping homogeneous scene points (y up) to homogeneous pixels for a camera at
     `position_cm` turned `yaw_deg` to the right."""
     yaw = np.radians(yaw_deg)
@@ -65,8 +67,14 @@ class PlacedCharacter:
     box: tuple[float, float, float, float]  # the box it was placed from, pixels
 
 
-def place_character(character_id: str, box: tuple[float, float, float, float], intrinsics: np.ndarray, *,
-                    is_face: bool, depth_cm: float | None = None) -> PlacedCharacter:
+def place_character(
+    character_id: str,
+    box: tuple[float, float, float, float],
+    intrinsics: np.ndarray,
+    *,
+    is_face: bool,
+    depth_cm: float | None = None,
+) -> PlacedCharacter:
     """Lift a face or body box to the scene; the box centre's top marks the head for bodies."""
     x0, y0, x1, y1 = box
     prior = FACE_HEIGHT_CM if is_face else BODY_HEIGHT_CM
@@ -81,12 +89,14 @@ def occlusion_conflicts(placed: list[PlacedCharacter]) -> list[tuple[str, str]]:
     (nearer in the image) must not be placed farther away. Each pair is a layout to repair."""
     conflicts = []
     for i, a in enumerate(placed):
-        for b in placed[i + 1:]:
+        for b in placed[i + 1 :]:
             if not _overlap(a.box, b.box):
                 continue
             a_taller = (a.box[3] - a.box[1]) > (b.box[3] - b.box[1]) * 1.15
             b_taller = (b.box[3] - b.box[1]) > (a.box[3] - a.box[1]) * 1.15
-            if (a_taller and a.location_cm[2] > b.location_cm[2]) or (b_taller and b.location_cm[2] > a.location_cm[2]):
+            if (a_taller and a.location_cm[2] > b.location_cm[2]) or (
+                b_taller and b.location_cm[2] > a.location_cm[2]
+            ):
                 conflicts.append((a.character_id, b.character_id))
     return conflicts
 
@@ -96,6 +106,7 @@ def _overlap(a, b) -> bool:
 
 
 # --- one frame: depth in centimetres, occlusion order -------------------------------------
+
 
 def metric_distances(prior_cm: list[float], inverse_depth: list[float | None]) -> list[float]:
     """Distances (cm) of the characters of one frame. Depth Anything's relative inverse depth
@@ -120,8 +131,11 @@ class FrameLayout:
     unresolved: list[tuple[str, str]]  # still there after the repair
 
 
-def place_frame(face_boxes: dict[str, tuple[float, float, float, float]], inverse_depth: dict[str, float | None],
-                intrinsics: np.ndarray) -> FrameLayout:
+def place_frame(
+    face_boxes: dict[str, tuple[float, float, float, float]],
+    inverse_depth: dict[str, float | None],
+    intrinsics: np.ndarray,
+) -> FrameLayout:
     """Place a frame's characters from their face boxes, at depth-derived distances where Depth
     Anything ran. A pair whose depth order contradicts what the image shows (occlusion_conflicts)
     is repaired by placing both at their size-prior distances, which follow the image by
@@ -133,12 +147,15 @@ def place_frame(face_boxes: dict[str, tuple[float, float, float, float]], invers
     conflicts = occlusion_conflicts(placed)
     if conflicts:
         repair = {i for pair in conflicts for i in pair}
-        placed = [place_character(i, face_boxes[i], intrinsics, is_face=True,
-                                  depth_cm=None if i in repair else distances[i]) for i in ids]
+        placed = [
+            place_character(i, face_boxes[i], intrinsics, is_face=True, depth_cm=None if i in repair else distances[i])
+            for i in ids
+        ]
     return FrameLayout(intrinsics, placed, conflicts, occlusion_conflicts(placed) if conflicts else [])
 
 
 # --- a scene: shots registered to the first one's camera --------------------------------------
+
 
 @dataclass(frozen=True)
 class CameraPose:
@@ -191,7 +208,8 @@ def register_shots(frames: list[FrameLayout | None]) -> list[CameraPose | None]:
 
 
 def _fit_pose(local: np.ndarray, scene: np.ndarray) -> CameraPose:
-    """Yaw and floor-plane position with scene ~ position + R(yaw)^T (local - camera), least squares (2-D Kabsch on x, z)."""
+    """Yaw and floor-plane position with scene ~ position + R(yaw)^T (local - camera), least squares
+    (2-D Kabsch on x, z)."""
     a = local[:, [0, 2]]
     b = scene[:, [0, 2]]
     a_mean, b_mean = a.mean(axis=0), b.mean(axis=0)
@@ -210,8 +228,13 @@ def _yaw_rotation(yaw_deg: float) -> np.ndarray:
 
 # --- a new view -------------------------------------------------------------------------------
 
-def render_view(positions_cm: dict[str, tuple[float, float, float]], matrix: np.ndarray, size: tuple[int, int] | None = None,
-                labels: dict[str, str] | None = None) -> tuple[dict[str, tuple[float, float] | None], np.ndarray | None]:
+
+def render_view(
+    positions_cm: dict[str, tuple[float, float, float]],
+    matrix: np.ndarray,
+    size: tuple[int, int] | None = None,
+    labels: dict[str, str] | None = None,
+) -> tuple[dict[str, tuple[float, float] | None], np.ndarray | None]:
     """Project the scene's characters through a (virtual) camera's 3x4 matrix: pixel per
     character (None behind the camera). With `size` (width, height) also a small RGB sketch: a
     dot per character, larger when nearer, with its label."""
@@ -234,14 +257,26 @@ def render_view(positions_cm: dict[str, tuple[float, float, float]], matrix: np.
         radius = int(np.clip(np.nan_to_num(np.linalg.norm(ends[0] - ends[1]) / 2, nan=2), 2, height // 4))
         centre = (int(round(pixel[0])), int(round(pixel[1])))
         cv2.circle(image, centre, radius, (230, 200, 60), -1)
-        cv2.putText(image, (labels or {}).get(character, character), (centre[0] + radius + 2, centre[1]),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            (labels or {}).get(character, character),
+            (centre[0] + radius + 2, centre[1]),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
     return result, image
 
 
-def orbit_view(positions_cm: dict[str, tuple[float, float, float]], yaw_deg: float, size: tuple[int, int],
-               labels: dict[str, str] | None = None, hfov_deg: float = DEFAULT_HFOV_DEG
-               ) -> tuple[dict[str, tuple[float, float] | None], np.ndarray | None]:
+def orbit_view(
+    positions_cm: dict[str, tuple[float, float, float]],
+    yaw_deg: float,
+    size: tuple[int, int],
+    labels: dict[str, str] | None = None,
+    hfov_deg: float = DEFAULT_HFOV_DEG,
+) -> tuple[dict[str, tuple[float, float] | None], np.ndarray | None]:
     """A virtual camera at eye level turned `yaw_deg` and stepped back so that it looks at the
     characters' centroid from at least 3 m away: the scene seen from a new angle."""
     if not positions_cm:
@@ -252,5 +287,7 @@ def orbit_view(positions_cm: dict[str, tuple[float, float, float]], yaw_deg: flo
     distance = max(300.0, 2.5 * reach)
     forward = np.array([np.sin(np.radians(yaw_deg)), 0.0, np.cos(np.radians(yaw_deg))])
     position = centre - distance * forward
-    matrix = projection_matrix(camera_intrinsics(*size, hfov_deg), yaw_deg, (position[0], CAMERA_HEIGHT_CM, position[2]))
+    matrix = projection_matrix(
+        camera_intrinsics(*size, hfov_deg), yaw_deg, (position[0], CAMERA_HEIGHT_CM, position[2])
+    )
     return render_view(positions_cm, matrix, size, labels)

@@ -17,10 +17,48 @@ import numpy as np
 
 SAME_LOOK_CORRELATION = 0.6
 MAX_GAP_S = 5.0
-INTERIOR_WORDS = {"indoors", "indoor", "inside", "room", "restaurant", "office", "kitchen", "bedroom", "hall", "car",
-                  "cafe", "café", "shop", "bar", "hospital", "apartment", "house", "corridor", "living", "classroom"}
-EXTERIOR_WORDS = {"outdoors", "outdoor", "outside", "street", "park", "garden", "road", "beach", "sky", "field",
-                  "forest", "rooftop", "mountain", "river", "city", "courtyard", "sea", "space"}
+INTERIOR_WORDS = {
+    "indoors",
+    "indoor",
+    "inside",
+    "room",
+    "restaurant",
+    "office",
+    "kitchen",
+    "bedroom",
+    "hall",
+    "car",
+    "cafe",
+    "café",
+    "shop",
+    "bar",
+    "hospital",
+    "apartment",
+    "house",
+    "corridor",
+    "living",
+    "classroom",
+}
+EXTERIOR_WORDS = {
+    "outdoors",
+    "outdoor",
+    "outside",
+    "street",
+    "park",
+    "garden",
+    "road",
+    "beach",
+    "sky",
+    "field",
+    "forest",
+    "rooftop",
+    "mountain",
+    "river",
+    "city",
+    "courtyard",
+    "sea",
+    "space",
+}
 NIGHT_WORDS = {"night", "dark", "evening", "moonlight", "midnight", "neon"}
 DAY_WORDS = {"day", "sunlight", "sunny", "morning", "afternoon", "daylight", "noon"}
 
@@ -55,7 +93,9 @@ def same_scene(a: ShotForScene, b: ShotForScene) -> bool:
     if a.place and b.place and _norm(a.place) == _norm(b.place):
         return True
     if a.keyframe_rgb is not None and b.keyframe_rgb is not None:
-        correlation = cv2.compareHist(colour_signature(a.keyframe_rgb), colour_signature(b.keyframe_rgb), cv2.HISTCMP_CORREL)
+        correlation = cv2.compareHist(
+            colour_signature(a.keyframe_rgb), colour_signature(b.keyframe_rgb), cv2.HISTCMP_CORREL
+        )
         if correlation >= SAME_LOOK_CORRELATION:
             return True
     return bool(a.characters & b.characters) and not (a.place and b.place)
