@@ -114,7 +114,7 @@ def test_db_upgrade_creates_the_catalog(tmp_path):
 def _released_drama(home: Path, release: bool = True) -> str:
     """A drama whose shooting scripts sit in the catalog, released offline (uncalibrated, explicitly)."""
     import dagster as dg
-    from test_restoration_assets import DRAMA, materialize_release, sample_scripts, seed_catalog
+    from release.test_restoration_assets import DRAMA, materialize_release, sample_scripts, seed_catalog
 
     from skyscript_assets.defs.platform.resources import RestorationLlmResource
     from skyscript_assets.defs.release.assets import restored_scripts, script_pairs

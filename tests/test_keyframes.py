@@ -172,7 +172,9 @@ def test_cli_shots_json_is_one_object_and_bad_input_one_line(tmp_path):
     proc = subprocess.run([*cmd, str(tmp_path / "v.mp4"), "--out", str(tmp_path / "o"), "--json", "--decode-threads", "2"],
                           capture_output=True, text=True, check=True)
     report = json.loads(proc.stdout)  # exactly one JSON document
-    assert set(report) == {"video", "duration_s", "fps", "width", "height", "shots", "keyframes"}
+    assert set(report) == {"video", "duration_s", "fps", "width", "height", "seconds", "decode_threads",
+                           "learned_shots", "judged", "rescued", "shots", "keyframes"}
+    assert report["decode_threads"] == 2 and report["seconds"] > 0
     assert [s["transition_in"] for s in report["shots"]] == ["start", "cut"]
     assert report["shots"][1]["start_frame"] == 24 and report["shots"][1]["start_s"] == pytest.approx(1.0)
     assert set(report["keyframes"][0]) == {"shot_index", "time_s", "frame", "valid", "invalid_reason", "path", "width", "height"}

@@ -224,12 +224,38 @@ def test_a_stream_without_timestamps_is_decoded_whole_and_in_order(tmp_path):
     assert _segmented(path, 3) == reference
 
 
-def test_decoder_threads_are_the_request_or_a_share_of_the_cores():
-    from skyscript_assets.stages.video.keyframes import MAX_AUTO_DECODE_THREADS, decode_threads
+def test_decoder_threads_are_the_request_or_a_share_of_the_cores(monkeypatch):
+    from skyscript_assets.stages.video import keyframes
+    from skyscript_assets.stages.video.keyframes import MAX_AUTO_DECODE_THREADS, decode_threads, episode_processes
 
     assert decode_threads(3) == 3 and decode_threads(3, episodes_at_once=8) == 3  # asked for: given
     assert 1 <= decode_threads() <= MAX_AUTO_DECODE_THREADS
-    assert decode_threads(0, episodes_at_once=10_000) == 1  # many episodes at once: one each, never zero
+    for cores, at_once, threads in ((1, 1, 1), (2, 1, 2), (2, 10_000, 2), (8, 1, 4), (8, 4, 2), (16, 4, 4)):
+        monkeypatch.setattr(keyframes, "available_cores", lambda cores=cores: cores)
+        # Never fewer than two where there are two cores: the split decode engages whatever
+        # the number of episodes side by side (the last ones of a drama run alone).
+        assert decode_threads(0, episodes_at_once=at_once) == threads, (cores, at_once)
+    monkeypatch.setattr(keyframes, "available_cores", lambda: 8)
+    assert episode_processes(10) == 4 and episode_processes(3) == 3 and episode_processes(10, 6) == 6
+    monkeypatch.setattr(keyframes, "available_cores", lambda: 1)
+    assert episode_processes(10) == 1
+
+
+def test_available_cores_honour_a_container_cpu_quota(tmp_path, monkeypatch):
+    from skyscript_assets.stages.video import keyframes
+
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # cgroup v2: 1.5 CPUs
+    assert keyframes._cgroup_cpu_quota(str(tmp_path)) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert keyframes._cgroup_cpu_quota(str(tmp_path)) is None
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()  # cgroup v1
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert keyframes._cgroup_cpu_quota(str(tmp_path)) == 2.0
+    monkeypatch.setattr(keyframes, "_cgroup_cpu_quota", lambda: 2.0)
+    monkeypatch.setattr(keyframes.os, "sched_getaffinity", lambda pid: set(range(64)))  # a big node
+    assert keyframes.available_cores() == 2
 
 
 def test_the_longest_segment_goes_first_and_ffmpeg_threads_to_the_one_that_ends_alone():
