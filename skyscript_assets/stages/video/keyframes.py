@@ -41,13 +41,12 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from skyscript_assets.schema import LossRecord
+from skyscript_assets.stages.ingest.probe import ProbeError, normalise_rotation
 from skyscript_assets.stages.step import EpisodeResult
 from skyscript_assets.stages.video.pixel_stats import laplacian_variance
-from skyscript_assets.stages.ingest.probe import ProbeError, normalise_rotation
 from skyscript_assets.stages.video.segment_decode import analysed_frames
 from skyscript_assets.stages.video.shots import (
-    _PLANAR_YUV,
-    LOOKAHEAD,
+    JUDGE_AT,
     Boundary,
     FrameFeatures,
     ShotBoundaryDetector,
@@ -56,7 +55,10 @@ from skyscript_assets.stages.video.shots import (
 )
 
 STAGE = "keyframes"
-STAGE_VERSION = "2"  # 2: candidates on a time grid; JPEGs from swscale bgr24
+# 2: candidates on a time grid; JPEGs from swscale bgr24. 3: flickers told from cutaways over
+# ~1 s; TransNetV2 as a second opinion on small isolated changes (where CUDA is, by default)
+STAGE_VERSION = "3"
+LEARNED_SHOTS = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,14 @@ class KeyframeSettings:
     min_entropy_bits: float = 3.0
     duplicate_hamming: int = 5  # of 64 dHash bits
     decode_threads: int = 0  # decoders per episode, each on a segment of whole GOPs; 0: see decode_threads()
+    # TransNetV2 as a second opinion on the changes too small for a cut (`shots.py`): "auto"
+    # where CUDA is (GPU pods), "on" (on the CPU too: ~1 s of CPU for each change it is asked
+    # about), "off"
+    learned_shots: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.learned_shots not in LEARNED_SHOTS:
+            raise ValueError(f"learned_shots {self.learned_shots!r}: use one of {', '.join(LEARNED_SHOTS)}")
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,9 @@ class EpisodeKeyframes:
     boundaries: list[Boundary] = field(default_factory=list)
     decode_errors: int = 0
     seconds: float = 0.0
+    learned_shots: str = "off"  # the second opinion used: "off", or the model and where it ran
+    judged: int = 0  # changes the second opinion was asked about
+    rescued: int = 0  # ... and made cuts
 
 
 @dataclass
@@ -191,23 +204,85 @@ def keep_freed_memory() -> bool:
 MAX_AUTO_DECODE_THREADS = 4  # more buys little: the in-order analysis in the calling thread becomes the limit
 
 
-def decode_threads(requested: int = 0, episodes_at_once: int = 1) -> int:
-    """Decoder threads for one episode: `requested`, or (0) this process's share of the
-    cores when `episodes_at_once` episodes run side by side, at most 4."""
-    if requested > 0:
-        return requested
+def available_cores() -> int:
+    """The cores this process may use: its CPU affinity, and a container's CPU quota
+    (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`) when that is lower. A Kubernetes pod with
+    a CPU limit sees all of the node's cores in its affinity and in `os.cpu_count()`."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return max(1, min(MAX_AUTO_DECODE_THREADS, cores // max(1, episodes_at_once)))
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cores, int(quota + 0.5))) if quota else max(1, cores)
+
+
+def _cgroup_cpu_quota(root: str = "/sys/fs/cgroup") -> float | None:
+    try:
+        with open(f"{root}/cpu.max") as f:  # v2: "max 100000" or "200000 100000"
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(f"{root}/cpu/cpu.cfs_quota_us") as f, open(f"{root}/cpu/cpu.cfs_period_us") as g:
+            quota_us, period_us = int(f.read()), int(g.read())
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def decode_threads(requested: int = 0, episodes_at_once: int = 1) -> int:
+    """Decoder threads for one episode: `requested`, or (0) this process's share of the
+    cores when `episodes_at_once` episodes run side by side, at least 2 where there are 2
+    cores (so the split decode engages however many episodes share them: the last episodes
+    of a drama then still use the cores the finished ones left), at most 4."""
+    if requested > 0:
+        return requested
+    cores = available_cores()
+    return max(min(2, cores), min(MAX_AUTO_DECODE_THREADS, cores // max(1, episodes_at_once)))
+
+
+def episode_processes(episodes: int, requested: int = 0) -> int:
+    """Episodes decoded side by side: `requested`, or (0) one per two cores (each then splits
+    its decode over two), never more than there are episodes."""
+    wanted = requested if requested > 0 else max(1, available_cores() // 2)
+    return max(1, min(episodes, wanted))
+
+
+def learned_judge(mode: str) -> tuple[Callable[[np.ndarray], float] | None, str]:
+    """The second opinion for `KeyframeSettings.learned_shots`, and what it is.
+
+    "auto": TransNetV2 on CUDA where there is CUDA and the model is installed, else none;
+    "on": TransNetV2 where CUDA is, else on the CPU (raises `WeightsMissing` when not
+    installed); "off": none. The model is loaded once per process."""
+    if mode == "off":
+        return None, "off"
+    from skyscript_assets.models.base import WeightsMissing
+    from skyscript_assets.models.shot_boundaries import cuda_present, load_shot_model
+
+    if mode == "auto":
+        if not cuda_present():
+            return None, "off (auto: no CUDA)"
+        try:
+            model = load_shot_model("cuda")
+        except WeightsMissing as exc:
+            return None, f"off (auto: {exc})"
+    else:
+        model = load_shot_model("auto")
+
+    def judge(window: np.ndarray) -> float:
+        # TransNetV2 may put a cut one frame off the pixels' change: the best of three.
+        return float(model.window_probabilities(window[None])[0, JUDGE_AT - 1:JUDGE_AT + 2].max())
+
+    return judge, f"{model.model_id} ({model.backend}, {model.device})"
 
 
 def _extract(source, write_jpeg, settings: KeyframeSettings, label: str) -> EpisodeKeyframes:
     try:
         container = av.open(source)
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise ProbeError("unreadable", f"{label}: cannot open as a video ({' '.join(str(exc).split())[:200]})") from None
+        detail = " ".join(str(exc).split())[:200]
+        raise ProbeError("unreadable", f"{label}: cannot open as a video ({detail})") from None
     with container:
         if not container.streams.video or container.streams.video[0].codec_context is None:
             raise ProbeError("no_video_stream", f"{label}: no decodable video stream")
@@ -215,12 +290,16 @@ def _extract(source, write_jpeg, settings: KeyframeSettings, label: str) -> Epis
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 25.0
         sar = float(stream.sample_aspect_ratio or 1)
-        run = _EpisodeRun(settings, fps, write_jpeg)
+        judge, learned = learned_judge(settings.learned_shots)
+        run = _EpisodeRun(settings, fps, write_jpeg, judge)
+        run.result.learned_shots = learned
         run.size = keyframe_size(stream.codec_context.width, stream.codec_context.height, sar, settings.max_long_side)
-        analyse = _FrameAnalyser(float(stream.time_base or 0) or None, fps, settings.candidates_per_second, run.size)
+        analyse = _FrameAnalyser(float(stream.time_base or 0) or None, fps, settings.candidates_per_second, run.size,
+                                 small=judge is not None)
         index = -1
         try:
-            for analysed in analysed_frames(container, stream, analyse, workers=decode_threads(settings.decode_threads)):
+            workers = decode_threads(settings.decode_threads)
+            for analysed in analysed_frames(container, stream, analyse, workers=workers):
                 index += 1
                 if index == 0:
                     run.rotation = analysed.rotation
@@ -250,8 +329,10 @@ class _FrameAnalyser:
     presentation time: decided from the frame's own timestamp, so any split of the episode
     into segments samples the same frames (and a variable frame rate samples by time)."""
 
-    def __init__(self, time_base: float | None, fps: float, candidates_per_second: float, size: tuple[int, int]):
+    def __init__(self, time_base: float | None, fps: float, candidates_per_second: float, size: tuple[int, int],
+                 small: bool = False):
         self.time_base, self.fps, self.grid, self.size = time_base, fps, candidates_per_second, size
+        self.small = small  # the 48x27 picture of every frame, for the learned judge
         self.half_frame = 0.5 / fps
         self.sample_every = max(1, int(round(fps / candidates_per_second)))  # frames without timestamps
         self.previous = threading.local()  # each decoder thread's last frame in its segment
@@ -269,11 +350,12 @@ class _FrameAnalyser:
         measure_here = sample and frame.width <= 2 * self.size[0]
         features = features_from_frame(frame, number, time_s or 0.0,
                                        previous=self.previous.features if number > 0 else None,
-                                       sharpness_step=_sharpness_step(frame.width) if measure_here else 0)
+                                       sharpness_step=_sharpness_step(frame.width) if measure_here else 0,
+                                       small=self.small)
         self.previous.features = features
         candidate = self._candidate(frame, time_s, features.sharpness) if sample else None
         rotation = normalise_rotation(getattr(frame, "rotation", 0)) if number == 0 else 0
-        weight = features.thumb.nbytes + features.hist.nbytes
+        weight = features.thumb.nbytes + features.hist.nbytes + (features.small.nbytes if self.small else 0)
         if candidate is not None:
             weight += sum(plane.buffer_size for plane in candidate.picture.planes)
         return _AnalysedFrame(time_s, features, candidate, rotation), weight
@@ -291,9 +373,9 @@ class _FrameAnalyser:
 
 
 class _EpisodeRun:
-    def __init__(self, settings: KeyframeSettings, fps: float, write_jpeg):
+    def __init__(self, settings: KeyframeSettings, fps: float, write_jpeg, judge=None):
         self.settings = settings
-        self.detector = ShotBoundaryDetector(fps=fps)
+        self.detector = ShotBoundaryDetector(fps=fps, judge=judge)
         self.write_jpeg = write_jpeg
         # One swscale context for the episode's keyframes (PyAV makes a new one per frame
         # otherwise), on this thread: the decoders already keep the cores busy.
@@ -301,7 +383,7 @@ class _EpisodeRun:
         self.result = EpisodeKeyframes(fps=round(fps, 6))
         self.size = (0, 0)
         self.rotation = 0
-        self.times: deque = deque(maxlen=LOOKAHEAD + 2)
+        self.times: deque = deque(maxlen=self.detector.lookahead + 2)
         self.candidates: list[_Candidate] = []
         self.shot = _OpenShot(0, 0, 0.0, "start", 0.0, 0.0)
         self.seen_boundaries = 0
@@ -335,6 +417,7 @@ class _EpisodeRun:
         self.result.frames = self.last_frame + 1
         self.result.duration_s = round(end_s, 6)
         self.result.boundaries = list(self.detector.boundaries)
+        self.result.judged, self.result.rescued = self.detector.judged, self.detector.rescued
         self.result.width, self.result.height = self._display_size()
         return self.result
 
@@ -375,7 +458,8 @@ class _EpisodeRun:
         half = max((end_s - start_s) / 2, 1e-6)
 
         def in_transition(c: _Candidate) -> bool:
-            return c.time_s < self.shot.transition_until_s or (transition_out_s is not None and c.time_s >= transition_out_s)
+            return c.time_s < self.shot.transition_until_s or (
+                transition_out_s is not None and c.time_s >= transition_out_s)
 
         clean = [c for c in inside if not in_transition(c)] or inside
         best = max(clean, key=lambda c: c.sharpness * (1.0 - 0.5 * min(1.0, abs(c.time_s - centre) / half)))
@@ -389,7 +473,8 @@ class _EpisodeRun:
         mean, std = cv2.meanStdDev(gray)  # one pass, no float copy of the image
         luma, spread = float(mean[0, 0]), float(std[0, 0])
         frame_hash = _dhash(gray)
-        duplicate = self.previous_hash is not None and int(np.count_nonzero(frame_hash != self.previous_hash)) <= s.duplicate_hamming
+        duplicate = (self.previous_hash is not None
+                     and int(np.count_nonzero(frame_hash != self.previous_hash)) <= s.duplicate_hamming)
         self.previous_hash = frame_hash
         if luma < s.black_luma and spread < 4 * s.uniform_spread:
             return "black"  # dark and flat; a starry sky is dark but not flat
@@ -491,16 +576,25 @@ def process_episode(job: EpisodeJob) -> EpisodeResult[EpisodeKeyframes]:
 
     try:
         video_fs, video_path = open_fs(job.video_uri)
-        with video_fs.open(video_path, "rb") as source:
-            result = extract_keyframes(source, write_jpeg, job.settings, name=job.episode_id)
+        if "file" in video_fs.protocol and os.path.isfile(video_path):
+            # A local file: FFmpeg reads it itself, not through Python calls that need the GIL
+            # ("file:" so that no part of the name is taken for another FFmpeg protocol).
+            result = extract_keyframes("file:" + os.path.abspath(video_path), write_jpeg, job.settings,
+                                       name=job.episode_id)
+        else:
+            with video_fs.open(video_path, "rb") as source:
+                result = extract_keyframes(source, write_jpeg, job.settings, name=job.episode_id)
     except ProbeError as exc:
         return _lost(job.episode_id, exc.reason, str(exc))
     except (OSError, ValueError, MemoryError) as exc:
         text = " ".join(str(exc).split())[:200] or type(exc).__name__
         return _lost(job.episode_id, "undecodable", f"{job.episode_id}: {text}")
-    return EpisodeResult(job.episode_id, [result], given=1, summary={
-        "duration_s": result.duration_s, "seconds": round(result.seconds, 3), "shots": len(result.shots),
-        "keyframes": len(result.keyframes), "decode_errors": result.decode_errors})
+    learned = result.learned_shots
+    summary = {"duration_s": result.duration_s, "seconds": round(result.seconds, 3), "shots": len(result.shots),
+               "keyframes": len(result.keyframes), "decode_errors": result.decode_errors,
+               "learned_shots": learned, "judged": result.judged, "rescued": result.rescued}
+    return EpisodeResult(job.episode_id, [result], given=1, summary=summary,
+                         model_id="" if learned.startswith("off") else learned)
 
 
 def extract_episodes(jobs: list[EpisodeJob], processes: int) -> Iterator[EpisodeResult[EpisodeKeyframes]]:

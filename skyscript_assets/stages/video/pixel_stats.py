@@ -10,7 +10,7 @@ Written with OpenCV they are eight small calls a frame, each dropping and retaki
 GIL, so the decoder threads and the in-order consumer keep waiting on one another; one
 numba call that drops the GIL once and reads only the pixels it samples costs a quarter
 as much (popeye's 1440x1074 frames: ~220 -> ~35 µs). The results are exactly those of the
-OpenCV recipes they replace (`tests/test_pixel_stats.py` compares both):
+OpenCV recipes they replace (`tests/video/test_pixel_stats.py` compares both):
 
 * thumbnail: nearest-neighbour decimation of the luma to twice the thumbnail size, then
   2x2 means rounded half up (`cv2.resize` INTER_NEAREST, then INTER_AREA);
@@ -70,7 +70,8 @@ def thumbnail_and_histograms(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb:
         top, bottom = rows[2 * ty], rows[2 * ty + 1]
         for tx in range(thumb_w):
             left, right = cols[2 * tx], cols[2 * tx + 1]
-            block = np.int32(y[top, left]) + np.int32(y[top, right]) + np.int32(y[bottom, left]) + np.int32(y[bottom, right])
+            block = (np.int32(y[top, left]) + np.int32(y[top, right])
+                     + np.int32(y[bottom, left]) + np.int32(y[bottom, right]))
             pixel = (block + 2) >> 2
             thumb[ty, tx] = pixel
             counts[tx & 3, pixel >> 2] += 1
@@ -159,3 +160,53 @@ def frame_statistics(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb: np.ndar
     distance = content_distance(previous_thumb, previous_hist, thumb, hist) if previous_thumb.size else -1.0
     sharpness = laplacian_variance(y, sharpness_step) if sharpness_step > 0 else -1.0
     return mean, std, distance, sharpness
+
+
+@njit(nogil=True, cache=True)
+def small_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, out: np.ndarray, full_range: bool) -> None:
+    """Fill `out` (uint8, H x W x 3, TransNetV2's 27 x 48) with the frame in RGB: each output
+    pixel the mean of a 4 x 4 grid of luma samples and a 2 x 2 grid of chroma samples spread
+    over its block (an area average, as FFmpeg's downscaler makes it, from 24 reads), then
+    BT.601 YUV -> RGB, limited or full range, as swscale converts 8-bit YUV by default."""
+    out_h, out_w = out.shape[0], out.shape[1]
+    for oy in range(out_h):
+        for ox in range(out_w):
+            luma = 0
+            for sy in range(4):
+                row = min(y.shape[0] - 1, ((4 * oy + sy) * y.shape[0] + y.shape[0] // 2) // (4 * out_h))
+                for sx in range(4):
+                    col = min(y.shape[1] - 1, ((4 * ox + sx) * y.shape[1] + y.shape[1] // 2) // (4 * out_w))
+                    luma += y[row, col]
+            cb = 0
+            cr = 0
+            for sy in range(2):
+                row = min(u.shape[0] - 1, ((2 * oy + sy) * u.shape[0] + u.shape[0] // 2) // (2 * out_h))
+                for sx in range(2):
+                    col = min(u.shape[1] - 1, ((2 * ox + sx) * u.shape[1] + u.shape[1] // 2) // (2 * out_w))
+                    cb += u[row, col]
+                    cr += v[row, col]
+            yy = luma / 16.0
+            du = cb / 4.0 - 128.0
+            dv = cr / 4.0 - 128.0
+            if full_range:
+                r = yy + 1.402 * dv
+                g = yy - 0.344136 * du - 0.714136 * dv
+                b = yy + 1.772 * du
+            else:
+                yy = 1.164383 * (yy - 16.0)
+                r = yy + 1.596027 * dv
+                g = yy - 0.391762 * du - 0.812968 * dv
+                b = yy + 2.017232 * du
+            out[oy, ox, 0] = np.uint8(min(255.0, max(0.0, r + 0.5)))
+            out[oy, ox, 1] = np.uint8(min(255.0, max(0.0, g + 0.5)))
+            out[oy, ox, 2] = np.uint8(min(255.0, max(0.0, b + 0.5)))
+
+
+@njit(nogil=True, cache=True)
+def frame_statistics_and_small(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb: np.ndarray, hist: np.ndarray,
+                               previous_thumb: np.ndarray, previous_hist: np.ndarray, sharpness_step: int,
+                               small: np.ndarray, full_range: bool) -> tuple[float, float, float, float]:
+    """`frame_statistics` and `small_rgb` in one call (one GIL hand-over a frame)."""
+    small_rgb(y, u, v, small, full_range)
+    return frame_statistics(y, u, v, thumb, hist, previous_thumb, previous_hist, sharpness_step)
+

@@ -54,7 +54,8 @@ from dataclasses import dataclass, field
 import av
 
 # Decoders known to start cleanly at a keyframe packet with only the stream's extradata.
-SPLITTABLE_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg"})
+SPLITTABLE_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "mpeg4", "mpeg2video", "mpeg1video",
+                               "mjpeg"})
 MIN_SEGMENT_PACKETS = 24  # shorter GOPs join the next one: each segment costs a decoder reset
 BATCH_FRAMES = 8
 # Segments of packets read ahead of the consumer: 4 a decoder, so that the longest can be
@@ -213,9 +214,10 @@ class _Pipeline:
     def _choose(self, untaken: list[_Segment]) -> _Segment:
         """The first segment not taken, unless another decoder is still on an earlier one
         and items have been handed out to weigh by: then the one with most packets among
-        those read ahead whose items should fit in the room left. Longest first keeps a long GOP from being decoded alone at the end while
-        the other cores idle; the decoder kept on the earliest segment means the one the
-        consumer reads next is always being decoded, so no budget wait can block it."""
+        those read ahead whose items should fit in the room left. Longest first keeps a long
+        GOP from being decoded alone at the end while the other cores idle; the decoder kept
+        on the earliest segment means the one the consumer reads next is always being
+        decoded, so no budget wait can block it."""
         first = untaken[0]
         if not self.handed_frames:  # what an item weighs is not known yet: nothing can be said to fit
             return first
