@@ -10,6 +10,11 @@ the sharpest one weighted by its closeness to the window's centre, avoiding fade
 dissolves. Candidates are dropped as soon as their window is decided, so memory stays flat
 however long the episode is.
 
+Shot boundaries come from `shots.ShotBoundaryDetector`; with `learned_shots` "on" (or
+"auto" where CUDA is) TransNetV2 (`models/shot_boundaries.py`) is its second opinion on the
+changes too small for a cut, fed the 48x27 picture of every frame made in the decoder
+threads.
+
 The quality filter marks a keyframe invalid, with a reason, when it is black or a flat
 colour, blurred (against the sharpness of its own shot), low in information, a near-copy of
 the previous keyframe (perceptual hash), or inside a transition. Invalid keyframes are
