@@ -59,10 +59,14 @@ from skyscript_assets.stages.video.shots import boundary_f1  # noqa: E402
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
 JOIN_PARTS = ("big_buck_bunny_0_30.webm", "chaplin.mp4", "popeye_sinbad_part3.mkv")
 METHODS = ("decode", "stage", "combined", "content", "adaptive", "transnet")
-LABELS = {"decode": "PyAV decode only", "stage": "**this stage** (CPU default)",
-          "combined": "**this stage, combined** (learned_shots=on)",
-          "content": "PySceneDetect ContentDetector", "adaptive": "PySceneDetect AdaptiveDetector",
-          "transnet": "TransNetV2 alone (threshold 0.5)"}
+LABELS = {
+    "decode": "PyAV decode only",
+    "stage": "**this stage** (CPU default)",
+    "combined": "**this stage, combined** (learned_shots=on)",
+    "content": "PySceneDetect ContentDetector",
+    "adaptive": "PySceneDetect AdaptiveDetector",
+    "transnet": "TransNetV2 alone (threshold 0.5)",
+}
 
 
 def timed(run):
@@ -103,8 +107,12 @@ def transnet_alone(path: Path) -> list[int]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        frames = np.stack([frame.reformat(width=48, height=27, format="rgb24", interpolation="BICUBIC").to_ndarray()
-                           for frame in container.decode(stream)])
+        frames = np.stack(
+            [
+                frame.reformat(width=48, height=27, format="rgb24", interpolation="BICUBIC").to_ndarray()
+                for frame in container.decode(stream)
+            ]
+        )
     return transitions(model.video_probabilities(frames))
 
 
@@ -193,12 +201,14 @@ def duration_of(path: Path) -> float:
 def measure_clips(clips, repeats: int, transnet_repeats: int, out: Path):
     rows, totals = [], {m: {"wall": 0.0, "cpu": 0.0, "tp": 0, "fp": 0, "fn": 0, "worst": 1.0} for m in METHODS}
     for name, path, truth in clips:
-        runs = {"decode": lambda: decode_only(path),
-                "stage": lambda: this_stage(path, out / "stage", "off"),
-                "combined": lambda: this_stage(path, out / "combined", "on"),
-                "content": lambda: pyscenedetect(path, "content"),
-                "adaptive": lambda: pyscenedetect(path, "adaptive"),
-                "transnet": lambda: transnet_alone(path)}
+        runs = {
+            "decode": lambda: decode_only(path),
+            "stage": lambda: this_stage(path, out / "stage", "off"),
+            "combined": lambda: this_stage(path, out / "combined", "on"),
+            "content": lambda: pyscenedetect(path, "content"),
+            "adaptive": lambda: pyscenedetect(path, "adaptive"),
+            "transnet": lambda: transnet_alone(path),
+        }
         measured = {m: [] for m in METHODS}
         for repeat in range(repeats):
             for method in METHODS:
@@ -227,8 +237,9 @@ def print_clips(rows, totals) -> None:
     print("|---|---|---:|---:|---:|---:|---|")
     for name, method, wall, cpu, duration, ratio, f1, _ in rows:
         score = "-" if f1 is None else f"{f1[0]:.3f} ({f1[1]}/{f1[2]}/{f1[3]})"
-        print(f"| {name} | {LABELS[method]} | {wall:.2f} | {cpu:.2f} | {duration / wall:.1f} | {ratio:.2f} "
-              f"| {score} |")
+        print(
+            f"| {name} | {LABELS[method]} | {wall:.2f} | {cpu:.2f} | {duration / wall:.1f} | {ratio:.2f} | {score} |"
+        )
     print("\n| method | F1 overall (tp/fp/fn) | worst clip F1 | wall s | CPU s | wall / decode | CPU / decode |")
     print("|---|---|---:|---:|---:|---:|---:|")
     decode = totals["decode"]
@@ -238,8 +249,10 @@ def print_clips(rows, totals) -> None:
         else:
             score = f"{2 * t['tp'] / max(1, 2 * t['tp'] + t['fp'] + t['fn']):.3f} ({t['tp']}/{t['fp']}/{t['fn']})"
             worst = f"{t['worst']:.3f}"
-        print(f"| {LABELS[method]} | {score} | {worst} | {t['wall']:.2f} | {t['cpu']:.2f} | "
-              f"{t['wall'] / decode['wall']:.2f} | {t['cpu'] / decode['cpu']:.2f} |")
+        print(
+            f"| {LABELS[method]} | {score} | {worst} | {t['wall']:.2f} | {t['cpu']:.2f} | "
+            f"{t['wall'] / decode['wall']:.2f} | {t['cpu'] / decode['cpu']:.2f} |"
+        )
 
 
 # --- part 2 -----------------------------------------------------------------------------
@@ -253,8 +266,12 @@ def measure_cli(path: Path, runs: int, out: Path) -> None:
     for _ in range(runs):
         before = os.times()
         started = time.perf_counter()
-        proc = subprocess.run([*command, "--home", str(out / "home"), "shots", str(path), "--out", str(out / "cli"),
-                               "--json"], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [*command, "--home", str(out / "home"), "shots", str(path), "--out", str(out / "cli"), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         cli.append(time.perf_counter() - started)
         after = os.times()
         cpu.append(after.children_user + after.children_system - before.children_user - before.children_system)
@@ -264,21 +281,27 @@ def measure_cli(path: Path, runs: int, out: Path) -> None:
         threads.add(report["decode_threads"])
         decode.append(timed(lambda: decode_only(path))[0])
     decode_wall = statistics.median(decode)
-    print(f"\n`skyscript shots` on {path.name} ({duration_of(path):.1f} s, 1280x720 H.264), {runs} runs, "
-          f"{sorted(threads)} decoder threads:\n")
+    print(
+        f"\n`skyscript shots` on {path.name} ({duration_of(path):.1f} s, 1280x720 H.264), {runs} runs, "
+        f"{sorted(threads)} decoder threads:\n"
+    )
     print("| | median s | runs |")
     print("|---|---:|---|")
-    for label, values in (("PyAV decode only (AUTO threads, in-process)", decode),
-                          ("`skyscript shots`: process wall time", cli),
-                          ("... of which the stage itself", stage),
-                          ("... of which process start-up and exit", startup),
-                          ("`skyscript shots`: process CPU time", cpu)):
+    for label, values in (
+        ("PyAV decode only (AUTO threads, in-process)", decode),
+        ("`skyscript shots`: process wall time", cli),
+        ("... of which the stage itself", stage),
+        ("... of which process start-up and exit", startup),
+        ("`skyscript shots`: process CPU time", cpu),
+    ):
         print(f"| {label} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
     ratios = [c / d for c, d in zip(cli, decode)]
-    print(f"\nCLI wall / decode-only: median of the runs' ratios {statistics.median(ratios):.2f}x "
-          f"({', '.join(f'{r:.2f}' for r in ratios)}); ratio of the medians "
-          f"{statistics.median(cli) / decode_wall:.2f}x; "
-          f"without start-up {statistics.median(stage) / decode_wall:.2f}x")
+    print(
+        f"\nCLI wall / decode-only: median of the runs' ratios {statistics.median(ratios):.2f}x "
+        f"({', '.join(f'{r:.2f}' for r in ratios)}); ratio of the medians "
+        f"{statistics.median(cli) / decode_wall:.2f}x; "
+        f"without start-up {statistics.median(stage) / decode_wall:.2f}x"
+    )
 
 
 # --- part 3 -----------------------------------------------------------------------------
@@ -313,8 +336,12 @@ def print_memory() -> None:
                 shots.append(ShotSpec(photos[k % len(photos)], 6.0, ("static", "pan", "zoom")[k % 3], transition))
             path = Path(tmp) / f"generated_{minutes}min.mp4"
             render_video(path, shots)
-            out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path), str(ROOT), str(Path(tmp) / "kf")],
-                                 capture_output=True, text=True, check=True).stdout.split()
+            out = subprocess.run(
+                [sys.executable, "-c", MEMORY_PROBE, str(path), str(ROOT), str(Path(tmp) / "kf")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
             print(f"| {minutes} min | {out[0]} | {out[1]} | {int(out[2]) / 1024:.0f} | {int(out[3]) / 1024:.0f} |")
 
 
@@ -344,8 +371,10 @@ def main() -> int:
             clips += hard_clips(Path(tmp))
         if join:
             clips.append(join)
-        print(f"{len(clips)} clips, {args.repeats} runs each ({args.transnet_repeats} of TransNetV2 alone), "
-              f"{available_cores()} cores; medians\n")
+        print(
+            f"{len(clips)} clips, {args.repeats} runs each ({args.transnet_repeats} of TransNetV2 alone), "
+            f"{available_cores()} cores; medians\n"
+        )
         rows, totals = measure_clips(clips, args.repeats, args.transnet_repeats, Path(tmp))
         print_clips(rows, totals)
         if join:

@@ -14,9 +14,14 @@ import numpy as np
 import pytest
 import skimage.data
 
-from skyscript_assets.stages.video.keyframes import (EpisodeJob, KeyframeSettings, extract_keyframes, keep_freed_memory,
-                                               process_episode)
 from skyscript_assets.demo.synthetic import ShotSpec, render_video
+from skyscript_assets.stages.video.keyframes import (
+    EpisodeJob,
+    KeyframeSettings,
+    extract_keyframes,
+    keep_freed_memory,
+    process_episode,
+)
 
 PHOTOS = {name: getattr(skimage.data, name)() for name in ("astronaut", "coffee", "chelsea", "rocket", "camera")}
 
@@ -26,9 +31,13 @@ def _extract(path: Path, out: Path, **settings):
 
 
 def test_cuts_fades_and_dissolves_are_found_where_they_are(tmp_path):
-    shots = [ShotSpec(PHOTOS["astronaut"], 1.5, "zoom"), ShotSpec(PHOTOS["coffee"], 1.5, "pan", "cut"),
-             ShotSpec(PHOTOS["chelsea"], 1.5, "static", "fade"), ShotSpec(PHOTOS["rocket"], 1.5, "zoom", "dissolve"),
-             ShotSpec(PHOTOS["camera"], 1.5, "static", "cut")]
+    shots = [
+        ShotSpec(PHOTOS["astronaut"], 1.5, "zoom"),
+        ShotSpec(PHOTOS["coffee"], 1.5, "pan", "cut"),
+        ShotSpec(PHOTOS["chelsea"], 1.5, "static", "fade"),
+        ShotSpec(PHOTOS["rocket"], 1.5, "zoom", "dissolve"),
+        ShotSpec(PHOTOS["camera"], 1.5, "static", "cut"),
+    ]
     truth = render_video(tmp_path / "v.mp4", shots, size=(320, 180), transition_frames=10)
     result = _extract(tmp_path / "v.mp4", tmp_path / "kf")
     assert [s.transition_in for s in result.shots] == ["start", "cut", "fade", "dissolve", "cut"]
@@ -90,8 +99,13 @@ def test_long_shots_get_more_keyframes_and_every_shot_one(tmp_path):
 
 
 def test_keyframes_have_display_geometry_with_a_bounded_long_side(tmp_path):
-    render_video(tmp_path / "r.mp4", [ShotSpec(PHOTOS["astronaut"], 1.0)], size=(400, 240), rotation=90,
-                 sample_aspect_ratio=Fraction(4, 3))
+    render_video(
+        tmp_path / "r.mp4",
+        [ShotSpec(PHOTOS["astronaut"], 1.0)],
+        size=(400, 240),
+        rotation=90,
+        sample_aspect_ratio=Fraction(4, 3),
+    )
     result = _extract(tmp_path / "r.mp4", tmp_path / "kf", max_long_side=256)
     # 400x240 with SAR 4:3 shows as 533x240; turned 90 degrees, 240x533; long side bounded to 256.
     assert (result.width, result.height) == (116, 256)
@@ -120,9 +134,13 @@ def test_keyframe_colours_are_those_of_the_video(tmp_path, codec, pix_fmt, suffi
 def test_quality_filter_reasons(tmp_path):
     black = np.zeros((180, 320, 3), np.uint8)
     flat = np.full((180, 320, 3), 128, np.uint8)
-    shots = [ShotSpec(PHOTOS["astronaut"], 1.0), ShotSpec(black, 1.0, "static", "cut"),
-             ShotSpec(PHOTOS["rocket"], 1.0, "static", "cut"), ShotSpec(flat, 1.0, "static", "cut"),
-             ShotSpec(PHOTOS["camera"], 8.5, "static", "cut")]
+    shots = [
+        ShotSpec(PHOTOS["astronaut"], 1.0),
+        ShotSpec(black, 1.0, "static", "cut"),
+        ShotSpec(PHOTOS["rocket"], 1.0, "static", "cut"),
+        ShotSpec(flat, 1.0, "static", "cut"),
+        ShotSpec(PHOTOS["camera"], 8.5, "static", "cut"),
+    ]
     render_video(tmp_path / "q.mp4", shots, size=(320, 180))
     result = _extract(tmp_path / "q.mp4", tmp_path / "kf")
     verdicts = [(k.shot_index, k.invalid_reason) for k in result.keyframes]
@@ -166,36 +184,74 @@ def test_hard_cut_f1_on_the_shared_clips(shared_videos, tmp_path):
 
 
 def test_cli_shots_json_is_one_object_and_bad_input_one_line(tmp_path):
-    render_video(tmp_path / "v.mp4", [ShotSpec(PHOTOS["coffee"], 1.0), ShotSpec(PHOTOS["rocket"], 1.0, "static", "cut")],
-                 size=(160, 96))
+    render_video(
+        tmp_path / "v.mp4",
+        [ShotSpec(PHOTOS["coffee"], 1.0), ShotSpec(PHOTOS["rocket"], 1.0, "static", "cut")],
+        size=(160, 96),
+    )
     cmd = [sys.executable, "-m", "skyscript_assets.cli", "--home", str(tmp_path / "h"), "shots"]
-    proc = subprocess.run([*cmd, str(tmp_path / "v.mp4"), "--out", str(tmp_path / "o"), "--json", "--decode-threads", "2"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [*cmd, str(tmp_path / "v.mp4"), "--out", str(tmp_path / "o"), "--json", "--decode-threads", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     report = json.loads(proc.stdout)  # exactly one JSON document
-    assert set(report) == {"video", "duration_s", "fps", "width", "height", "seconds", "decode_threads",
-                           "learned_shots", "judged", "rescued", "shots", "keyframes"}
+    assert set(report) == {
+        "video",
+        "duration_s",
+        "fps",
+        "width",
+        "height",
+        "seconds",
+        "decode_threads",
+        "learned_shots",
+        "judged",
+        "rescued",
+        "shots",
+        "keyframes",
+    }
     assert report["decode_threads"] == 2 and report["seconds"] > 0
     assert [s["transition_in"] for s in report["shots"]] == ["start", "cut"]
     assert report["shots"][1]["start_frame"] == 24 and report["shots"][1]["start_s"] == pytest.approx(1.0)
-    assert set(report["keyframes"][0]) == {"shot_index", "time_s", "frame", "valid", "invalid_reason", "path", "width", "height"}
+    assert set(report["keyframes"][0]) == {
+        "shot_index",
+        "time_s",
+        "frame",
+        "valid",
+        "invalid_reason",
+        "path",
+        "width",
+        "height",
+    }
     (tmp_path / "bad.mp4").write_text("not a video")
     bad = subprocess.run([*cmd, str(tmp_path / "bad.mp4"), "--json"], capture_output=True, text=True)
     assert bad.returncode != 0 and bad.stdout == ""
     assert len(bad.stderr.strip().splitlines()) == 1 and "bad.mp4" in bad.stderr and "Traceback" not in bad.stderr
-    negative = subprocess.run([*cmd, str(tmp_path / "v.mp4"), "--decode-threads", "-1"], capture_output=True, text=True)
+    negative = subprocess.run(
+        [*cmd, str(tmp_path / "v.mp4"), "--decode-threads", "-1"], capture_output=True, text=True
+    )
     assert negative.returncode != 0 and "--decode-threads" in negative.stderr and "Traceback" not in negative.stderr
 
 
 def test_keyframes_from_a_file_object_and_a_path_are_the_same(tmp_path):
     video = tmp_path / "v.mp4"
-    render_video(video, [ShotSpec(skimage.data.astronaut(), 1.0, "pan"), ShotSpec(skimage.data.coffee(), 1.0, "zoom", "cut")],
-                 size=(160, 96))
+    render_video(
+        video,
+        [ShotSpec(skimage.data.astronaut(), 1.0, "pan"), ShotSpec(skimage.data.coffee(), 1.0, "zoom", "cut")],
+        size=(160, 96),
+    )
     results = []
     for threads in (1, 2):
         with open(video, "rb") as source:
             r = extract_keyframes(source, lambda name, data: name, KeyframeSettings(decode_threads=threads))
-        results.append(([(s.start_frame, s.end_frame, s.transition_in) for s in r.shots],
-                        [(k.frame, k.valid, k.sharpness) for k in r.keyframes], r.frames))
+        results.append(
+            (
+                [(s.start_frame, s.end_frame, s.transition_in) for s in r.shots],
+                [(k.frame, k.valid, k.sharpness) for k in r.keyframes],
+                r.frames,
+            )
+        )
     results.append(results[0][:2] + (extract_keyframes(str(video), lambda name, data: name).frames,))
     assert results[0] == results[1] == results[2] and results[0][2] == 48
 
@@ -206,7 +262,11 @@ def test_freed_frame_sized_memory_is_reused_without_page_faults():
     if not keep_freed_memory():
         pytest.skip("the C library is not glibc")
     libc = ctypes.CDLL("libc.so.6")
-    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = (
+        ctypes.c_void_p,
+        [ctypes.c_size_t],
+        [ctypes.c_void_p],
+    )
     size = 12 * 2**20  # a 4K 4:2:0 frame
     first = libc.malloc(size)
     ctypes.memset(first, 1, size)

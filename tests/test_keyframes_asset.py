@@ -9,8 +9,8 @@ from skyscript_assets.catalog import Catalog, EpisodeProgress, Keyframe, Shot
 from skyscript_assets.defs.ingest.drama_manifest import drama_manifest
 from skyscript_assets.defs.platform.resources import local_resources
 from skyscript_assets.defs.video.assets import keyframes
-from skyscript_assets.settings import database_url
 from skyscript_assets.demo.synthetic import ShotSpec, render_video
+from skyscript_assets.settings import database_url
 
 ONE_WORKER = {"ops": {"keyframes": {"config": {"workers": 1}}}}
 
@@ -19,21 +19,32 @@ def _drama(root, name="kf-drama"):
     folder = root / "landing" / name
     photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.rocket()]
     for n in range(3):
-        render_video(folder / f"ep{n + 1}.mp4", [ShotSpec(photos[n], 1.0), ShotSpec(photos[(n + 1) % 3], 1.0, "static", "cut")],
-                     size=(160, 96))
+        render_video(
+            folder / f"ep{n + 1}.mp4",
+            [ShotSpec(photos[n], 1.0), ShotSpec(photos[(n + 1) % 3], 1.0, "static", "cut")],
+            size=(160, 96),
+        )
     return folder
 
 
 def _run(instance, drama_id, assets=(drama_manifest, keyframes), config=ONE_WORKER):
     if not instance.has_dynamic_partition("dramas", drama_id):
         instance.add_dynamic_partitions("dramas", [drama_id])
-    return dg.materialize(list(assets), partition_key=drama_id, instance=instance, resources=local_resources(),
-                          run_config=config if keyframes in assets else None, raise_on_error=False)
+    return dg.materialize(
+        list(assets),
+        partition_key=drama_id,
+        instance=instance,
+        resources=local_resources(),
+        run_config=config if keyframes in assets else None,
+        raise_on_error=False,
+    )
 
 
 def _metadata(result):
-    return {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-            for e in result.get_asset_materialization_events()}
+    return {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
 
 
 def test_keyframes_are_cataloged_and_a_rerun_skips_done_episodes(skyscript_home):
@@ -58,7 +69,10 @@ def test_keyframes_are_cataloged_and_a_rerun_skips_done_episodes(skyscript_home)
         with catalog.session() as session:
             session.execute(delete(EpisodeProgress).where(EpisodeProgress.episode_id == "ep2"))
         resumed = _run(instance, "kf-drama", assets=(keyframes,))
-        assert (_metadata(resumed)["keyframes"]["episodes_processed"], _metadata(resumed)["keyframes"]["episodes_skipped"]) == (1, 2)
+        assert (
+            _metadata(resumed)["keyframes"]["episodes_processed"],
+            _metadata(resumed)["keyframes"]["episodes_skipped"],
+        ) == (1, 2)
         assert (catalog.count(Shot), catalog.count(Keyframe)) == counts
 
 

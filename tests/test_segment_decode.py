@@ -28,7 +28,7 @@ def _encode(path, codec: str, options: dict, frames: int = 96, size=(192, 112), 
         for i in range(frames):
             photo = cv2.resize(photos[(i // 30) % len(photos)], (size[0] * 2, size[1] * 2))
             x = 2 * (i % 30)
-            rgb = np.ascontiguousarray(photo[size[1] // 2: size[1] // 2 + size[1], x: x + size[0]])
+            rgb = np.ascontiguousarray(photo[size[1] // 2 : size[1] // 2 + size[1], x : x + size[0]])
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 24)
             if i in keyframes_at:
@@ -41,8 +41,9 @@ def _encode(path, codec: str, options: dict, frames: int = 96, size=(192, 112), 
 
 
 def _signature(frame, number):
-    planes = b"".join(np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].tobytes()
-                      for p in frame.planes[:3])
+    planes = b"".join(
+        np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].tobytes() for p in frame.planes[:3]
+    )
     return (frame.pts, hashlib.sha1(planes).hexdigest()), 1
 
 
@@ -76,10 +77,24 @@ def _keyframes(path) -> int:
 
 
 CASES = {
-    "h264-closed-gop-bframes": ("libx264", {"g": "12", "bf": "3", "x264-params": "scenecut=0:min-keyint=12"}, "mp4", False),
-    "h264-open-gop": ("libx264", {"g": "12", "bf": "3", "x264-params": "open-gop=1:scenecut=0:min-keyint=12"}, "mkv", True),
-    "hevc-open-gop": ("libx265", {"x265-params": "keyint=12:min-keyint=12:open-gop=1:bframes=4:scenecut=0:log-level=error"},
-                      "mkv", True),
+    "h264-closed-gop-bframes": (
+        "libx264",
+        {"g": "12", "bf": "3", "x264-params": "scenecut=0:min-keyint=12"},
+        "mp4",
+        False,
+    ),
+    "h264-open-gop": (
+        "libx264",
+        {"g": "12", "bf": "3", "x264-params": "open-gop=1:scenecut=0:min-keyint=12"},
+        "mkv",
+        True,
+    ),
+    "hevc-open-gop": (
+        "libx265",
+        {"x265-params": "keyint=12:min-keyint=12:open-gop=1:bframes=4:scenecut=0:log-level=error"},
+        "mkv",
+        True,
+    ),
     "vp9": ("libvpx-vp9", {"g": "12", "deadline": "realtime", "cpu-used": "8"}, "webm", False),
     "mpeg2-open-gop-ts": ("mpeg2video", {"g": "12", "bf": "2"}, "ts", True),
     "mpeg4-bframes": ("mpeg4", {"g": "12", "bf": "2"}, "mkv", None),
@@ -113,11 +128,21 @@ def test_keyframes_do_not_depend_on_the_number_of_decoder_threads(tmp_path):
     path = _encode(tmp_path / "v.mkv", "libx264", CASES["h264-open-gop"][1], frames=150)
     results = []
     for threads in (1, 2, 3):
-        r = process_episode(EpisodeJob("v", str(path), str(tmp_path / f"kf{threads}"),
-                                       KeyframeSettings(decode_threads=threads, seconds_per_keyframe=1.0))).results[0]
-        results.append(([(s.start_frame, s.end_frame, s.transition_in) for s in r.shots],
-                        [(k.frame, k.valid, k.invalid_reason, k.sharpness) for k in r.keyframes],
-                        [Path(k.path).read_bytes() for k in r.keyframes]))
+        r = process_episode(
+            EpisodeJob(
+                "v",
+                str(path),
+                str(tmp_path / f"kf{threads}"),
+                KeyframeSettings(decode_threads=threads, seconds_per_keyframe=1.0),
+            )
+        ).results[0]
+        results.append(
+            (
+                [(s.start_frame, s.end_frame, s.transition_in) for s in r.shots],
+                [(k.frame, k.valid, k.invalid_reason, k.sharpness) for k in r.keyframes],
+                [Path(k.path).read_bytes() for k in r.keyframes],
+            )
+        )
     assert results[0] == results[1] == results[2]
     assert [s[0] for s in results[0][0]] == [0, 30, 60, 90, 120]  # the cuts, across segment borders (every 12 frames)
 

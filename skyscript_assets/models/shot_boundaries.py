@@ -71,8 +71,8 @@ class ShotTransitionModel:
         starts = list(range(0, len(padded) - VIDEO_WINDOW + 1, VIDEO_STEP))
         out = []
         for first in range(0, len(starts), windows_per_batch):
-            batch = np.stack([padded[s:s + VIDEO_WINDOW] for s in starts[first:first + windows_per_batch]])
-            out.append(self.window_probabilities(batch)[:, VIDEO_MARGIN:VIDEO_MARGIN + VIDEO_STEP].reshape(-1))
+            batch = np.stack([padded[s : s + VIDEO_WINDOW] for s in starts[first : first + windows_per_batch]])
+            out.append(self.window_probabilities(batch)[:, VIDEO_MARGIN : VIDEO_MARGIN + VIDEO_STEP].reshape(-1))
         return np.concatenate(out)[:count]
 
 
@@ -210,9 +210,16 @@ def export_onnx(weights: Path, target: Path) -> Path:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on the module's asserts and int casts
-            torch.onnx.export(module, (example,), str(partial), dynamo=False, opset_version=ONNX_OPSET,
-                              input_names=["frames"], output_names=["single", "many"],
-                              dynamic_axes={"frames": {0: "batch", 1: "time"}})
+            torch.onnx.export(
+                module,
+                (example,),
+                str(partial),
+                dynamo=False,
+                opset_version=ONNX_OPSET,
+                input_names=["frames"],
+                output_names=["single", "many"],
+                dynamic_axes={"frames": {0: "batch", 1: "time"}},
+            )
     finally:
         package.ColorHistograms.compute_color_histograms = original
     os.replace(partial, target)

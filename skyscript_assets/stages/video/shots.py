@@ -106,8 +106,14 @@ class Boundary:
     gradual_end_s: float | None = None
 
 
-def features_from_frame(frame, index: int, time_s: float, previous: FrameFeatures | None = None,
-                        sharpness_step: int = 0, small: bool = False) -> FrameFeatures:
+def features_from_frame(
+    frame,
+    index: int,
+    time_s: float,
+    previous: FrameFeatures | None = None,
+    sharpness_step: int = 0,
+    small: bool = False,
+) -> FrameFeatures:
     """Features of a PyAV VideoFrame, from its planes when it is 8-bit planar YUV; with the
     content distance to `previous` (the frame before it), for `sharpness_step` > 0 the
     Laplacian variance of every `sharpness_step`-th luma pixel, and with `small` the 48x27
@@ -127,13 +133,24 @@ def features_from_frame(frame, index: int, time_s: float, previous: FrameFeature
     if small:
         picture = np.empty((SMALL_H, SMALL_W, 3), np.uint8)
         luma, spread, distance, sharpness = pixel_stats.frame_statistics_and_small(
-            y, u, v, thumb, hist, previous_thumb, previous_hist, sharpness_step, picture, full_range)
+            y, u, v, thumb, hist, previous_thumb, previous_hist, sharpness_step, picture, full_range
+        )
     else:
         picture = None
         luma, spread, distance, sharpness = pixel_stats.frame_statistics(
-            y, u, v, thumb, hist, previous_thumb, previous_hist, sharpness_step)
-    return FrameFeatures(index, time_s, thumb, hist, luma, spread, None if distance < 0 else distance,
-                         None if sharpness < 0 else sharpness, picture)
+            y, u, v, thumb, hist, previous_thumb, previous_hist, sharpness_step
+        )
+    return FrameFeatures(
+        index,
+        time_s,
+        thumb,
+        hist,
+        luma,
+        spread,
+        None if distance < 0 else distance,
+        None if sharpness < 0 else sharpness,
+        picture,
+    )
 
 
 SMALL_W, SMALL_H = 48, 27  # TransNetV2's input
@@ -174,7 +191,7 @@ def _dimming_start(run: list[FrameFeatures]) -> FrameFeatures:
 
 
 def _gradual_kind(run: list[FrameFeatures]) -> str | None:
-    """"fade" or "dissolve" when `run` moves steadily from one picture to another by mixing
+    """ "fade" or "dissolve" when `run` moves steadily from one picture to another by mixing
     them (its middle is the blend of its ends), else None (camera motion, an explosion)."""
     start, end = run[0], run[-1]
     if content_distance(start, end) < CUT_MIN:
@@ -295,8 +312,11 @@ class ShotBoundaryDetector:
         after = [self._distances[i] for i in range(position + 1, min(len(self._distances), position + 5))]
         # After a cut the new shot settles; changes that keep going are camera motion, unless
         # the next change is itself a flash that comes back.
-        if (after and SETTLE_RATIO * float(np.median(after)) > distance
-                and not self._comes_back(position + 1, after[0])):
+        if (
+            after
+            and SETTLE_RATIO * float(np.median(after)) > distance
+            and not self._comes_back(position + 1, after[0])
+        ):
             return False
         return not self._inside_flicker(position, distance)
 
@@ -327,8 +347,12 @@ class ShotBoundaryDetector:
         """JUDGE_WINDOW small pictures with `position`'s at JUDGE_AT; the first and the last
         frame stand in for frames before the video's start and after its end."""
         last = len(self._window) - 1
-        return np.stack([self._window[min(last, max(0, i))].small
-                         for i in range(position - JUDGE_AT, position - JUDGE_AT + JUDGE_WINDOW)])
+        return np.stack(
+            [
+                self._window[min(last, max(0, i))].small
+                for i in range(position - JUDGE_AT, position - JUDGE_AT + JUDGE_WINDOW)
+            ]
+        )
 
     def _inside_flicker(self, position: int, distance: float) -> bool:
         """True when the change at `position` starts or ends a flicker: the picture comes back
