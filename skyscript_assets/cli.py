@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--drama-id", default=None, help="partition key of the sample drama (default sample-drama)")
     demo.set_defaults(func=cmd_demo)
 
-    ingest = sub.add_parser("ingest", help="register a drama folder: copy it into the landing zone and add its partition")
+    ingest = sub.add_parser(
+        "ingest", help="register a drama folder: copy it into the landing zone and add its partition"
+    )
     ingest.add_argument("path", help="folder holding the episode videos (and an optional drama.json)")
     ingest.add_argument("--drama-id", help="partition key (default: the folder name; must be a lowercase slug)")
     ingest.add_argument("--run", action="store_true", help="materialize every asset of the drama now, in-process")
@@ -79,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="catalog database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
-    upgrade = db_sub.add_parser("upgrade", help="apply the Alembic migrations (SKYSCRIPT_DATABASE_URL or the SQLite default)")
+    upgrade = db_sub.add_parser(
+        "upgrade", help="apply the Alembic migrations (SKYSCRIPT_DATABASE_URL or the SQLite default)"
+    )
     upgrade.add_argument("--revision", default="head")
     upgrade.set_defaults(func=cmd_db_upgrade)
 
@@ -88,59 +92,104 @@ def build_parser() -> argparse.ArgumentParser:
     shots.add_argument("--out", help="folder for the keyframe JPEGs (default $SKYSCRIPT_HOME/shots/<video name>)")
     shots.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     shots.add_argument("--seconds-per-keyframe", type=float, default=4.0)
-    shots.add_argument("--decode-threads", type=int, default=0,
-                       help="decoders working on segments of whole GOPs at once (default: one per core, at most 4)")
-    shots.add_argument("--learned-shots", choices=("auto", "on", "off"), default="auto",
-                       help="TransNetV2 as a second opinion on changes too small for a cut: auto (where CUDA is), "
-                       "on (on the CPU too: ~1 s of CPU per change it is asked about), off")
+    shots.add_argument(
+        "--decode-threads",
+        type=int,
+        default=0,
+        help="decoders working on segments of whole GOPs at once (default: one per core, at most 4)",
+    )
+    shots.add_argument(
+        "--learned-shots",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="TransNetV2 as a second opinion on changes too small for a cut: auto (where CUDA is), "
+        "on (on the CPU too: ~1 s of CPU per change it is asked about), off",
+    )
     shots.set_defaults(func=cmd_shots)
 
     ui = sub.add_parser("ui", help="run `dagster dev` on this SKYSCRIPT_HOME's instance")
     ui.add_argument("--port", default="3000")
     ui.set_defaults(func=cmd_ui)
 
-    annotate = sub.add_parser("annotate", help="send images (one shot, in order) to an MLLM backend; print the raw output")
+    annotate = sub.add_parser(
+        "annotate", help="send images (one shot, in order) to an MLLM backend; print the raw output"
+    )
     annotate.add_argument("images", nargs="+", help="image files (JPEG, PNG or WebP)")
     annotate.add_argument("--backend", default="baseline", help="baseline (default), openai, transformers or lmdeploy")
-    annotate.add_argument("--server", help="openai: base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:23333/v1")
+    annotate.add_argument(
+        "--server", help="openai: base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:23333/v1"
+    )
     annotate.add_argument("--model", help="openai: the served model's name")
     annotate.add_argument("--model-path", help="transformers / lmdeploy: local model folder")
-    annotate.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the API key")
+    annotate.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the API key"
+    )
     annotate.set_defaults(func=cmd_annotate)
 
-    clean = sub.add_parser("clean-json", help="clean one raw MLLM output (a frame, a list of frames or a Case_N mapping)")
+    clean = sub.add_parser(
+        "clean-json", help="clean one raw MLLM output (a frame, a list of frames or a Case_N mapping)"
+    )
     clean.add_argument("file", nargs="?", default="-", help="file with the raw output, or - for standard input")
-    clean.add_argument("--repair-server", help="OpenAI-compatible server for the LLM repair of what local repair cannot read")
+    clean.add_argument(
+        "--repair-server", help="OpenAI-compatible server for the LLM repair of what local repair cannot read"
+    )
     clean.add_argument("--repair-model", help="the repair model's name (with --repair-server)")
-    clean.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the repair server's API key")
+    clean.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the repair server's API key"
+    )
     clean.set_defaults(func=cmd_clean_json)
 
-    export = sub.add_parser("export", help="write a released drama out: parquet (shards, card, relationships), "
-                            "jsonl (one pair per line) or fountain (one screenplay file per restoration)")
+    export = sub.add_parser(
+        "export",
+        help="write a released drama out: parquet (shards, card, relationships), "
+        "jsonl (one pair per line) or fountain (one screenplay file per restoration)",
+    )
     export.add_argument("drama", help="the drama id (partition key)")
     export.add_argument("--format", choices=EXPORT_FORMATS, default="parquet")
     export.add_argument("--out", required=True, help="folder to write into (created if missing; refused if not empty)")
-    export.add_argument("--overwrite", action="store_true",
-                        help="replace a non-empty --out (or a link standing there, never its target)")
+    export.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out (or a link standing there, never its target)",
+    )
     export.set_defaults(func=cmd_export)
 
     models = sub.add_parser("models", help="model weights: pull them into a weights folder, check that they load")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="MODELS_COMMAND")
-    pull = models_sub.add_parser("pull", help="download models from the Hugging Face Hub (needs network) into a "
-                                 "weights folder, with a manifest of commits, sizes and sha256 "
-                                 "(skyscript-models.json)")
-    pull.add_argument("models", nargs="*", metavar="MODEL",
-                      help="mllm restoration detector depth pose deepface (default: all six) or mllm-76b")
+    pull = models_sub.add_parser(
+        "pull",
+        help="download models from the Hugging Face Hub (needs network) into a "
+        "weights folder, with a manifest of commits, sizes and sha256 "
+        "(skyscript-models.json)",
+    )
+    pull.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="mllm restoration detector depth pose deepface (default: all six) or mllm-76b",
+    )
     pull.add_argument("--dest", help="weights folder (default $SKYSCRIPT_WEIGHTS_DIR, else $SKYSCRIPT_HOME/models)")
-    pull.add_argument("--repo", action="append", default=[], metavar="MODEL=OWNER/NAME[@REVISION]",
-                      help="another repository or revision for a model (repeatable)")
-    pull.add_argument("--dry-run", action="store_true",
-                      help="resolve revisions, list files and sizes, download nothing")
+    pull.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        metavar="MODEL=OWNER/NAME[@REVISION]",
+        help="another repository or revision for a model (repeatable)",
+    )
+    pull.add_argument(
+        "--dry-run", action="store_true", help="resolve revisions, list files and sizes, download nothing"
+    )
     pull.set_defaults(func=cmd_models_pull)
-    check = models_sub.add_parser("check", help="load every configured model on a device and give it one tiny "
-                                  "input (no network); one line per model")
-    check.add_argument("models", nargs="*", metavar="MODEL",
-                       help="mllm restoration detector depth pose faces face-embedder ocr (default: all)")
+    check = models_sub.add_parser(
+        "check",
+        help="load every configured model on a device and give it one tiny input (no network); one line per model",
+    )
+    check.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="mllm restoration detector depth pose faces face-embedder ocr (default: all)",
+    )
     check.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     check.add_argument("--weights", help="a pulled weights folder: its models fill in what the profile leaves unset")
     check.set_defaults(func=cmd_models_check)
@@ -184,8 +233,15 @@ def export_release(drama_id: str, fmt: str, out: Path, *, overwrite: bool = Fals
 
     catalog = CatalogResource().get()
     try:
-        done = export(catalog, ArtifactsResource().get(), drama_id, fmt, out, overwrite=overwrite,
-                      catalog_label=f"the catalog at {_redact(catalog.url)}")
+        done = export(
+            catalog,
+            ArtifactsResource().get(),
+            drama_id,
+            fmt,
+            out,
+            overwrite=overwrite,
+            catalog_label=f"the catalog at {_redact(catalog.url)}",
+        )
     except ExportError as exc:
         raise UserError(str(exc)) from None
     return done.count, done.what
@@ -309,8 +365,11 @@ def cmd_shots(args) -> int:
     out = Path(args.out).expanduser() if args.out else settings.skyscript_home() / "shots" / video.stem
     if args.decode_threads < 0:
         raise UserError(f"--decode-threads {args.decode_threads}: must be 0 (one per core) or more")
-    shot_settings = KeyframeSettings(seconds_per_keyframe=args.seconds_per_keyframe, decode_threads=args.decode_threads,
-                                     learned_shots=getattr(args, "learned_shots", "auto"))
+    shot_settings = KeyframeSettings(
+        seconds_per_keyframe=args.seconds_per_keyframe,
+        decode_threads=args.decode_threads,
+        learned_shots=getattr(args, "learned_shots", "auto"),
+    )
     job = EpisodeJob(video.stem, str(video), str(out), shot_settings)
     try:
         outcome = process_episode(job)
@@ -320,14 +379,40 @@ def cmd_shots(args) -> int:
         raise UserError(f"{args.video}: {outcome.losses[0].reason}: {outcome.losses[0].detail}")
     r = outcome.results[0]
     report = {
-        "video": str(video), "duration_s": r.duration_s, "fps": r.fps, "width": r.width, "height": r.height,
-        "seconds": round(r.seconds, 3), "decode_threads": decode_threads(args.decode_threads),
-        "learned_shots": r.learned_shots, "judged": r.judged, "rescued": r.rescued,
-        "shots": [{"index": s.index, "start_s": s.start_s, "end_s": s.end_s, "start_frame": s.start_frame,
-                   "end_frame": s.end_frame, "transition_in": s.transition_in} for s in r.shots],
-        "keyframes": [{"shot_index": k.shot_index, "time_s": k.time_s, "frame": k.frame, "valid": k.valid,
-                       "invalid_reason": k.invalid_reason, "path": k.path, "width": k.width, "height": k.height}
-                      for k in r.keyframes],
+        "video": str(video),
+        "duration_s": r.duration_s,
+        "fps": r.fps,
+        "width": r.width,
+        "height": r.height,
+        "seconds": round(r.seconds, 3),
+        "decode_threads": decode_threads(args.decode_threads),
+        "learned_shots": r.learned_shots,
+        "judged": r.judged,
+        "rescued": r.rescued,
+        "shots": [
+            {
+                "index": s.index,
+                "start_s": s.start_s,
+                "end_s": s.end_s,
+                "start_frame": s.start_frame,
+                "end_frame": s.end_frame,
+                "transition_in": s.transition_in,
+            }
+            for s in r.shots
+        ],
+        "keyframes": [
+            {
+                "shot_index": k.shot_index,
+                "time_s": k.time_s,
+                "frame": k.frame,
+                "valid": k.valid,
+                "invalid_reason": k.invalid_reason,
+                "path": k.path,
+                "width": k.width,
+                "height": k.height,
+            }
+            for k in r.keyframes
+        ],
     }
     if args.video in sys.argv[1:]:
         # This command is the process's own: it ends next. Spare the interpreter's exit a
@@ -338,12 +423,18 @@ def cmd_shots(args) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
-    print(f"{video}: {r.duration_s:.2f} s, {r.fps:g} fps, {r.width}x{r.height}, {len(r.shots)} shots, "
-          f"{len(r.keyframes)} keyframes ({sum(not k.valid for k in r.keyframes)} invalid), "
-          f"{r.duration_s / max(r.seconds, 1e-9):.1f}x realtime on {decode_threads(args.decode_threads)} decoder threads; "
-          f"learned second opinion: {r.learned_shots}" + (f", {r.judged} asked, {r.rescued} cuts" if r.judged else ""))
+    print(
+        f"{video}: {r.duration_s:.2f} s, {r.fps:g} fps, {r.width}x{r.height}, {len(r.shots)} shots, "
+        f"{len(r.keyframes)} keyframes ({sum(not k.valid for k in r.keyframes)} invalid), "
+        f"{r.duration_s / max(r.seconds, 1e-9):.1f}x realtime on {decode_threads(args.decode_threads)} decoder "
+        f"threads; learned second opinion: {r.learned_shots}"
+        + (f", {r.judged} asked, {r.rescued} cuts" if r.judged else "")
+    )
     for shot in r.shots:
-        print(f"  shot {shot.index:3d}  {shot.start_s:8.3f} - {shot.end_s:8.3f} s  frames {shot.start_frame}-{shot.end_frame}  {shot.transition_in}")
+        print(
+            f"  shot {shot.index:3d}  {shot.start_s:8.3f} - {shot.end_s:8.3f} s  "
+            f"frames {shot.start_frame}-{shot.end_frame}  {shot.transition_in}"
+        )
     print(f"keyframes in {out}")
     return 0
 
@@ -372,7 +463,9 @@ def _run_drama(drama_id: str, instance) -> int:
     print("\n".join(summary_lines(drama_id, outcomes, queries.losses(CatalogResource().get(), drama_id))))
     print("\n".join(dataset_lines(outcomes)))
     print("\nOpen the Dagster UI on these runs:")
-    print(f"  DAGSTER_HOME={settings.dagster_home()} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)")
+    print(
+        f"  DAGSTER_HOME={settings.dagster_home()} dagster dev -m skyscript_assets.definitions    (or: skyscript ui)"
+    )
     return 0 if all(o.ok for o in outcomes) else 1
 
 

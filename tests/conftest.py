@@ -88,3 +88,22 @@ def postgres_url():
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _no_dangling_defs_state_storage():
+    """Dagster keeps the entered instance's definitions-state storage in a context variable; a test
+    whose instance is gone can leave it behind, and the next Definitions built in this worker then
+    fails on the dead instance ("undefined DagsterInstance weakref"). Clear it when it is dangling."""
+    yield
+    from dagster._core.errors import DagsterInvariantViolationError
+    from dagster._core.storage.defs_state.base import DefsStateStorage, _current_storage
+
+    storage = DefsStateStorage.get()
+    if storage is not None:
+        try:
+            storage.get_latest_defs_state_info()
+        except DagsterInvariantViolationError:
+            _current_storage.set(None)
+        except Exception:  # a storage whose database is gone
+            _current_storage.set(None)

@@ -450,10 +450,10 @@ def test_check_on_cuda_without_a_gpu_is_not_run(monkeypatch, tmp_path):
 
 
 def test_check_loads_every_tiny_model_on_cpu_and_each_answers(tmp_path, capsys):
-    from tiny_lm import build_tiny_causal_lm
-    from tiny_vlm import build_tiny_internvl
     from refinement.tiny_models import tiny_depth_anything, tiny_grounding_dino, tiny_vitpose
     from refinement.tiny_onnx import tiny_classifier, write_deepface_stand_ins
+    from tiny_lm import build_tiny_causal_lm
+    from tiny_vlm import build_tiny_internvl
 
     deepface = tmp_path / "deepface"
     weights = write_deepface_stand_ins(deepface, only=("age_model_weights.onnx", "gender_model_weights.onnx"))

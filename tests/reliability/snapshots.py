@@ -28,11 +28,16 @@ def catalog_snapshot(home: Path, *, ignore: frozenset[str] = frozenset()) -> dic
     return snapshot
 
 
+# The dataset's manifest and card record when each version was written and from which runs'
+# shards (its release history): they differ between two runs by design. Its data files do not.
+RUN_SPECIFIC_ARTIFACTS = frozenset({"_datasets/skyscript/manifest.json", "_datasets/skyscript/README.md"})
+
+
 def artifact_snapshot(home: Path) -> dict[str, str]:
     """sha256 of every artifact, with `home` in its bytes written as `<home>` (manifests hold paths)."""
     root = home / "artifacts"
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes().replace(str(home).encode(), b"<home>")).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.endswith(".tmp")
+        if p.is_file() and not p.name.endswith(".tmp") and str(p.relative_to(root)) not in RUN_SPECIFIC_ARTIFACTS
     }

@@ -5,21 +5,32 @@ import cv2
 import numpy as np
 import pytest
 
-from skyscript_assets.stages.video.pixel_stats import (content_distance, frame_statistics, laplacian_variance,
-                                                 thumbnail_and_histograms)
+from skyscript_assets.stages.video.pixel_stats import (
+    content_distance,
+    frame_statistics,
+    laplacian_variance,
+    thumbnail_and_histograms,
+)
 from skyscript_assets.stages.video.shots import THUMB_H, THUMB_W, _plane
 
 
 def opencv_features(y, u, v):
     """The recipe as it was written with OpenCV before it was compiled."""
-    thumb8 = cv2.resize(cv2.resize(y, (THUMB_W * 2, THUMB_H * 2), interpolation=cv2.INTER_NEAREST), (THUMB_W, THUMB_H),
-                        interpolation=cv2.INTER_AREA)
+    thumb8 = cv2.resize(
+        cv2.resize(y, (THUMB_W * 2, THUMB_H * 2), interpolation=cv2.INTER_NEAREST),
+        (THUMB_W, THUMB_H),
+        interpolation=cv2.INTER_AREA,
+    )
     half = (THUMB_W // 2, THUMB_H // 2)
     u_small = cv2.resize(u, half, interpolation=cv2.INTER_NEAREST)
     v_small = cv2.resize(v, half, interpolation=cv2.INTER_NEAREST)
-    hist = np.concatenate([cv2.calcHist([thumb8], [0], None, [64], [0, 256]) / thumb8.size,
-                           cv2.calcHist([u_small], [0], None, [32], [0, 256]) / u_small.size,
-                           cv2.calcHist([v_small], [0], None, [32], [0, 256]) / v_small.size]).reshape(-1)
+    hist = np.concatenate(
+        [
+            cv2.calcHist([thumb8], [0], None, [64], [0, 256]) / thumb8.size,
+            cv2.calcHist([u_small], [0], None, [32], [0, 256]) / u_small.size,
+            cv2.calcHist([v_small], [0], None, [32], [0, 256]) / v_small.size,
+        ]
+    ).reshape(-1)
     mean, std = cv2.meanStdDev(thumb8)
     return thumb8.astype(np.float32), hist, float(mean[0, 0]), float(std[0, 0])
 
@@ -47,8 +58,15 @@ def assert_same_features(y, u, v):
 
 
 # (luma height, width) and the chroma shape of 4:2:0, 4:2:2 and 4:4:4, odd sizes included
-SHAPES = [((1074, 1440), (537, 720)), ((332, 800), (166, 400)), ((720, 1280), (720, 640)), ((361, 641), (361, 641)),
-          ((72, 128), (36, 64)), ((50, 90), (25, 45)), ((2160, 3840), (1080, 1920))]
+SHAPES = [
+    ((1074, 1440), (537, 720)),
+    ((332, 800), (166, 400)),
+    ((720, 1280), (720, 640)),
+    ((361, 641), (361, 641)),
+    ((72, 128), (36, 64)),
+    ((50, 90), (25, 45)),
+    ((2160, 3840), (1080, 1920)),
+]
 
 
 @pytest.mark.parametrize("luma_shape, chroma_shape", SHAPES)
@@ -69,8 +87,19 @@ def test_features_read_padded_plane_views():
     assert_same_features(padded[:, :640], chroma[:, :320], chroma[:, 1:321])
 
 
-@pytest.mark.parametrize("shape, step", [((1074, 1440), 3), ((332, 800), 2), ((360, 640), 1), ((2160, 3840), 10),
-                                         ((5, 7), 1), ((1, 9), 1), ((9, 1), 1), ((401, 769), 2)])
+@pytest.mark.parametrize(
+    "shape, step",
+    [
+        ((1074, 1440), 3),
+        ((332, 800), 2),
+        ((360, 640), 1),
+        ((2160, 3840), 10),
+        ((5, 7), 1),
+        ((1, 9), 1),
+        ((9, 1), 1),
+        ((401, 769), 2),
+    ],
+)
 def test_sharpness_equals_opencv(shape, step):
     gray = np.random.default_rng(shape[0]).integers(0, 256, shape, dtype=np.uint8)
     assert laplacian_variance(gray, step) == pytest.approx(opencv_sharpness(gray, step), rel=1e-9)
@@ -115,7 +144,8 @@ def test_one_call_a_frame_gives_the_features_the_distance_and_the_sharpness():
         thumb, hist = np.empty((THUMB_H, THUMB_W), np.float32), np.empty(128, np.float32)
         no_thumb, no_hist = np.empty((0, 0), np.float32), np.empty(0, np.float32)
         mean, std, distance, sharpness = frame_statistics(
-            y, u, v, thumb, hist, previous[0] if previous else no_thumb, previous[1] if previous else no_hist, 2)
+            y, u, v, thumb, hist, previous[0] if previous else no_thumb, previous[1] if previous else no_hist, 2
+        )
         ref_thumb, ref_hist, ref_mean, ref_std = opencv_features(y, u, v)
         np.testing.assert_array_equal(thumb, ref_thumb)
         assert mean == pytest.approx(ref_mean, abs=1e-9) and std == pytest.approx(ref_std, abs=1e-6)
