@@ -419,13 +419,18 @@ def s3_server(monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     import fsspec
+    from s3fs import S3FileSystem
 
+    # s3fs caches filesystems by their arguments, not by the endpoint in the environment: a cached one
+    # would still point at an earlier test's (stopped) server
+    S3FileSystem.clear_instance_cache()
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     fs.mkdir("skyscript-artifacts")
     try:
         yield fs
     finally:
         server.stop()
+        S3FileSystem.clear_instance_cache()
 
 
 @pytest.mark.postgres

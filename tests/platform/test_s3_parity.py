@@ -58,7 +58,8 @@ from skyscript_assets.storage import open_fs
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 DRAMA = "parity-drama"
-LANDING_BUCKET, ARTIFACTS_BUCKET = "skyscript-landing", "skyscript-artifacts"
+# moto keeps its buckets per process, across servers: names of their own keep other tests' objects out
+LANDING_BUCKET, ARTIFACTS_BUCKET = "parity-landing", "parity-artifacts"
 S3_LANDING, S3_ARTIFACTS = f"s3://{LANDING_BUCKET}", f"s3://{ARTIFACTS_BUCKET}/v1"
 REVIEWED = ("calibrated_shooting_scripts", "restored_scripts", "script_pairs")  # what a review export re-runs
 RUN_CONFIG = {"keyframes": {"workers": 1}}  # two shared cores
@@ -312,7 +313,11 @@ def s3_server(monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     import fsspec
+    from s3fs import S3FileSystem
 
+    # s3fs caches filesystems by their arguments, not by the endpoint in the environment: a cached one
+    # would still point at an earlier test's (stopped) server
+    S3FileSystem.clear_instance_cache()
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     fs.mkdir(LANDING_BUCKET)
     fs.mkdir(ARTIFACTS_BUCKET)
@@ -320,6 +325,7 @@ def s3_server(monkeypatch):
         yield fs
     finally:
         server.stop()
+        S3FileSystem.clear_instance_cache()
 
 
 def postgres_instance(postgres_url: str, home: Path) -> dg.DagsterInstance:
