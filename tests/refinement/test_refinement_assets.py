@@ -82,3 +82,15 @@ def test_a_face_the_pixelation_missed_fails_the_release_and_names_the_keyframe(s
     assert "script_pairs" not in materialized and "calibrated_shooting_scripts" not in materialized  # nothing released
     with Catalog(database_url()).session() as session:
         assert [r.faces_left for r in session.scalars(select(ReleasedKeyframe))] == [1]
+
+
+def test_the_face_conflict_check_fails_above_its_threshold():
+    from skyscript_assets.defs.platform.episode_steps import StepReport
+    from skyscript_assets.defs.refinement.assets import RefinementsConfig, _refinement_result
+
+    report = StepReport(processed=1, skipped=0, summaries={"ep1": {"people": 4, "matched": 4, "conflicts": 2}})
+    [_, conflicts] = _refinement_result(report, RefinementsConfig()).check_results
+    assert conflicts.check_name == "face_conflict_rate" and not conflicts.passed
+    assert conflicts.description == "2 of 4 matched people disagree"
+    [_, relaxed] = _refinement_result(report, RefinementsConfig(conflict_warn_rate=0.6)).check_results
+    assert relaxed.passed  # the threshold comes from run config
